@@ -1,0 +1,117 @@
+"""Self-checks for the exercises: they say what is right and what is wrong, not just pass/fail.
+
+In a chapter::
+
+    answer = ...                      # the student edits this cell
+    check("00.1", answer)             # ✓ / ✗ lines, with a hint for each ✗
+
+and, after it, the solution in a code cell tagged ``solution`` whose source is hidden (cell metadata
+``"jupyter": {"source_hidden": true}``): it sets ``answer`` and calls `check` again.
+
+Each chapter's checks live in ``helpers/exercises/chNN.py`` and register themselves with
+`exercise`; `check` imports the chapter's module on first use. A check is a function that takes the
+answer and returns `Point` items, one per thing it looked at.
+
+Under the test suite (``CC_QUICK=1``) a check of a real answer that fails raises `AssertionError`,
+so a solution that stopped being right fails CI; a reader never sees an exception from a check.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from ..course import QUICK
+
+__all__ = ["Feedback", "Point", "check", "exercise"]
+
+_CHECKS: dict[str, tuple[str, Callable[[Any], Iterable["Point"]]]] = {}
+
+
+@dataclass(frozen=True)
+class Point:
+    """One thing a check looked at: whether it is right, and what to tell the student."""
+
+    ok: bool
+    message: str
+
+
+@dataclass
+class Feedback:
+    """What a check found. Shows as a ✓/✗ list in a notebook; truthy when everything is right."""
+
+    exercise: str
+    title: str
+    points: list[Point] = field(default_factory=list)
+    answered: bool = True
+
+    @property
+    def passed(self) -> bool:
+        return self.answered and all(p.ok for p in self.points)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def _summary(self) -> str:
+        if not self.answered:
+            return f"Exercise {self.exercise}: not answered yet — replace the ... with your answer."
+        if self.passed:
+            return f"Exercise {self.exercise}: all right!"
+        wrong = sum(not p.ok for p in self.points)
+        return f"Exercise {self.exercise}: {wrong} of {len(self.points)} not right yet."
+
+    def __repr__(self) -> str:
+        lines = [self._summary()]
+        lines += [f"  {'✓' if p.ok else '✗'} {p.message}" for p in self.points]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        colour = "#2e7d32" if self.passed else ("#666666" if not self.answered else "#c62828")
+        items = "".join(
+            f"<li style='list-style:none'>{'✅' if p.ok else '❌'} {html.escape(p.message)}</li>"
+            for p in self.points
+        )
+        return (
+            f"<div class='cc-feedback'><b style='color:{colour}'>"
+            f"{html.escape(self._summary())}</b><ul>{items}</ul></div>"
+        )
+
+
+def exercise(exercise_id: str, title: str):
+    """Register the decorated function as the check of `exercise_id` (like ``"05.2"``)."""
+
+    def register(fn: Callable[[Any], Iterable[Point]]):
+        _CHECKS[exercise_id] = (title, fn)
+        return fn
+
+    return register
+
+
+def _load(exercise_id: str) -> tuple[str, Callable[[Any], Iterable[Point]]]:
+    if exercise_id not in _CHECKS:
+        chapter = exercise_id.split(".", 1)[0]
+        try:
+            importlib.import_module(f"{__name__}.ch{chapter}")
+        except ModuleNotFoundError:
+            pass
+    if exercise_id not in _CHECKS:
+        known = ", ".join(sorted(_CHECKS)) or "none loaded"
+        raise ValueError(f"exercise must be a known exercise id ({known}), got {exercise_id!r}")
+    return _CHECKS[exercise_id]
+
+
+def check(exercise_id: str, answer: Any) -> Feedback:
+    """Check `answer` to exercise `exercise_id` and say what is right and what is not."""
+    title, fn = _load(exercise_id)
+    if answer is ...:
+        return Feedback(exercise_id, title, answered=False)
+    try:
+        points = list(fn(answer))
+    except Exception as exc:  # a malformed answer is feedback, not a crash
+        points = [Point(False, f"the check could not read this answer: {exc!r}")]
+    feedback = Feedback(exercise_id, title, points)
+    if QUICK and not feedback.passed:
+        raise AssertionError(repr(feedback))
+    return feedback
