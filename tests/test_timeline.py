@@ -1,0 +1,187 @@
+"""The timeline engine: the event model, the recorders, drawing and export."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")  # the tests draw off-screen; notebooks keep their own backend
+from matplotlib.figure import Figure  # noqa: E402
+
+from helpers.course import mp_context  # noqa: E402
+from helpers.timeline import (  # noqa: E402
+    KINDS,
+    Event,
+    Recorder,
+    Trace,
+    Traced,
+    TracedResult,
+    plot_timeline,
+    to_chrome_trace,
+)
+from helpers.workloads import cpu_task, iterations_for  # noqa: E402
+
+
+# -- the event model ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("field", "kwargs"),
+    [
+        ("lane", {"lane": ""}),
+        ("lane", {"lane": 3}),
+        ("label", {"label": None}),
+        ("kind", {"kind": "sleeping"}),
+        ("start_ns", {"start_ns": -1}),
+        ("start_ns", {"start_ns": 1.5}),
+        ("end_ns", {"end_ns": 5}),
+        ("pid", {"pid": -2}),
+        ("cpu", {"cpu": "0"}),
+        ("start_ns", {"start_ns": True}),
+    ],
+)
+def test_malformed_event_names_the_field(field, kwargs):
+    good = {"lane": "w", "label": "t", "kind": "run", "start_ns": 10, "end_ns": 20}
+    with pytest.raises(ValueError, match=repr(field)):
+        Event(**{**good, **kwargs})
+
+
+def test_trace_answers_overlap_busy_time_lanes_and_cpus():
+    trace = Trace([
+        Event("b", "x", "run", 50, 150, 2, 1),
+        Event("a", "x", "run", 0, 100, 1, 0),
+        Event("a", "y", "io", 100, 200, 1, 0),
+        Event("b", "y", "run", 180, 300, 2, 0),
+    ])
+    assert trace.lanes() == ["a", "b"]  # by first event
+    assert trace.overlap_ns("a", "b") == 50
+    assert trace.busy_ns("b") == 220
+    assert trace.busy_ns("a", "io") == 100
+    assert trace.duration_ns == 300
+    assert trace.cpus("b") == [0, 1]  # most time first
+    with pytest.raises(ValueError, match="Event"):
+        trace.add(("a", "x"))
+
+
+# -- recorders ---------------------------------------------------------------------------------
+def test_recorder_records_spans_in_order_with_pid_and_cpu():
+    rec = Recorder("me")
+    with rec.span("first"):
+        cpu_task(1000)
+    with rec.span("second", "io"):
+        time.sleep(0.001)
+    events = rec.recording().events
+    assert [(e.label, e.kind) for e in events] == [("first", "run"), ("second", "io")]
+    assert events[0].end_ns <= events[1].start_ns
+    assert all(e.pid == os.getpid() for e in events)
+    if hasattr(__import__("psutil").Process(), "cpu_num"):
+        assert all(isinstance(e.cpu, int) for e in events)
+
+
+def test_thread_recorders_give_one_lane_per_thread():
+    recordings = []
+
+    def work():
+        rec = Recorder.for_thread(cpus=False)
+        with rec.span("sleep", "io"):
+            time.sleep(0.05)
+        recordings.append(rec.recording())
+
+    threads = [threading.Thread(target=work, name=f"t{i}") for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    trace = Trace()
+    for r in recordings:
+        trace.extend(r)
+    a, b = trace.lanes()
+    assert a.startswith("t") and b.startswith("t") and a != b
+    assert trace.overlap_ns(a, b, "io") > 0.02e9  # both slept at once
+
+
+@pytest.mark.timeout(60)
+def test_process_recorder_ships_events_back_once_per_task(start_method):
+    """Two CPU tasks in two processes: recorded in the children, merged, and they overlap."""
+    n = iterations_for(0.15)
+    with ProcessPoolExecutor(2, mp_context=mp_context(start_method)) as pool:
+        results = list(pool.map(Traced(cpu_task), [n, n], timeout=30))
+    assert all(isinstance(r, TracedResult) for r in results)
+    assert [r.value for r in results] == [cpu_task(n)] * 2
+    trace = Trace()
+    for r in results:
+        trace.extend(r.recording)
+    pids = {e.pid for e in trace}
+    assert os.getpid() not in pids
+    assert len(trace) == 2 and all(e.label.startswith("cpu_task(") for e in trace)
+    assert set(trace.clocks) == pids
+    if len(pids) == 2:  # the pool may have given both tasks to one worker
+        a, b = trace.lanes()
+        assert trace.overlap_ns(a, b) > 0
+
+
+def test_traced_rejects_non_callables():
+    with pytest.raises(ValueError, match="fn"):
+        Traced(42)
+
+
+# -- drawing and export ------------------------------------------------------------------------
+def _many_events(n: int) -> list[Event]:
+    return [Event(f"w{i % 4}", "t", KINDS[i % 4], i * 1000, i * 1000 + 700, 1, i % 2)
+            for i in range(n)]
+
+
+def test_plot_draws_one_lane_per_worker_and_a_legend():
+    fig = Figure()
+    ax = fig.subplots()
+    artists = plot_timeline(_many_events(40), ax, title="t")
+    assert [t.get_text().split("\n")[0] for t in ax.get_yticklabels()] == ["w0", "w1", "w2", "w3"]
+    assert ax.get_legend() is not None
+    assert {t.get_text() for t in ax.get_legend().get_texts()} == set(KINDS[:4])
+    assert len(artists) == 4 * 1 + 1  # each lane has one kind here, plus the legend
+    assert ax.get_xlabel() == "time (ms)"
+
+
+def test_plot_colours_by_cpu():
+    ax = Figure().subplots()
+    plot_timeline(_many_events(40), ax, color_by="cpu")
+    assert {t.get_text() for t in ax.get_legend().get_texts()} == {"cpu 0", "cpu 1"}
+    with pytest.raises(ValueError, match="color_by"):
+        plot_timeline([], ax, color_by="lane")
+
+
+def test_empty_trace_draws_an_empty_labelled_chart():
+    ax = Figure().subplots()
+    artists = plot_timeline(Trace(), ax)
+    assert ax.get_xlabel() == "time (ms)"
+    assert any(getattr(a, "get_text", lambda: "")() == "no events recorded" for a in artists)
+
+
+def test_plot_draws_100k_spans_quickly():
+    events = _many_events(100_000)
+    fig = Figure(figsize=(11, 4))
+    started = time.perf_counter()
+    plot_timeline(events, fig.subplots())
+    fig.canvas.draw()
+    assert time.perf_counter() - started < 3.0  # bar: 1 s (make bench); loose for a busy CI
+
+
+def test_plotting_changes_no_global_matplotlib_state():
+    before = dict(matplotlib.rcParams)
+    plot_timeline(_many_events(10), Figure().subplots())
+    assert dict(matplotlib.rcParams) == before
+
+
+def test_chrome_trace_has_one_complete_event_per_span(tmp_path):
+    trace = Trace(_many_events(10))
+    path = tmp_path / "t.json"
+    document = to_chrome_trace(trace, path)
+    assert json.loads(path.read_text()) == document
+    spans = [r for r in document["traceEvents"] if r["ph"] == "X"]
+    names = [r for r in document["traceEvents"] if r["name"] == "thread_name"]
+    assert len(spans) == 10 and spans[0]["ts"] == 0 and spans[0]["dur"] == 0.7
+    assert {r["args"]["name"] for r in names} == {"w0", "w1", "w2", "w3"}
