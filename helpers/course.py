@@ -14,7 +14,7 @@ import multiprocessing
 import os
 import platform
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 __all__ = [
     "QUICK",

@@ -8,8 +8,9 @@ CPU clock into the part that ran and the part that waited::
     thread CPU time used                     |<---- 0.2 ms ---->|
     recorded as            [ wait: GIL or core ][     run      ]
 
-Two threads of CPU-bound Python take turns holding the GIL (about every 5 ms, ``sys.getswitchinterval``),
-so their lanes alternate; two processes each have a GIL of their own and run at once.
+Two threads of CPU-bound Python take turns holding the GIL (every ``sys.getswitchinterval()``,
+5 ms by default), so their lanes alternate; two processes each have a GIL of their own and run
+at once.
 
     kernel ──start──> process 0 ──┐ records locally, then sends its Recording once
            ──start──> process 1 ──┤ through a queue (no per-event traffic)
@@ -198,7 +199,9 @@ def _run_processes(kind, amount, labels, trace: Trace, start_method: str) -> Non
             try:
                 status, payload = results.get(timeout=max(0.1, deadline - time.monotonic()))
             except _queue.Empty:
-                raise TimeoutError(f"processes did not finish within {_TIMEOUT_SECONDS:.0f} s")
+                raise TimeoutError(
+                    f"processes did not finish within {_TIMEOUT_SECONDS:.0f} s"
+                ) from None
             if status == "error":
                 raise RuntimeError(f"a worker process failed:\n{payload}")
             trace.extend(payload)
@@ -257,8 +260,8 @@ def plot_comparison(comparison: Comparison, fig=None):
         import matplotlib.pyplot as plt
 
         fig = plt.figure(figsize=(11, 6.5), layout="constrained")
-    axes = fig.subplots(len(comparison.runs), 1, sharex=True,
-                        height_ratios=[max(1, len(r.trace.lanes())) for r in comparison.runs.values()])
+    heights = [max(1, len(run.trace.lanes())) for run in comparison.runs.values()]
+    axes = fig.subplots(len(comparison.runs), 1, sharex=True, height_ratios=heights)
     artists = []
     for ax, (mode, run) in zip(axes, comparison.runs.items()):
         title = f"{mode}: {run.seconds * 1000:.0f} ms"

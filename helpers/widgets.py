@@ -5,7 +5,7 @@ A chapter declares its controls and a demo function, and gets a panel::
     panel = Panel(
         "Threads vs processes",
         [Int("workers", 1, 4, default=2), Choice("start_method", ["spawn", "fork"])],
-        demo,                      # demo(fig, progress, workers=..., start_method=...) -> str | None
+        demo,              # demo(fig, progress, workers=..., start_method=...) -> str | None
     )
     panel.run()                    # first picture, with the defaults
     panel                          # the widgets: controls, Run, progress, picture, errors
@@ -29,8 +29,9 @@ from __future__ import annotations
 import io
 import time
 import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import ipywidgets as w
 from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -37,7 +37,10 @@ _rate_cache: dict[str, float] = {}
 
 
 def cpu_task(iterations: int) -> int:
-    """Pure-Python arithmetic for `iterations` steps; holds the GIL throughout. Returns a checksum."""
+    """Pure-Python arithmetic for `iterations` steps, holding the GIL throughout.
+
+    Returns a checksum, so the work cannot be skipped and results can be compared.
+    """
     check_int("iterations", iterations, 0, MAX_ITERATIONS)
     total = 0
     for i in range(iterations):

@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import html
 import importlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from ..course import QUICK
 
 __all__ = ["Feedback", "Point", "check", "exercise"]
 
-_CHECKS: dict[str, tuple[str, Callable[[Any], Iterable["Point"]]]] = {}
+_CHECKS: dict[str, tuple[str, Callable[[Any], Iterable[Point]]]] = {}
 
 
 @dataclass(frozen=True)

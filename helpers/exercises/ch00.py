@@ -49,10 +49,11 @@ def _speedups(answer):
         elif given == modes:
             yield Point(True, f"{kind}-bound work: {sorted(modes)} — {why}")
         elif "serial" in given:
-            yield Point(False, f"{kind}-bound work: 'serial' is the baseline, it cannot beat itself")
+            yield Point(False, f"{kind}-bound work: 'serial' is the baseline; it cannot beat "
+                               "itself")
         elif given < modes:
             yield Point(False, f"{kind}-bound work: one more mode gets a speed-up; look at the "
                                "timelines again")
         else:
-            yield Point(False, f"{kind}-bound work: {sorted(given - modes)} gives no speed-up here; "
-                               "look at the orange 'wait' spans")
+            yield Point(False, f"{kind}-bound work: {sorted(given - modes)} gives no speed-up "
+                               "here; look at the orange 'wait' spans")

@@ -1,15 +1,16 @@
 """Export a trace as Chrome trace-event JSON, to open in Perfetto (ui.perfetto.dev) or
 chrome://tracing for a deep dive: zoom to a single greenlet switch, search labels, measure spans.
 
-Format: the "JSON Array/Object Format" of the Trace Event Format — one complete event (``"ph": "X"``)
-per span, timestamps in microseconds, and metadata events naming each process and lane.
+Format: the "JSON Object Format" of the Trace Event Format — one complete event
+(``"ph": "X"``) per span, timestamps in microseconds, and metadata events naming each process
+and lane.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 from ._events import Event, Trace
 

@@ -8,8 +8,8 @@ export and test works on every kind of worker.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
 
 __all__ = ["KINDS", "Event", "Trace"]
 

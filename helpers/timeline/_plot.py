@@ -7,7 +7,8 @@ same pixel are merged first (what cannot be seen is not drawn), and each lane/ki
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from ._events import KINDS, Event, Trace
 
