@@ -30,9 +30,9 @@ KIND_COLORS = {
 }
 _CPU_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442")
 
-# A timeline is drawn about 1,000 px wide; merging spans closer than 1/2,000 of the whole run only
-# joins what would share a pixel anyway.
-_PIXELS = 2000
+# A timeline is drawn about 1,000 px wide: spans closer than 1/1,000 of the whole run would share
+# a pixel anyway, so they are merged, and a shorter span is widened to one pixel so it still shows.
+_PIXELS = 1000
 _FONT_SIZE = 12  # readable from the back of a classroom
 _LANE_HEIGHT_IN = 0.5
 
