@@ -1,0 +1,169 @@
+"""Chapter 05's pictures, and its widget panel.
+
+A greenlet recording holds *run* spans only (when each greenlet had the thread). The views add
+what a reader wants to see between them: the time a greenlet was switched out, waiting on its
+timer or socket (kind ``io``), so a chore that sleeps 1 s shows as a 1 s bar::
+
+    recording (run spans)  ──► with_waits() ──► plot_runs / plot_sleepers / the panel
+    film  ▮.............▮        film  ▮▭▭▭▭▭▭▭▭▭▭▭▭▭▮
+
+For 10,000 greenlets one lane each would be unreadable: `plot_sleepers` draws a sample of lanes
+and, under it, how many greenlets were alive at each moment (`alive_counts`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.collections import PolyCollection
+from matplotlib.colors import to_rgba
+
+from .coroutines import GeventRun
+from .patched import run_patched
+from .patching import DISTRIBUTIONS, pool_sleepers
+from .timeline import KIND_COLORS, Event, Trace, plot_timeline
+from .widgets import Choice, Int, Panel
+
+__all__ = ["alive_counts", "make_panel", "plot_runs", "plot_sleepers", "with_waits"]
+
+_NOT_WAITING = ("main", "hub")  # lanes whose gaps are not waits: the cell itself and the loop
+# The panel draws at most this many lanes: more stop being readable at the panel's 4 in height.
+_PANEL_LANES = 12
+
+
+def with_waits(recording: Any, *, skip: Sequence[str] = _NOT_WAITING) -> Trace:
+    """The recording plus an ``io`` span in every gap between two run spans of one greenlet."""
+    trace = Trace().extend(recording)
+    by_lane: dict[str, list[Event]] = {}
+    for event in trace.events:
+        if event.kind == "run" and event.lane not in skip:
+            by_lane.setdefault(event.lane, []).append(event)
+    gaps = []
+    for lane, runs in by_lane.items():
+        runs.sort(key=lambda e: e.start_ns)
+        for before, after in zip(runs, runs[1:]):
+            if after.start_ns > before.end_ns:
+                gaps.append(Event(lane, "switched out", "io", before.end_ns, after.start_ns,
+                                  before.pid))
+    trace.events.extend(gaps)
+    return trace
+
+
+def alive_counts(recording: Any, *, skip: Sequence[str] = _NOT_WAITING,
+                 kinds: Sequence[str] = ("run",)) -> tuple[np.ndarray, np.ndarray]:
+    """(times in ns, greenlets alive) as a step function: alive from first to last span."""
+    first: dict[str, int] = {}
+    last: dict[str, int] = {}
+    for event in Trace().extend(recording).events:
+        if event.lane in skip or event.kind not in kinds:
+            continue
+        first[event.lane] = min(first.get(event.lane, event.start_ns), event.start_ns)
+        last[event.lane] = max(last.get(event.lane, event.end_ns), event.end_ns)
+    if not first:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    times = np.concatenate([np.fromiter(first.values(), np.int64),
+                            np.fromiter(last.values(), np.int64)])
+    steps = np.concatenate([np.ones(len(first), np.int64), -np.ones(len(last), np.int64)])
+    order = np.argsort(times, kind="stable")
+    return times[order], np.cumsum(steps[order])
+
+
+def _axes(rows: int, axes, height_ratios=None):
+    if axes is not None:
+        return list(axes)
+    import matplotlib.pyplot as plt  # only when asked to make a figure
+
+    _, made = plt.subplots(rows, 1, figsize=(11, 2.2 * rows + 0.6), sharex=True,
+                           layout="constrained", height_ratios=height_ratios, squeeze=False)
+    return list(made[:, 0])
+
+
+def _ticks_visible(artists: list) -> list:
+    """Outline run spans so a switch-in of a few µs still shows as a line at any zoom."""
+    run = to_rgba(KIND_COLORS["run"])
+    for artist in artists:
+        if isinstance(artist, PolyCollection) and len(artist.get_facecolor()) and tuple(
+                artist.get_facecolor()[0]) == run:
+            artist.set_edgecolor(KIND_COLORS["run"])
+            artist.set_linewidth(0.8)
+    return artists
+
+
+def plot_runs(runs: dict[str, Any], axes=None) -> list:
+    """One timeline per run, titled with its wall time. Returns the artists.
+
+    A run is anything with ``.recording`` and ``.seconds``: a `GeventRun` or a `PatchedRun`.
+    """
+    axes = _axes(len(runs), axes)
+    artists = []
+    for ax, (title, run) in zip(axes, runs.items()):
+        trace = with_waits(run.recording)
+        artists += _ticks_visible(plot_timeline(trace, ax, title=f"{title}: {run.seconds:.2f} s"))
+    return artists
+
+
+def plot_sleepers(run: GeventRun, axes=None, *, sample: int = 8) -> list:
+    """A sample of lanes (first greenlets, main, hub) above the count of greenlets alive."""
+    axes = _axes(2, axes, height_ratios=(3, 2))
+    trace = with_waits(run.recording)
+    greenlets = [lane for lane in trace.lanes() if lane not in _NOT_WAITING]
+    lanes = [lane for lane in ("main", "hub") if lane in trace.lanes()] + greenlets[:sample]
+    origin = trace.start_ns
+    artists = _ticks_visible(plot_timeline(
+        trace, axes[0], lanes=lanes, origin_ns=origin,
+        title=f"{len(greenlets):,} greenlets (the first {min(sample, len(greenlets))} drawn): "
+              f"{run.seconds:.2f} s",
+    ))
+    axes[0].set_xlabel("")  # the count below carries the time axis
+    times, alive = alive_counts(run.recording)
+    axes[1].step((times - origin) / 1e6, alive, where="post", color="#0072B2")
+    axes[1].set_ylabel("greenlets alive")
+    axes[1].set_xlabel("time (ms)")
+    axes[1].grid(alpha=0.3)
+    artists.append(axes[1].lines[-1])
+    return artists
+
+
+# -- the panel ----------------------------------------------------------------------------------
+def _panel_demo(fig, progress, *, greenlets: int, sleep: str, mean_sleep: float, pool_size: int,
+                patched: bool) -> str:
+    progress(0.1, "starting a child Python…")
+    run = run_patched(pool_sleepers, greenlets, sleep, mean_sleep, pool_size, patch=patched,
+                      timeout=60)
+    progress(0.8, "drawing…")
+    trace = with_waits(run.recording)
+    value = run.value
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    tasks = [lane for lane in trace.lanes() if lane.startswith("task ")]
+    origin = trace.start_ns
+    _ticks_visible(plot_timeline(
+        trace, top, lanes=tasks[:_PANEL_LANES], origin_ns=origin,
+        title=f"{'patched' if patched else 'NOT patched'}: {value['ran']} tasks in "
+              f"{value['seconds']:.2f} s (pool of {pool_size}; first {_PANEL_LANES} drawn)"))
+    top.set_xlabel("")
+    times, alive = alive_counts(run.recording, kinds=("io",), skip=())
+    bottom.step((times - origin) / 1e6, alive, where="post", color="#0072B2")
+    bottom.set_ylabel("sleeping\nat once")
+    bottom.set_xlabel("time (ms)")
+    bottom.grid(alpha=0.3)
+    skipped = f"; {value['skipped']} not started (time budget)" if value["skipped"] else ""
+    return (f"{value['ran']} tasks, sum of their sleeps {value['sum of sleeps']:.2f} s, longest "
+            f"{value['longest sleep']:.2f} s: took {value['seconds']:.2f} s{skipped}. "
+            f"Most sleeping at once: {int(alive.max()) if len(alive) else 0}.")
+
+
+def make_panel() -> Panel:
+    """The chapter's panel: tasks sleeping with plain ``time.sleep`` in a ``Pool``, in a child."""
+    return Panel(
+        "gevent: sleepers through a pool, in a child process",
+        [
+            Int("greenlets", 1, 1000, default=100),
+            Choice("sleep", list(DISTRIBUTIONS), default="uniform", label="sleep distribution"),
+            Choice("mean_sleep", [0.01, 0.05, 0.1, 0.2, 0.5], default=0.1, label="mean sleep (s)"),
+            Int("pool_size", 1, 1000, default=20, label="pool size"),
+            Choice("patched", [True, False], default=True, label="monkey-patched"),
+        ],
+        _panel_demo,
+    )

@@ -1,0 +1,185 @@
+"""What monkey patching changes, shown in child processes (never in the kernel).
+
+Each function here is meant to run through `helpers.patched.run_patched`, once patched and once
+not, so the notebook can put the two answers side by side::
+
+    >>> from helpers.patched import run_patched
+    >>> patched = run_patched(patch_report).value             # doctest: +SKIP
+    >>> plain = run_patched(patch_report, patch=False).value  # doctest: +SKIP
+    >>> patched["time.sleep"], plain["time.sleep"]             # doctest: +SKIP
+    (True, False)
+
+- `patch_report`: which standard-library objects ``patch_all()`` replaced, checked with
+  ``gevent.monkey.is_object_patched`` (so the answer is gevent's own, not a guess);
+- `blocking_sleepers`: greenlets that call plain ``time.sleep``: one after another unpatched, all
+  at once patched — the program did not change, only the module under it;
+- `late_patch`: a reference taken before patching (``from time import sleep``) keeps blocking;
+- `pool_sleepers`: the widget panel's demo, a ``gevent.pool.Pool`` of sleeping tasks.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import warnings
+from typing import Any
+
+from .course import check_choice, check_float, check_int
+from .timeline import Recorder, TracedResult
+
+__all__ = [
+    "DISTRIBUTIONS",
+    "PATCH_TARGETS",
+    "blocking_sleepers",
+    "late_patch",
+    "patch_report",
+    "pool_sleepers",
+    "sleep_times",
+]
+
+# What the chapter asks about: (module, name), name None meaning "is the module as a whole patched".
+# Most are things that wait on the OS; the last four are controls patch_all() leaves alone.
+PATCH_TARGETS = (
+    ("time", "sleep"),
+    ("socket", "socket"),
+    ("socket", "getaddrinfo"),
+    ("select", "select"),
+    ("threading", None),
+    ("threading", "Lock"),
+    ("threading", "get_ident"),
+    ("queue", "SimpleQueue"),
+    ("subprocess", "Popen"),
+    ("ssl", "SSLContext"),
+    ("os", "fork"),
+    ("signal", "signal"),
+    ("time", "time"),  # control: reading the clock never waits
+    ("os", "read"),  # control: file reads still block (gevent.os.nb_read is the opt-in)
+    ("os", "getpid"),  # control
+    ("math", "sqrt"),  # control
+)
+DISTRIBUTIONS = ("fixed", "uniform", "exponential")
+# An unpatched panel run stops starting new tasks after this long: serial sleeps would otherwise
+# keep a reader waiting for count × mean seconds (the cells' bar is 10 s, start-up included).
+_SERIAL_BUDGET_SECONDS = 4.0
+
+
+def patch_report() -> dict[str, bool]:
+    """``{"time.sleep": True, …}``: which objects gevent's monkey patching replaced here."""
+    from gevent import monkey
+
+    report = {}
+    for module, name in PATCH_TARGETS:
+        if name is None:
+            report[f"{module} (module)"] = monkey.is_module_patched(module)
+        else:
+            report[f"{module}.{name}"] = monkey.is_object_patched(module, name)
+    return report
+
+
+def _spawn_all(function, arguments) -> float:
+    import gevent
+
+    started = time.perf_counter()
+    glets = []
+    for argument in arguments:
+        glet = gevent.Greenlet(function, argument)
+        glet.name = f"sleep({argument:g})"  # the timeline lane
+        glets.append(glet)
+        glet.start()
+    gevent.joinall(glets)
+    return time.perf_counter() - started
+
+
+def blocking_sleepers(durations: list[float]) -> float:
+    """Greenlets each calling plain ``time.sleep(d)``; returns the total time taken."""
+    for d in durations:
+        check_float("durations", d, 0.0, 60.0)
+    return _spawn_all(time.sleep, durations)
+
+
+def late_patch(seconds: float = 0.1, count: int = 3) -> dict[str, Any]:
+    """Patch *after* taking a reference to ``time.sleep``; run in an unpatched child."""
+    check_float("seconds", seconds, 0.0, 2.0)
+    check_int("count", count, 1, 20)
+    from gevent import monkey
+
+    early_sleep = time.sleep  # what `from time import sleep` at the top of a module would keep
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # gevent may warn about late patching: that is the point
+        monkey.patch_all()
+    return {
+        "time.sleep is patched now": monkey.is_object_patched("time", "sleep"),
+        "the early reference is gevent's sleep": early_sleep is time.sleep,
+        f"{count} greenlets × early reference (s)": round(
+            _spawn_all(early_sleep, [seconds] * count), 3),
+        f"{count} greenlets × time.sleep (s)": round(_spawn_all(time.sleep, [seconds] * count), 3),
+    }
+
+
+def sleep_times(count: int, distribution: str, mean: float, seed: int = 5) -> list[float]:
+    """`count` sleep durations with the given mean (seeded: the same run draws the same picture)."""
+    check_int("count", count, 1, 100_000)
+    check_choice("distribution", distribution, DISTRIBUTIONS)
+    check_float("mean", mean, 0.0, 10.0)
+    rng = random.Random(seed)
+    if distribution == "fixed":
+        return [mean] * count
+    if distribution == "uniform":
+        return [rng.uniform(0, 2 * mean) for _ in range(count)]
+    return [min(rng.expovariate(1 / mean), 10 * mean) if mean else 0.0 for _ in range(count)]
+
+
+def _task(recorder: Recorder, lane: str, seconds: float) -> None:
+    start = time.perf_counter_ns()
+    time.sleep(seconds)  # plain time.sleep: cooperative only when the child is patched
+    recorder.add_lane(lane, "sleep", "io", start, time.perf_counter_ns())
+
+
+def pool_sleepers(count: int, distribution: str, mean: float, pool_size: int) -> TracedResult:
+    """The panel's demo: `count` tasks sleeping with plain ``time.sleep`` through a ``Pool``.
+
+    Returns a `TracedResult` whose value says how many ran, how many were skipped (unpatched runs
+    stop starting tasks after a few seconds) and how long it took; the recording has one ``io``
+    span per sleep, in the lane of the greenlet that slept.
+    """
+    check_int("pool_size", pool_size, 1, 10_000)
+    durations = sleep_times(count, distribution, mean)
+    import gevent
+    from gevent.pool import Pool
+
+    recorder = _LaneRecorder()
+    pool = Pool(pool_size)
+    started = time.perf_counter()
+    deadline = started + _SERIAL_BUDGET_SECONDS
+    done = 0
+    for index, seconds in enumerate(durations):
+        if time.perf_counter() > deadline:
+            break
+        glet = pool.spawn(_task, recorder, f"task {index}", seconds)
+        glet.name = f"task {index}"
+        done += 1
+    pool.join()
+    gevent.sleep(0)
+    elapsed = time.perf_counter() - started
+    value = {"ran": done, "skipped": count - done, "seconds": elapsed,
+             "sum of sleeps": sum(durations[:done]), "longest sleep": max(durations[:done])}
+    return TracedResult(value, recorder.recording())
+
+
+class _LaneRecorder(Recorder):
+    """A `Recorder` whose spans each name their own lane (one per greenlet)."""
+
+    def __init__(self) -> None:
+        super().__init__("tasks", cpus=False)
+        self._lanes: list[str] = []
+
+    def add_lane(self, lane: str, label: str, kind: str, start_ns: int, end_ns: int) -> None:
+        self._lanes.append(lane)
+        self.add(label, kind, start_ns, end_ns)
+
+    def recording(self):
+        from dataclasses import replace
+
+        recording = super().recording()
+        recording.events = [replace(e, lane=lane) for e, lane in zip(recording.events, self._lanes)]
+        return recording
