@@ -1,0 +1,68 @@
+"""Chapter 04 figures: the pool demo's speed-up with timeline recording on, chunksize, and how
+long each of the chapters' demo cells takes with its default (reader) parameters.
+
+Speed-ups are medians of serial and pool runs alternated in one run, on the same tasks.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from statistics import median
+
+from matplotlib.figure import Figure
+
+from helpers import speedup
+from helpers.amdahl import measure_amdahl
+from helpers.pool_demos import compare_chunksizes, compare_process_per_task
+from helpers.pools import DEFAULT_TASK_MS, DEFAULT_TASKS, demo, run_pool, task_items
+from helpers.process_lifecycle import measure_start_costs
+from helpers.processes import kernel_safe_start_method, run_serial
+from helpers.workloads import cpu_task
+
+# Interleaved repetitions: enough for a stable median, few enough to keep `make bench` short.
+_REPEATS = 5
+
+
+def measure(report) -> None:
+    method = kernel_safe_start_method()
+    items = task_items(16, 120.0)  # the chapter's first demo with reader parameters: 16 × ~0.12 s
+    ratios = []
+    for _ in range(_REPEATS):
+        serial = run_serial(cpu_task, [(n,) for n in items]).seconds
+        run = run_pool(cpu_task, items, workers=2, start_method=method)
+        ratios.append(serial / run.seconds)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    report("pool_speedup_2_workers", median(ratios), f"x serial ({cores} cores, traced)",
+           ">= 1.85")
+
+    chunk = []
+    for _ in range(3):
+        one, chosen = compare_chunksizes(4000, 0.2, workers=2, start_method=method).runs
+        chunk.append(one.seconds / chosen.seconds)
+    report("chunksize_1_vs_default", median(chunk), "x default chunksize", "> 1")
+
+    per_task = compare_process_per_task(40, 5.0, workers=2, start_method=method)
+    report("process_per_task_vs_pool", per_task.per_task_seconds / per_task.pool_seconds,
+           "x pool time")
+
+    # Each demo cell with its default (reader) parameters.
+    cells = {
+        "cell_01_compare_models": lambda: speedup.compare_models(
+            2, speedup.DEFAULT_TASK_SECONDS, start_method=method),
+        "cell_01_scaling": lambda: speedup.measure_scaling(start_method=method,
+                                                           total_seconds=1.2),
+        "cell_01_start_costs": lambda: measure_start_costs(samples=10),
+        "cell_01_panel": lambda: speedup.demo(Figure(), lambda *a: None, processes=2,
+                                              task_seconds=speedup.DEFAULT_TASK_SECONDS,
+                                              start_method=method),
+        "cell_04_panel": lambda: demo(Figure(), lambda *a: None, workers=2,
+                                      tasks=DEFAULT_TASKS, task_ms=DEFAULT_TASK_MS, chunksize=0,
+                                      kind="Pool.map", start_method=method),
+        "cell_04_chunksize": lambda: compare_chunksizes(4000, 0.2, start_method=method),
+        "cell_04_amdahl": lambda: measure_amdahl(start_method=method),
+    }
+    for name, cell in cells.items():
+        started = time.perf_counter()
+        cell()
+        report(name, time.perf_counter() - started, "s", "<= 10")

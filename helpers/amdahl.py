@@ -1,0 +1,145 @@
+"""Amdahl's law, measured: a job with a serial part and a parallel part, on 1…N pool workers.
+
+    speed-up(n) = 1 / (f + (1 - f) / n)        f: the fraction of the work that stays serial
+
+Data flow::
+
+    total_seconds, serial_fraction ──> serial part: cpu_task in the kernel
+                                       parallel part: n equal cpu_task chunks on a warm pool
+    workers = 1, 2, … N  ──> wall times ──> speed-ups over the whole job done in the kernel
+    fit_serial_fraction(speed-ups for n ≤ cores) ──> f, the curve drawn through the points
+
+Points beyond the number of cores are measured and drawn, but not fitted: there the limit is the
+machine, not the serial part.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .course import QUICK, check_float, check_int
+from .pools import process_pool
+from .workloads import cpu_task, iterations_for
+
+__all__ = ["AmdahlRun", "amdahl_speedup", "fit_serial_fraction", "measure_amdahl", "plot_amdahl"]
+
+# Enough work that a pool's dispatch (a few ms) is small next to it; quick mode keeps tests short.
+DEFAULT_TOTAL_SECONDS = 0.3 if QUICK else 1.2
+# A clearly visible serial part: with 20 % serial, 2 cores give at most 1.67×, 8 cores 3.3×.
+DEFAULT_SERIAL_FRACTION = 0.2
+# The curve is drawn to this many workers, to show where a bigger machine would end up.
+_CURVE_WORKERS = 16
+
+
+def amdahl_speedup(serial_fraction: float, workers: int | float) -> float:
+    """The best speed-up `workers` can give a job whose `serial_fraction` cannot be split."""
+    check_float("serial_fraction", serial_fraction, 0.0, 1.0)
+    if isinstance(workers, bool) or not isinstance(workers, (int, float)) or workers < 1:
+        raise ValueError(f"workers must be a number from 1 up, got {workers!r}")
+    return 1.0 / (serial_fraction + (1.0 - serial_fraction) / workers)
+
+
+def fit_serial_fraction(workers: Sequence[int], speedups: Sequence[float]) -> float:
+    """The serial fraction whose Amdahl curve best fits the measured points (least squares).
+
+    Amdahl's law is linear in f once inverted: 1/S - 1/n = f (1 - 1/n), so f has a closed form.
+    Points with n = 1 carry no information about f and are skipped.
+    """
+    pairs = [(n, s) for n, s in zip(workers, speedups) if n > 1]
+    if not pairs:
+        raise ValueError("workers must include at least one count above 1 to fit a fraction")
+    num = sum((1 / s - 1 / n) * (1 - 1 / n) for n, s in pairs)
+    den = sum((1 - 1 / n) ** 2 for n, s in pairs)
+    return min(1.0, max(0.0, num / den))
+
+
+@dataclass
+class AmdahlRun:
+    workers: list[int]
+    seconds: list[float]
+    serial_seconds: float  # the whole job in the kernel
+    serial_fraction: float  # the fraction built into the job
+    cores: int
+    start_method: str
+
+    @property
+    def speedups(self) -> list[float]:
+        return [self.serial_seconds / s for s in self.seconds]
+
+    @property
+    def fitted_fraction(self) -> float:
+        """The serial fraction fitted on the points that had a core per worker."""
+        usable = [(n, s) for n, s in zip(self.workers, self.speedups) if n <= self.cores]
+        if all(n == 1 for n, _ in usable):
+            return self.serial_fraction
+        return fit_serial_fraction(*zip(*usable))
+
+    def __str__(self) -> str:
+        measured = ", ".join(f"{n}: {s:.2f}×" for n, s in zip(self.workers, self.speedups))
+        f = self.fitted_fraction
+        return (f"speed-up by workers — {measured}\n"
+                f"built-in serial fraction {self.serial_fraction:.0%}; fitted from the measurement "
+                f"{f:.1%} (the extra is pool overhead); Amdahl's limit with that fraction: "
+                f"{1 / f if f else float('inf'):.1f}×")
+
+
+def _job_parts(total: int, serial_fraction: float, workers: int) -> tuple[int, list[int]]:
+    serial = round(total * serial_fraction)
+    share, extra = divmod(total - serial, workers)
+    return serial, [share + (1 if i < extra else 0) for i in range(workers)]
+
+
+def measure_amdahl(max_workers: int | None = None, *, start_method: str,
+                   total_seconds: float = DEFAULT_TOTAL_SECONDS,
+                   serial_fraction: float = DEFAULT_SERIAL_FRACTION,
+                   progress: Callable[[float, str], None] | None = None) -> AmdahlRun:
+    """Time the job on 1…`max_workers` warm pool workers (default: cores + 2)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 1
+    max_workers = cores + 2 if max_workers is None else max_workers
+    check_int("max_workers", max_workers, 1, 64)
+    check_float("total_seconds", total_seconds, 0.01, 30.0)
+    check_float("serial_fraction", serial_fraction, 0.0, 1.0)
+    total = iterations_for(total_seconds)
+    started = time.perf_counter()
+    cpu_task(total)  # the whole job in the kernel: the baseline
+    serial_seconds = time.perf_counter() - started
+    counts, seconds = list(range(1, max_workers + 1)), []
+    for n in counts:
+        if progress is not None:
+            progress(n / (max_workers + 1), f"{n} workers…")
+        serial, parts = _job_parts(total, serial_fraction, n)
+        with process_pool(n, start_method) as pool:
+            pool.map_async(time.sleep, [0.02] * n, chunksize=1).get(60)  # all workers up
+            started = time.perf_counter()
+            cpu_task(serial)  # the part that cannot be split, in the kernel
+            pool.map_async(cpu_task, parts, chunksize=1).get(60 + 20 * total_seconds)
+            seconds.append(time.perf_counter() - started)
+    return AmdahlRun(counts, seconds, serial_seconds, serial_fraction, cores, start_method)
+
+
+def plot_amdahl(run: AmdahlRun, ax) -> list:
+    """Measured points, the fitted Amdahl curve to 16 workers, its limit, and the core count."""
+    f = run.fitted_fraction
+    xs = [1 + i * (_CURVE_WORKERS - 1) / 200 for i in range(201)]
+    artists = [
+        ax.plot(xs, xs, ":", color="#999999", label="ideal (no serial part)")[0],
+        ax.plot(xs, [amdahl_speedup(f, x) for x in xs], "-", color="#E69F00", lw=2,
+                label=f"Amdahl, fitted f = {f:.1%}")[0],
+        ax.plot(run.workers, run.speedups, "o", color="#0072B2", ms=9,
+                label=f"measured ({run.start_method})")[0],
+        ax.axvline(run.cores, color="#D55E00", alpha=0.5, label=f"{run.cores} cores here"),
+    ]
+    if f > 0:
+        artists.append(ax.axhline(1 / f, color="#E69F00", ls="--", alpha=0.6,
+                                  label=f"limit 1/f = {1 / f:.1f}×"))
+    ax.set_xlim(0.5, _CURVE_WORKERS + 0.5)
+    ax.set_ylim(0, min(_CURVE_WORKERS, (1 / f if f else _CURVE_WORKERS)) * 1.15 + 0.5)
+    ax.set_xlabel("workers", fontsize=12)
+    ax.set_ylabel("speed-up over the kernel alone", fontsize=12)
+    ax.grid(alpha=0.3)
+    artists.append(ax.legend(frameon=False, loc="upper left", fontsize=10))
+    return artists
