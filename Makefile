@@ -1,0 +1,89 @@
+# Cores & Coroutines: one virtual environment (.venv), built from the pinned lock.
+#
+#   make lab     open JupyterLab at chapter 00
+#   make test    lint, then run the test suite
+#   make bench   print the course's figures, measured on this machine
+#   make lint    ruff on helpers, tests, bench and the notebooks
+#   make strip   remove outputs and execution counts from notebooks/*.ipynb
+#   make clean   remove .venv and caches
+#
+# The first target that needs .venv creates it with $(PYTHON) (3.10 or newer) and installs the
+# package with its test extra, pinned by constraints.txt. A stamp file remembers that; it is
+# older than pyproject.toml, constraints.txt or the lab settings only when those changed, so later
+# runs skip it.
+
+PYTHON ?= python3
+# JupyterLab's first port; with it busy, the next free one of the 50 after it is taken.
+PORT ?= 8888
+
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings
+# ruff is given only the folders that exist, so a missing one is no lint error.
+LINT_PATHS := $(wildcard helpers tests bench notebooks)
+# Where `make lab` opens; the address it prints leads there too (default_url).
+CHAPTER_00 := notebooks/00_start_here.ipynb
+# JupyterLab refuses to start as root (a container, CI) unless told; only then is it told.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+
+.PHONY: all bootstrap lab test lint bench strip clean
+
+all: bootstrap
+
+bootstrap: $(STAMP)
+
+$(VPY):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null || { \
+	  echo "error: Cores & Coroutines needs Python 3.10 or newer; '$(PYTHON)' is" \
+	    "$$(command -v $(PYTHON) >/dev/null && $(PYTHON) --version 2>&1 || echo 'not found')." >&2; \
+	  echo "       Run e.g. 'make PYTHON=python3.12 $(MAKECMDGOALS)'." >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml constraints.txt jupyter/overrides.json | $(VPY)
+	$(VPY) -m pip install --quiet --upgrade pip
+	$(VPY) -m pip install -e ".[test]" -c constraints.txt
+	mkdir -p $(LAB_SETTINGS)
+	cp jupyter/overrides.json $(LAB_SETTINGS)/overrides.json
+	touch $@
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab $(CHAPTER_00) --LabApp.default_url=/lab/tree/$(CHAPTER_00) \
+	  --ServerApp.ip=127.0.0.1 --ServerApp.port=$(PORT) --ServerApp.port_retries=50 \
+	  --ServerApp.root_dir=. $(ALLOW_ROOT)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+
+test: lint
+	$(VPY) -m pytest
+
+bench: $(STAMP)
+	$(VPY) -m bench
+
+# Clears what a run leaves in a notebook: outputs, execution counts and the saved widget state.
+# Cell ids and every other field stay; the file is written the way JupyterLab writes it.
+define STRIP_PY
+import json, pathlib
+for path in sorted(pathlib.Path("notebooks").glob("*.ipynb")):
+    text = path.read_text(encoding="utf-8")
+    nb = json.loads(text)
+    nb.get("metadata", {}).pop("widgets", None)
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            cell["outputs"] = []
+            cell["execution_count"] = None
+        cell.get("metadata", {}).pop("execution", None)
+    new = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+    if new != text:
+        path.write_text(new, encoding="utf-8")
+        print("stripped", path)
+endef
+export STRIP_PY
+
+strip:
+	@$(PYTHON) -c "$$STRIP_PY"
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
