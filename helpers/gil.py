@@ -19,17 +19,27 @@ at once.
 
 from __future__ import annotations
 
-import queue as _queue
+import multiprocessing
 import threading
 import time
-import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from .course import QUICK, available_start_methods, check_choice, check_float, check_int, mp_context
-from .timeline import Recorder, Recording, Trace, plot_timeline
+from .course import QUICK, available_start_methods, check_choice, check_float, check_int
+from .processes import ProcessRun, kernel_safe_start_method, run_processes, run_serial, run_threads
+from .timeline import Recorder, TracedResult, plot_timeline
 from .workloads import cpu_task, io_task, iterations_for
 
-__all__ = ["MODES", "Comparison", "Run", "compare", "panel", "plot_comparison", "run_work"]
+__all__ = [
+    "MODES",
+    "Comparison",
+    "chunked_cpu_task",
+    "compare",
+    "panel",
+    "plot_comparison",
+    "record_cpu_work",
+    "recorded_io_task",
+    "run_work",
+]
 
 MODES = ("serial", "threads", "processes")
 # One chunk is about 0.2 ms of work: short against the GIL's 5 ms switch interval, so a wait is
@@ -75,42 +85,27 @@ def record_cpu_work(
     return checksum
 
 
-def _worker(kind: str, amount, label: str, waiting: str, lane: str) -> Recording:
-    recorder = Recorder(lane)
-    if kind == "cpu":
-        iterations, chunk = amount
-        record_cpu_work(iterations, recorder, label, waiting, chunk)
-    else:
-        with recorder.span(label, "io"):
-            io_task(amount)
-    return recorder.recording()
+def _what_a_wait_is() -> str:
+    if multiprocessing.parent_process() is not None:
+        return "waiting for a core"  # a process has a GIL of its own: only the OS makes it wait
+    if threading.current_thread() is not threading.main_thread():
+        return "waiting for the GIL"
+    return "waiting for a core"
 
 
-def _process_main(kind, amount, label, lane, results, start_ns) -> None:
-    """Entry point of a demo process: record, then send the Recording (or the error) once."""
-    begun = time.perf_counter_ns()
-    try:
-        recording = _worker(kind, amount, label, "waiting for a core", lane)
-        pid = next(iter(recording.clocks))
-        recording.events.insert(0, _start_event(lane, start_ns, begun, pid))
-        results.put(("ok", recording))
-    except BaseException:  # report everything, even an interrupt, as data
-        results.put(("error", traceback.format_exc()))
+def chunked_cpu_task(iterations: int, chunk: int, label: str) -> TracedResult:
+    """`cpu_task` recorded chunk by chunk, so the timeline shows when it ran and when it waited."""
+    recorder = Recorder(cpus=True)
+    value = record_cpu_work(iterations, recorder, label, _what_a_wait_is(), chunk)
+    return TracedResult(value, recorder.recording())
 
 
-def _start_event(lane: str, start_ns: int, begun_ns: int, pid: int):
-    from .timeline import Event
-
-    return Event(lane, "starting", "start", start_ns, max(start_ns, begun_ns), pid, None)
-
-
-@dataclass
-class Run:
-    """One way of running the work: how long it took, and what every worker did."""
-
-    mode: str
-    seconds: float
-    trace: Trace = field(repr=False)
+def recorded_io_task(seconds: float, label: str) -> TracedResult:
+    """`io_task` recorded as one ``io`` span: waiting, with the core free for others."""
+    recorder = Recorder(cpus=False)
+    with recorder.span(label, "io"):
+        io_task(seconds)
+    return TracedResult(seconds, recorder.recording())
 
 
 def run_work(
@@ -120,100 +115,29 @@ def run_work(
     workers: int = 2,
     task_seconds: float = 0.25,
     start_method: str | None = None,
-) -> Run:
+) -> ProcessRun:
     """Run `workers` equal tasks of `kind` ("cpu" or "io") serially, in threads or in processes."""
     check_choice("mode", mode, MODES)
     check_choice("kind", kind, ("cpu", "io"))
     check_int("workers", workers, 1, MAX_WORKERS)
     check_float("task_seconds", task_seconds, 0.001, 5.0)
-    amount = (
-        (iterations_for(task_seconds), iterations_for(_CHUNK_SECONDS))
-        if kind == "cpu" else task_seconds
-    )
-    labels = [f"task {i}" for i in range(workers)]
-    trace = Trace()
-    started = time.perf_counter_ns()
-    if mode == "serial":
-        for label in labels:
-            trace.extend(_worker(kind, amount, label, "waiting", "main thread"))
-    elif mode == "threads":
-        _run_threads(kind, amount, labels, trace)
+    if kind == "cpu":
+        fn = chunked_cpu_task
+        sizes = (iterations_for(task_seconds), iterations_for(_CHUNK_SECONDS))
     else:
-        method = start_method or _quiet_start_method()
-        _run_processes(kind, amount, labels, trace, method)
-    seconds = (time.perf_counter_ns() - started) / 1e9
-    return Run(mode, seconds, trace)
-
-
-def _quiet_start_method() -> str:
-    # fork from a kernel (which runs threads) is deprecated on 3.12+; forkserver starts fast
-    # and is safe; spawn is what macOS and Windows offer.
-    return "forkserver" if "forkserver" in available_start_methods() else "spawn"
-
-
-def _run_threads(kind: str, amount: float, labels: list[str], trace: Trace) -> None:
-    recordings: list[Recording | None] = [None] * len(labels)
-    errors: list[BaseException] = []
-
-    def target(i: int) -> None:
-        try:
-            recordings[i] = _worker(kind, amount, labels[i], "waiting for the GIL", f"thread {i}")
-        except BaseException as exc:  # surfaced in the caller's thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=target, args=(i,), daemon=True) for i in range(len(labels))]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + _TIMEOUT_SECONDS
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    if errors:
-        raise errors[0]
-    if any(thread.is_alive() for thread in threads):
-        raise TimeoutError(f"threads did not finish within {_TIMEOUT_SECONDS:.0f} s")
-    for recording in recordings:
-        trace.extend(recording)
-
-
-def _run_processes(kind, amount, labels, trace: Trace, start_method: str) -> None:
-    ctx = mp_context(start_method)
-    if start_method == "forkserver":
-        # The fork server is started once per kernel, as a long-running program would; what the
-        # timeline then shows is the cost of each process, not of the server.
-        ctx.set_forkserver_preload([__name__])
-        from multiprocessing import forkserver
-
-        forkserver.ensure_running()
-    results = ctx.Queue()
-    processes = []
-    try:
-        for i, label in enumerate(labels):
-            process = ctx.Process(
-                target=_process_main, name=f"process {i}",
-                args=(kind, amount, label, f"process {i}", results, time.perf_counter_ns()),
-            )
-            process.start()
-            processes.append(process)
-        deadline = time.monotonic() + _TIMEOUT_SECONDS
-        for _ in labels:
-            try:
-                status, payload = results.get(timeout=max(0.1, deadline - time.monotonic()))
-            except _queue.Empty:
-                raise TimeoutError(
-                    f"processes did not finish within {_TIMEOUT_SECONDS:.0f} s"
-                ) from None
-            if status == "error":
-                raise RuntimeError(f"a worker process failed:\n{payload}")
-            trace.extend(payload)
-        for process in processes:
-            process.join(timeout=max(0.1, deadline - time.monotonic()))
-    finally:  # an error or the kernel's interrupt: nothing is left running
-        for process in processes:
-            if process.is_alive():
-                process.terminate()
-            process.join(timeout=5)
-        results.close()
-        results.join_thread()
+        fn, sizes = recorded_io_task, (task_seconds,)
+    tasks = [(*sizes, f"task {i}") for i in range(workers)]
+    if mode == "serial":
+        run = run_serial(fn, tasks)
+    elif mode == "threads":
+        run = run_threads(fn, tasks, timeout=_TIMEOUT_SECONDS)
+    else:
+        run = run_processes(fn, tasks, start_method=start_method or kernel_safe_start_method(),
+                            timeout=_TIMEOUT_SECONDS)
+    if run.failures:
+        index, failure = next(iter(run.failures.items()))
+        raise RuntimeError(f"task {index} failed in {mode}: {failure}\n{failure.traceback_text}")
+    return run
 
 
 @dataclass
@@ -221,7 +145,7 @@ class Comparison:
     """The same work run every way; speed-ups are against the serial run."""
 
     kind: str
-    runs: dict[str, Run]
+    runs: dict[str, ProcessRun]
 
     def speedup(self, mode: str) -> float:
         return self.runs["serial"].seconds / self.runs[mode].seconds
@@ -291,7 +215,7 @@ def panel():
             Int("workers", 1, 4, 2),
             Float("task_seconds", 0.02, 1.0, 0.05 if QUICK else 0.25, step=0.01,
                   label="seconds per task"),
-            Choice("start_method", methods, _quiet_start_method(), label="start method"),
+            Choice("start_method", methods, kernel_safe_start_method(), label="start method"),
         ],
         demo,
     )

@@ -45,6 +45,7 @@ __all__ = [
     "explain_exitcode",
     "kernel_safe_start_method",
     "quiet_fork_warnings",
+    "record_call",
     "release_semaphores",
     "run_processes",
     "run_serial",
@@ -185,6 +186,18 @@ class ProcessRun:
     warnings: list[str] = field(default_factory=list)
 
 
+def record_call(recorder: Recorder, label: str, fn: Callable[..., Any], args: Sequence[Any]) -> Any:
+    """Call ``fn(*args)`` and record it in `recorder`: one ``run`` span, or, when `fn` returns a
+    `TracedResult` (a task that records its own finer spans), those spans. Returns the value."""
+    start = time.perf_counter_ns()
+    value = fn(*args)
+    if isinstance(value, TracedResult):
+        recorder.adopt(value.recording)
+        return value.value
+    recorder.add(label, "run", start, time.perf_counter_ns())
+    return value
+
+
 def _child_main(results, index: int, lane: str, fn: Callable[..., Any], args: tuple,
                 requested_ns: int) -> None:
     """The target of every `run_processes` child: time the start, run, report once."""
@@ -193,8 +206,7 @@ def _child_main(results, index: int, lane: str, fn: Callable[..., Any], args: tu
     recorder = Recorder(f"{lane} [pid {os.getpid()}]")
     recorder.add("start", "start", min(requested_ns, entered_ns), entered_ns)
     try:
-        with recorder.span(f"{getattr(fn, '__name__', 'task')} #{index}"):
-            value = fn(*args)
+        value = record_call(recorder, f"{getattr(fn, '__name__', 'task')} #{index}", fn, args)
         report: Any = TracedResult(value, recorder.recording())
     except Exception as exc:
         report = ChildFailure(type(exc).__name__, str(exc), traceback.format_exc())
@@ -296,8 +308,8 @@ def run_threads(
     def work(index: int, args: Sequence[Any]) -> None:
         recorder = Recorder(f"thread {index + 1} [pid {os.getpid()}]")
         try:
-            with recorder.span(f"{getattr(fn, '__name__', 'task')} #{index}"):
-                values[index] = fn(*args)
+            values[index] = record_call(
+                recorder, f"{getattr(fn, '__name__', 'task')} #{index}", fn, args)
         except Exception as exc:
             failures[index] = ChildFailure(type(exc).__name__, str(exc), traceback.format_exc())
         recordings[index] = recorder.recording()
@@ -328,8 +340,8 @@ def run_serial(fn: Callable[..., Any], args_list: Sequence[Sequence[Any]]) -> Pr
     started = time.perf_counter()
     values = []
     for index, args in enumerate(args_list):
-        with recorder.span(f"{getattr(fn, '__name__', 'task')} #{index}"):
-            values.append(fn(*args))
+        label = f"{getattr(fn, '__name__', 'task')} #{index}"
+        values.append(record_call(recorder, label, fn, args))
     seconds = time.perf_counter() - started
     return ProcessRun("serial", values, Trace().extend(recorder.recording()), seconds,
                       [os.getpid()])

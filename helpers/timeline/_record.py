@@ -114,6 +114,14 @@ class Recorder:
         """Record a span timed elsewhere (for example by a callback)."""
         self._rows.append((label, kind, start_ns, end_ns, current_cpu() if self._cpus else None))
 
+    def adopt(self, recording: Recording) -> None:
+        """Take the spans of `recording` into this lane, keeping their times and cores.
+
+        For a task that records its own finer spans (``run``/``wait`` chunks) and returns them
+        in a `TracedResult`: the runner that called it files them under its worker's lane.
+        """
+        self._rows.extend((e.label, e.kind, e.start_ns, e.end_ns, e.cpu) for e in recording.events)
+
     def recording(self) -> Recording:
         """The validated events, ready to pickle back to the parent."""
         events = [
