@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 
 from helpers import speedup
 from helpers.amdahl import measure_amdahl
+from helpers.course import mp_context
 from helpers.pool_demos import compare_chunksizes, compare_process_per_task
 from helpers.pools import DEFAULT_TASK_MS, DEFAULT_TASKS, demo, run_pool, task_items
 from helpers.process_lifecycle import measure_start_costs
@@ -27,14 +28,24 @@ _REPEATS = 5
 def measure(report) -> None:
     method = kernel_safe_start_method()
     items = task_items(16, 120.0)  # the chapter's first demo with reader parameters: 16 × ~0.12 s
-    ratios = []
-    for _ in range(_REPEATS):
-        serial = run_serial(cpu_task, [(n,) for n in items]).seconds
-        run = run_pool(cpu_task, items, workers=2, start_method=method)
-        ratios.append(serial / run.seconds)
+    ratios, bare_ratios = [], []
+    with mp_context(method).Pool(2) as bare_pool:
+        bare_pool.map(cpu_task, [1000, 1000])
+        for _ in range(_REPEATS):  # serial, demo, serial, bare Pool(2).map: side by side
+            serial = run_serial(cpu_task, [(n,) for n in items]).seconds
+            demo_run = run_pool(cpu_task, items, workers=2, start_method=method)
+            ratios.append(serial / demo_run.seconds)
+            serial = run_serial(cpu_task, [(n,) for n in items]).seconds
+            started = time.perf_counter()
+            bare_pool.map_async(cpu_task, items, chunksize=1).get(120)
+            bare_ratios.append(serial / (time.perf_counter() - started))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     report("pool_speedup_2_workers", median(ratios), f"x serial ({cores} cores, traced)",
            ">= 1.85")
+    report("bare_pool_speedup_2_workers", median(bare_ratios),
+           "x serial (a warm bare Pool(2).map of the same tasks, untraced)")
+    report("pool_demo_vs_bare_pool", median(ratios) / median(bare_ratios),
+           "x the bare pool's speed-up (the demo starts its pool and records every task)")
 
     chunk = []
     for _ in range(3):
