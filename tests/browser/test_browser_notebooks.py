@@ -1,5 +1,6 @@
 """Every chapter in a real browser: JupyterLab opens it, runs all cells, a control moves and the
-timeline is redrawn. The machinery (server, Chromium, LabDriver) is in this folder's conftest.py.
+timeline is redrawn. The machinery (server, Chromium, LabDriver) is in this folder's conftest.py
+and the underscored modules beside it.
 
 Run with ``pytest -m browser tests/browser``; ``CC_BROWSER_NOTEBOOKS=dir`` points it elsewhere.
 Screenshots: ``test-artifacts/browser/<chapter>.png`` (and ``-FAILED.png`` + console on failure).
