@@ -103,10 +103,16 @@ def compare_models(processes: int = 2, task_seconds: float = DEFAULT_TASK_SECOND
 
 
 def plot_comparison(comparison: Comparison, ax_timeline, ax_bars=None) -> list:
-    """The processes' timeline coloured by core, and (if `ax_bars`) the three wall times."""
-    artists = plot_timeline(comparison.processes.trace, ax_timeline, color_by="cpu",
+    """The processes' timeline coloured by core, and (if `ax_bars`) the three wall times.
+
+    Each lane's "start" span (from ``start()`` in the kernel to the child's first line) is drawn
+    hatched on top of its core colour, so the start cost stays visible when colour means core.
+    """
+    trace = comparison.processes.trace
+    artists = plot_timeline(trace, ax_timeline, color_by="cpu",
                             title=f"{len(comparison.processes.values)} processes "
                                   f"({comparison.start_method}): which core ran what")
+    artists += _hatch_starts(trace, ax_timeline)
     if ax_bars is not None:
         models = [r.model for r in comparison.runs]
         seconds = [r.seconds for r in comparison.runs]
@@ -121,6 +127,28 @@ def plot_comparison(comparison: Comparison, ax_timeline, ax_bars=None) -> list:
         ax_bars.set_xlim(0, max(seconds) * 1.6)
         ax_bars.set_xlabel("wall time (s)", fontsize=12)
         ax_bars.set_title("same work", fontsize=13)
+    return artists
+
+
+def _hatch_starts(trace, ax) -> list:
+    """Hatch each lane's "start" span over the drawn timeline and add it to the legend."""
+    from matplotlib.patches import Patch
+
+    starts = trace.select(kind="start")
+    if not starts:
+        return []
+    lanes, origin = trace.lanes(), trace.start_ns
+    artists = [ax.broken_barh([((e.start_ns - origin) / 1e6, (e.end_ns - e.start_ns) / 1e6)
+                               for e in starts if e.lane == lane],
+                              (row - 0.4, 0.8), facecolors="none", edgecolors="white",
+                              hatch="///", linewidth=0)
+               for row, lane in enumerate(lanes)]
+    if ax.get_legend() is not None:  # redraw the legend with a "starting" entry
+        handles, names = ax.get_legend_handles_labels()
+        handles.append(Patch(facecolor="#999999", edgecolor="white", hatch="///", linewidth=0))
+        names.append("starting: start() → first line")
+        artists.append(ax.legend(handles, names, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                                 fontsize=11, frameon=False))
     return artists
 
 
