@@ -31,6 +31,11 @@ __all__ = ["alive_counts", "make_panel", "plot_runs", "plot_sleepers", "with_wai
 _NOT_WAITING = ("main", "hub")  # lanes whose gaps are not waits: the cell itself and the loop
 # The panel draws at most this many lanes: more stop being readable at the panel's 4 in height.
 _PANEL_LANES = 12
+# plot_runs: a timeline is at least 2.2 in tall (title, lanes, time axis), and 0.25 in per lane
+# beyond that, so the lane labels (12 pt, about 0.17 in) never overlap.
+_MIN_ROW_INCHES = 2.2
+_ROW_TITLE_INCHES = 0.8
+_LANE_INCHES = 0.25
 
 
 def with_waits(recording: Any, *, skip: Sequence[str] = _NOT_WAITING) -> Trace:
@@ -70,14 +75,23 @@ def alive_counts(recording: Any, *, skip: Sequence[str] = _NOT_WAITING,
     return times[order], np.cumsum(steps[order])
 
 
-def _axes(rows: int, axes, height_ratios=None):
+def _axes(rows: int, axes, height_ratios=None, heights=None):
+    """The given axes, or a new figure of `rows` axes sharing time (`heights` in inches each)."""
     if axes is not None:
         return list(axes)
     import matplotlib.pyplot as plt  # only when asked to make a figure
 
-    _, made = plt.subplots(rows, 1, figsize=(11, 2.2 * rows + 0.6), sharex=True,
+    if heights is not None:
+        height_ratios = heights
+    total = sum(heights) + 0.6 if heights is not None else 2.2 * rows + 0.6
+    _, made = plt.subplots(rows, 1, figsize=(11, total), sharex=True,
                            layout="constrained", height_ratios=height_ratios, squeeze=False)
     return list(made[:, 0])
+
+
+def _row_height(lanes: int) -> float:
+    """Inches for one timeline of `lanes` lanes: room for every lane label, at least 2.2 in."""
+    return max(_MIN_ROW_INCHES, _ROW_TITLE_INCHES + _LANE_INCHES * lanes)
 
 
 def _ticks_visible(artists: list) -> list:
@@ -95,12 +109,18 @@ def plot_runs(runs: dict[str, Any], axes=None) -> list:
     """One timeline per run, titled with its wall time. Returns the artists.
 
     A run is anything with ``.recording`` and ``.seconds``: a `GeventRun` or a `PatchedRun`.
+    Without `axes`, each timeline gets a height that fits its lanes, and only the bottom one
+    labels the shared time axis.
     """
-    axes = _axes(len(runs), axes)
+    traces = [with_waits(run.recording) for run in runs.values()]
+    made = axes is None
+    axes = _axes(len(runs), axes, heights=[_row_height(len(t.lanes())) for t in traces])
     artists = []
-    for ax, (title, run) in zip(axes, runs.items()):
-        trace = with_waits(run.recording)
+    for ax, (title, run), trace in zip(axes, runs.items(), traces):
         artists += _ticks_visible(plot_timeline(trace, ax, title=f"{title}: {run.seconds:.2f} s"))
+    if made:
+        for ax in axes[:-1]:
+            ax.set_xlabel("")  # the axes share time; the bottom one labels it
     return artists
 
 
@@ -136,12 +156,15 @@ def _panel_demo(fig, progress, *, greenlets: int, sleep: str, mean_sleep: float,
     trace = with_waits(run.recording)
     value = run.value
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
-    tasks = [lane for lane in trace.lanes() if lane.startswith("task ")]
+    # The tasks that slept: one skipped for the time budget only ran long enough to return.
+    slept = {e.lane for e in trace.events if e.kind == "io" and e.label == "sleep"}
+    tasks = [lane for lane in trace.lanes() if lane.startswith("task ") and lane in slept]
     origin = trace.start_ns
     _ticks_visible(plot_timeline(
         trace, top, lanes=tasks[:_PANEL_LANES], origin_ns=origin,
         title=f"{'patched' if patched else 'NOT patched'}: {value['ran']} tasks in "
-              f"{value['seconds']:.2f} s (pool of {pool_size}; first {_PANEL_LANES} drawn)"))
+              f"{value['seconds']:.2f} s (pool of {pool_size}; "
+              f"first {min(_PANEL_LANES, len(tasks))} drawn)"))
     top.set_xlabel("")
     times, alive = alive_counts(run.recording, kinds=("io",), skip=())
     bottom.step((times - origin) / 1e6, alive, where="post", color="#0072B2")

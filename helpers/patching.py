@@ -129,18 +129,24 @@ def sleep_times(count: int, distribution: str, mean: float, seed: int = 5) -> li
     return [min(rng.expovariate(1 / mean), 10 * mean) if mean else 0.0 for _ in range(count)]
 
 
-def _task(recorder: Recorder, lane: str, seconds: float) -> None:
+def _task(recorder: Recorder, lane: str, seconds: float, deadline: float) -> bool:
+    if time.perf_counter() > deadline:
+        # Past the time budget: with a large pool every task is spawned at once, and unpatched
+        # they would then sleep one after another for the sum of their sleeps.
+        return False
     start = time.perf_counter_ns()
     time.sleep(seconds)  # plain time.sleep: cooperative only when the child is patched
     recorder.add_lane(lane, "sleep", "io", start, time.perf_counter_ns())
+    return True
 
 
 def pool_sleepers(count: int, distribution: str, mean: float, pool_size: int) -> TracedResult:
     """The panel's demo: `count` tasks sleeping with plain ``time.sleep`` through a ``Pool``.
 
-    Returns a `TracedResult` whose value says how many ran, how many were skipped (unpatched runs
-    stop starting tasks after a few seconds) and how long it took; the recording has one ``io``
-    span per sleep, in the lane of the greenlet that slept.
+    Returns a `TracedResult` whose value says how many ran, how many were skipped (no task starts
+    after a few seconds, so an unpatched run, whose sleeps add up, stays short whatever the pool
+    size) and how long it took; the recording has one ``io`` span per sleep, in the lane of the
+    greenlet that slept.
     """
     check_int("pool_size", pool_size, 1, 10_000)
     durations = sleep_times(count, distribution, mean)
@@ -151,18 +157,19 @@ def pool_sleepers(count: int, distribution: str, mean: float, pool_size: int) ->
     pool = Pool(pool_size)
     started = time.perf_counter()
     deadline = started + _SERIAL_BUDGET_SECONDS
-    done = 0
+    glets = []
     for index, seconds in enumerate(durations):
-        if time.perf_counter() > deadline:
+        if time.perf_counter() > deadline:  # a small pool: spawn waits for a free slot
             break
-        glet = pool.spawn(_task, recorder, f"task {index}", seconds)
+        glet = pool.spawn(_task, recorder, f"task {index}", seconds, deadline)
         glet.name = f"task {index}"
-        done += 1
+        glets.append(glet)
     pool.join()
     gevent.sleep(0)
     elapsed = time.perf_counter() - started
-    value = {"ran": done, "skipped": count - done, "seconds": elapsed,
-             "sum of sleeps": sum(durations[:done]), "longest sleep": max(durations[:done])}
+    ran = [seconds for seconds, glet in zip(durations, glets) if glet.value]
+    value = {"ran": len(ran), "skipped": count - len(ran), "seconds": elapsed,
+             "sum of sleeps": sum(ran), "longest sleep": max(ran, default=0.0)}
     return TracedResult(value, recorder.recording())
 
 
