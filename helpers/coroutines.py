@@ -375,7 +375,7 @@ def pool_run(tasks: int = 12, size: int | None = 4, seconds: float = 0.1) -> Gev
 
 
 def over_release() -> str:
-    """Release a ``BoundedSemaphore(2)`` three times: the error a plain Semaphore would hide."""
+    """Acquire a ``BoundedSemaphore(2)`` once, release twice: the bug a plain Semaphore hides."""
     semaphore = gevent.lock.BoundedSemaphore(2)
     semaphore.acquire()
     semaphore.release()
