@@ -35,6 +35,10 @@ __all__ = [
 QUICK = os.environ.get("CC_QUICK", "").strip().lower() in ("1", "true", "yes")
 
 START_METHODS = ("fork", "spawn", "forkserver")
+# What the fork server imports once, before it forks any child: each child then starts with the
+# course's worker code already loaded (measured here in a kernel: ~6 ms per process instead of
+# ~50 ms). Takes effect when the server starts, i.e. at the first forkserver process.
+_FORKSERVER_PRELOAD = ["helpers.processes", "helpers.pools", "helpers.workloads"]
 
 
 def check_int(name: str, value: object, low: int, high: int) -> int:
@@ -80,7 +84,10 @@ def mp_context(method: str | None = None):
     if method is None:
         method = default_start_method()
     check_choice("start_method", method, available_start_methods())
-    return multiprocessing.get_context(method)
+    ctx = multiprocessing.get_context(method)
+    if method == "forkserver":
+        ctx.set_forkserver_preload(_FORKSERVER_PRELOAD)
+    return ctx
 
 
 def physical_cores() -> int | None:
