@@ -6,7 +6,6 @@ Speed-ups are medians of serial and pool runs alternated in one run, on the same
 
 from __future__ import annotations
 
-import os
 import time
 from statistics import median
 
@@ -14,7 +13,7 @@ from matplotlib.figure import Figure
 
 from helpers import speedup
 from helpers.amdahl import measure_amdahl
-from helpers.course import mp_context
+from helpers.course import mp_context, usable_cores
 from helpers.pool_demos import compare_chunksizes, compare_process_per_task
 from helpers.pools import DEFAULT_TASK_MS, DEFAULT_TASKS, demo, run_pool, task_items
 from helpers.process_lifecycle import measure_start_costs
@@ -39,7 +38,7 @@ def measure(report) -> None:
             started = time.perf_counter()
             bare_pool.map_async(cpu_task, items, chunksize=1).get(120)
             bare_ratios.append(serial / (time.perf_counter() - started))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = usable_cores()
     report("pool_speedup_2_workers", median(ratios), f"x serial ({cores} cores, traced)",
            ">= 1.85")
     report("bare_pool_speedup_2_workers", median(bare_ratios),

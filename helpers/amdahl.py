@@ -15,12 +15,11 @@ machine, not the serial part.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .course import QUICK, check_float, check_int
+from .course import QUICK, check_float, check_int, usable_cores
 from .pools import process_pool
 from .workloads import cpu_task, iterations_for
 
@@ -103,7 +102,7 @@ def measure_amdahl(max_workers: int | None = None, *, start_method: str,
                    serial_fraction: float = DEFAULT_SERIAL_FRACTION,
                    progress: Callable[[float, str], None] | None = None) -> AmdahlRun:
     """Time the job on 1…`max_workers` warm pool workers (default: cores + 2)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = usable_cores()
     cores = cores or 1
     max_workers = cores + 2 if max_workers is None else max_workers
     check_int("max_workers", max_workers, 1, 64)

@@ -28,6 +28,7 @@ __all__ = [
     "describe_machine",
     "mp_context",
     "physical_cores",
+    "usable_cores",
 ]
 
 # Tests and CI execute every notebook with CC_QUICK=1: chapters then pick small sizes, so the whole
@@ -90,6 +91,13 @@ def mp_context(method: str | None = None):
     return ctx
 
 
+def usable_cores() -> int:
+    """Cores this process may run on: the affinity mask where the OS has one (Linux), else all."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def physical_cores() -> int | None:
     try:
         import psutil
@@ -115,11 +123,10 @@ class MachineInfo(dict):
 
 def describe_machine() -> MachineInfo:
     """What the reader's machine has: cores, Python, OS and start methods."""
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return MachineInfo({
         "logical cores": os.cpu_count(),
         "physical cores": physical_cores(),
-        "cores this process may use": usable,
+        "cores this process may use": usable_cores(),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "GIL": _gil_state(),
         "os": f"{platform.system()} {platform.release()} ({platform.machine()})",

@@ -17,11 +17,17 @@ cores, to show where adding processes stops helping (oversubscription).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .course import QUICK, available_start_methods, check_choice, check_float, check_int
+from .course import (
+    QUICK,
+    available_start_methods,
+    check_choice,
+    check_float,
+    check_int,
+    usable_cores,
+)
 from .processes import MAX_PROCESSES, ProcessRun, run_processes, run_serial, run_threads
 from .timeline import plot_timeline
 from .workloads import cpu_task, iterations_for
@@ -46,13 +52,6 @@ DEFAULT_TASK_SECONDS = 0.15 if QUICK else 0.8
 _MODEL_COLORS = {"serial": "#999999", "threads": "#E69F00", "processes": "#0072B2"}
 
 Progress = Callable[[float, str], None]
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (the affinity mask where the OS has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def _no_progress(fraction: float, text: str | None = None) -> None:

@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+from _timing import skip_if_busy
 from matplotlib.figure import Figure
 
 from helpers.amdahl import amdahl_speedup, fit_serial_fraction, measure_amdahl, plot_amdahl
@@ -35,14 +36,6 @@ from helpers.workloads import cpu_task, iterations_for
 pytestmark = pytest.mark.timeout(60)
 
 
-def _skip_if_busy(ratio: float, what: str) -> None:
-    """Ratios need free cores: with more runnable tasks than cores (other test runs share this
-    machine), a low ratio says nothing about the code, so the test skips instead of failing."""
-    cores = os.cpu_count() or 1
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    if ratio <= 1.3 and load >= cores:
-        pytest.skip(f"{what}: {ratio:.2f}× with load average {load:.1f} on {cores} cores")
-
 
 def test_every_pool_kind_returns_every_result_in_order(start_method):
     items = [iterations_for(0.002) + i for i in range(12)]
@@ -66,7 +59,7 @@ def test_pool_speedup_and_overlapping_workers():
         best = max(best, serial / run.seconds)
         if best > 1.3:
             break
-    _skip_if_busy(best, "pool of 2 vs serial")
+    skip_if_busy(best, "pool of 2 vs serial")
     assert best > 1.3, f"a pool of 2 was only {best:.2f}× faster than serial"
     workers = [lane for lane in run.trace.lanes() if lane.startswith("worker")]
     assert len(workers) == 2 and run.trace.overlap_ns(*workers) > 0
@@ -81,7 +74,7 @@ def test_chunksize_one_pays_for_dispatch():
         ratios.append(one.seconds / chunked.seconds)
         if max(ratios) > 1.1:
             break
-    _skip_if_busy(max(ratios), "chunksize 1 vs default")
+    skip_if_busy(max(ratios), "chunksize 1 vs default")
     assert max(ratios) > 1.1, f"chunksize 1 was not slower: {ratios}"
 
 

@@ -7,6 +7,7 @@ import signal
 import sys
 
 import pytest
+from _timing import skip_if_busy
 from matplotlib.figure import Figure
 
 from helpers.exercises import check
@@ -24,14 +25,6 @@ from helpers.workloads import cpu_task, iterations_for
 
 pytestmark = pytest.mark.timeout(60)
 
-
-def _skip_if_busy(ratio: float, what: str) -> None:
-    """A speed-up needs free cores: on a machine already running more than a task per core (other
-    test runs share this one), a low ratio says nothing about the code, so it skips instead."""
-    cores = os.cpu_count() or 1
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    if ratio <= 1.3 and load >= cores:
-        pytest.skip(f"{what}: {ratio:.2f}× with load average {load:.1f} on {cores} cores")
 
 
 def test_hello_process_reports_its_pid(start_method):
@@ -81,7 +74,7 @@ def test_speedup_on_two_cores():
         best = max(best, serial / parallel)
         if best > 1.3:
             break
-    _skip_if_busy(best, "2 processes vs serial")
+    skip_if_busy(best, "2 processes vs serial")
     assert best > 1.3, f"2 processes were only {best:.2f}× faster than serial"
 
 
