@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONDA_TO_PIP = {
     "matplotlib-base": "matplotlib",  # matplotlib without a GUI toolkit: all a notebook needs
     "playwright-python": "playwright",
+    "dask-core": "dask",  # dask without its optional extras; `dask` on conda-forge adds pandas etc.
 }
 # What environment.yml needs to be an environment at all, not a package of the course.
 CONDA_ONLY = {"python", "pip"}
