@@ -1,0 +1,300 @@
+"""A real crawler on gevent: frontier queue, visited set, a bounded Pool, timeouts and retries.
+
+Run it in a patched child (``run_patched(crawl_gevent, site.start_url, 50)``): the HTTP client is
+urllib3, a blocking library, made cooperative by monkey patching::
+
+    frontier: gevent.queue.Queue                 pool: gevent.pool.Pool(concurrency)
+    ┌──────────────────────┐  main greenlet       ┌───────────────────────────────────────┐
+    │ /page/0  /page/7 ... │ ── get() ──────────► │ spawn(visit, path)   waits for a slot  │
+    └──────────────────────┘                      │  fetch: GET with a timeout; on 5xx,    │
+              ▲                                   │  reset or timeout, back off and retry  │
+              └── new links: each path enters ────│  parse the links of a 200 page         │
+                  once (CrawlState's visited set) └───────────────────────────────────────┘
+    done when no path is queued or in flight (the last visit puts a STOP on the queue)
+
+`CrawlState` (visited set, outcomes, timeline spans) and `fetch_with_retries` are shared with the
+threads, asyncio and serial crawlers in `models`, so all four crawl exactly alike.
+The result is a `CrawlResult`; `verify` compares it with what the site says it served.
+
+Timeline spans, one lane per worker (for gevent: the pool's slot a visit occupied), coloured by
+the kind in `SPAN_KINDS`: a 200 answer is ``io``, a failed attempt (5xx, reset, timeout,
+refused) ``lock``, the pause before a retry ``wait``, a 404 ``send``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...course import check_float, check_int
+from ...timeline import Event, Trace, TracedResult
+
+__all__ = [
+    "MAX_CONCURRENCY",
+    "RETRIED",
+    "SPAN_KINDS",
+    "CrawlResult",
+    "CrawlState",
+    "RetryPolicy",
+    "crawl_gevent",
+    "fetch_once",
+    "fetch_with_retries",
+    "links_in",
+    "verify",
+]
+
+# Up to this many requests in flight: far beyond what one loopback site needs to show its limit,
+# and within the open-file limits the site and the client raise themselves to.
+MAX_CONCURRENCY = 5_000
+MAX_PAGES = 20_000  # the site's own bound
+# Outcomes worth another try: the server may answer next time. A 404 will not change, and a
+# refused connection means nothing listens there any more.
+RETRIED = ("500", "reset", "timeout")
+# One timeline kind per outcome (the legend of `views.plot_requests` names them by outcome).
+SPAN_KINDS = {"200": "io", "404": "send", "500": "lock", "reset": "lock", "timeout": "lock",
+              "refused": "lock", "backoff": "wait"}
+# Links are found with one regular expression: the site writes every link the same way, and a
+# real HTML parser costs more per page than the whole request on loopback.
+_LINK = re.compile(rb'<a href="(/page/\d+)"')
+_STOP = None  # put on the frontier when nothing is queued or in flight: the crawl is done
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard a crawler tries: ``request_timeout`` per request (s), ``retries`` after the first
+    try, ``backoff`` before the first retry (s), doubled before each next one."""
+
+    request_timeout: float = 2.0
+    retries: int = 2
+    backoff: float = 0.05
+
+    def __post_init__(self) -> None:
+        check_float("request_timeout", self.request_timeout, 0.01, 60.0)
+        check_int("retries", self.retries, 0, 10)
+        check_float("backoff", self.backoff, 0.0, 10.0)
+
+
+@dataclass
+class CrawlResult:
+    """What a crawl found: per path, its final outcome and how many requests it took."""
+
+    model: str
+    concurrency: int
+    outcomes: dict[str, str] = field(default_factory=dict)
+    attempts: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    peak_in_flight: int = 0
+    unfinished: list[str] = field(default_factory=list)  # queued when the time limit struck
+    peak_rss_growth_kib: float = 0.0
+
+    @property
+    def fetched(self) -> list[str]:
+        return [path for path, got in self.outcomes.items() if got == "200"]
+
+    @property
+    def failures(self) -> dict[str, str]:
+        """``{path: reason}`` for every path that did not end in a 200 answer."""
+        return {path: _reason(got, self.attempts[path])
+                for path, got in self.outcomes.items() if got != "200"}
+
+    @property
+    def requests(self) -> int:
+        return sum(self.attempts.values())
+
+    @property
+    def pages_per_second(self) -> float:
+        return len(self.outcomes) / self.seconds if self.seconds else 0.0
+
+
+def _reason(outcome: str, attempts: int) -> str:
+    what = {"404": "HTTP 404 (not found)", "500": "HTTP 500", "reset": "connection reset",
+            "timeout": "timed out", "refused": "connection refused"}.get(outcome, outcome)
+    return f"{what} after {attempts} attempt{'s' if attempts > 1 else ''}"
+
+
+def links_in(body: bytes) -> list[str]:
+    """The link targets (paths) in a page."""
+    return [m.decode() for m in _LINK.findall(body)]
+
+
+class CrawlState:
+    """The visited set, the outcomes and the timeline spans of one crawl, shared by its workers.
+
+    `admit` is the only way into the crawl: a path is admitted once, so no page is fetched twice
+    however many pages link to it. A lock guards the set (threads need it; for greenlets and
+    asyncio tasks, which never switch inside it, it is free).
+    """
+
+    def __init__(self, base_url: str, max_pages: int) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.max_pages = max_pages
+        self.visited: set[str] = set()
+        self.outcomes: dict[str, str] = {}
+        self.attempts: dict[str, int] = {}
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self._lock = threading.Lock()
+        self._spans: list[tuple[str, str, str, int, int]] = []
+        self._origin = time.perf_counter_ns()
+
+    def admit(self, path: str) -> bool:
+        """True (once) if `path` is new and the page budget allows it."""
+        with self._lock:
+            if path in self.visited or len(self.visited) >= self.max_pages:
+                return False
+            self.visited.add(path)
+            return True
+
+    def span(self, lane: str, label: str, outcome: str, start_ns: int, end_ns: int) -> None:
+        self._spans.append((lane, label, SPAN_KINDS[outcome], start_ns, end_ns))
+
+    def started(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def finished(self, path: str, outcome: str, attempts: int) -> None:
+        with self._lock:
+            self.in_flight -= 1
+            self.outcomes[path] = outcome
+            self.attempts[path] = attempts
+
+    def result(self, model: str, concurrency: int, seconds: float,
+               unfinished: list[str] | None = None) -> TracedResult:
+        """The `CrawlResult`, with one span per attempt and backoff in its recording."""
+        import os
+
+        value = CrawlResult(model, concurrency, dict(self.outcomes), dict(self.attempts),
+                            seconds, self.peak_in_flight, sorted(unfinished or []))
+        pid = os.getpid()
+        events = [Event(lane, label, kind, start, end, pid)
+                  for lane, label, kind, start, end in self._spans]
+        return TracedResult(value, Trace(events, {pid: (self._origin, time.time_ns())}))
+
+
+def fetch_once(http: Any, url: str, timeout: float) -> tuple[str, bytes]:
+    """One GET with urllib3 and no retries of its own: ``(outcome, body)``."""
+    import urllib3
+
+    try:
+        reply = http.request("GET", url, timeout=urllib3.Timeout(connect=timeout, read=timeout),
+                             retries=False, redirect=False)
+    except urllib3.exceptions.NewConnectionError:  # before TimeoutError: it is a subclass
+        return "refused", b""
+    except urllib3.exceptions.TimeoutError:
+        return "timeout", b""
+    except urllib3.exceptions.ProtocolError:  # the connection was reset or closed mid-request
+        return "reset", b""
+    return ("500" if reply.status >= 500 else str(reply.status)), reply.data
+
+
+def fetch_with_retries(state: CrawlState, path: str, lane: str, policy: RetryPolicy,
+                       fetch: Callable[[str], tuple[str, bytes]],
+                       sleep: Callable[[float], Any]) -> list[str]:
+    """Fetch `path` (retrying per `policy`), record every attempt, return its new links."""
+    state.started()
+    outcome, body, attempt = "refused", b"", 0
+    try:
+        for attempt in range(1, policy.retries + 2):
+            start = time.perf_counter_ns()
+            outcome, body = fetch(state.base_url + path)
+            state.span(lane, f"{path} {outcome}", outcome, start, time.perf_counter_ns())
+            if outcome not in RETRIED or attempt > policy.retries:
+                break
+            start = time.perf_counter_ns()
+            sleep(policy.backoff * 2 ** (attempt - 1))
+            state.span(lane, f"{path} backoff", "backoff", start, time.perf_counter_ns())
+    finally:
+        state.finished(path, outcome, attempt)
+    return [link for link in links_in(body) if state.admit(link)] if outcome == "200" else []
+
+
+def crawl_gevent(start_url: str, concurrency: int = 50, *, request_timeout: float = 2.0,
+                 retries: int = 2, backoff: float = 0.05, max_pages: int = MAX_PAGES,
+                 time_limit: float = 60.0) -> TracedResult:
+    """Crawl from `start_url` with a ``gevent.pool.Pool(concurrency)``; run it patched.
+
+    Returns a `TracedResult`: the `CrawlResult`, and one span per request in the lane of the
+    pool slot (``worker k``) that made it. No visit starts after `time_limit` seconds.
+    """
+    import gevent
+    import urllib3
+    from gevent.pool import Pool
+    from gevent.queue import Empty, Queue
+
+    concurrency = check_int("concurrency", concurrency, 1, MAX_CONCURRENCY)
+    policy = RetryPolicy(request_timeout, retries, backoff)
+    check_int("max_pages", max_pages, 1, MAX_PAGES)
+    check_float("time_limit", time_limit, 0.1, 3600.0)
+    base, _, first = start_url.partition("/page/")
+    state = CrawlState(base, max_pages)
+    http = urllib3.PoolManager(maxsize=concurrency)  # thread- and greenlet-safe
+    frontier: Queue = Queue()
+    pending = [1]  # paths queued or in flight; the visit that brings it to 0 ends the crawl
+    free_slots = list(range(concurrency))  # which lane a visit draws in: the lowest free slot
+
+    def visit(path: str, slot: int) -> None:
+        try:
+            new = fetch_with_retries(state, path, f"worker {slot}", policy,
+                                     lambda url: fetch_once(http, url, policy.request_timeout),
+                                     gevent.sleep)
+            pending[0] += len(new)
+            for link in new:
+                frontier.put(link)
+        finally:
+            heapq.heappush(free_slots, slot)
+            pending[0] -= 1
+            if pending[0] == 0:
+                frontier.put(_STOP)
+
+    started = time.perf_counter()
+    deadline = started + time_limit
+    state.admit("/page/" + first)
+    frontier.put("/page/" + first)
+    pool = Pool(concurrency)
+    try:
+        while True:
+            try:
+                path = frontier.get(timeout=max(0.0, deadline - time.perf_counter()))
+            except Empty:
+                break
+            if path is _STOP:
+                break
+            pool.wait_available()
+            pool.spawn(visit, path, heapq.heappop(free_slots))
+        pool.join(timeout=max(0.0, deadline - time.perf_counter()) + policy.request_timeout)
+    finally:
+        pool.kill(timeout=1)
+        http.clear()
+    unfinished = [path for path in list(frontier.queue) if path is not _STOP]
+    return state.result("gevent", concurrency, time.perf_counter() - started, unfinished)
+
+
+def verify(result: CrawlResult, served, sitemap, retries: int | None = None) -> dict[str, bool]:
+    """Compare a crawl with what the site served (`site.Served`) and could serve (`Sitemap`).
+
+    Returns ``{check: passed}`` for: every reachable page fetched, each page requested only as
+    often as the crawler says (so a fetched page was answered 200 exactly once), every failure
+    reported with the outcome the site gave, and nothing else requested.
+    """
+    expected = sitemap.reachable(2 if retries is None else retries)
+    site_said = {path: {"hang": "timeout"}.get(got[-1], got[-1])
+                 for path, got in served.by_path.items() if got}
+    return {
+        "every reachable page fetched": set(result.fetched)
+        == {p for p, o in expected.items() if o == "200"},
+        "each fetched page answered 200 exactly once": all(
+            served.outcomes(p).count("200") == 1 for p in result.fetched),
+        "requests per page match the site's count": all(
+            len(served.outcomes(p)) == n for p, n in result.attempts.items()),
+        "every failure reported, with the site's outcome": {
+            p: o for p, o in result.outcomes.items() if o != "200"}
+        == {p: o for p, o in site_said.items() if o != "200"},
+        "no page requested that the crawl does not report": set(served.by_path)
+        == set(result.outcomes),
+    }

@@ -1,0 +1,330 @@
+"""The same crawl, three more ways: serial, a thread pool, asyncio — and what each costs in memory.
+
+Each crawler here shares `crawler.CrawlState` (visited set, outcomes, spans) and the retry
+policy with `crawler.crawl_gevent`, so the four differ only in how they wait::
+
+    model     runs in                       bounds concurrency with       HTTP client
+    serial    one loop                      (one request at a time)       urllib3
+    threads   ThreadPoolExecutor workers    max_workers                   urllib3 (thread-safe pool)
+    gevent    greenlets, patched child      gevent.pool.Pool(size)        urllib3, patched
+    asyncio   tasks on one event loop       that many worker tasks        httpx.AsyncClient
+
+Each runs in a fresh child (`run_model`; patched only for gevent) so that all four start alike
+and none disturbs the kernel (asyncio.run cannot run inside a kernel's own event loop).
+`hold_requests` puts `count` requests in flight at once with one model and measures how much
+the process grew: memory per concurrent request.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from ...course import check_choice, check_float, check_int
+from ...timeline import TracedResult
+from .crawler import (
+    MAX_CONCURRENCY,
+    MAX_PAGES,
+    RETRIED,
+    CrawlState,
+    RetryPolicy,
+    crawl_gevent,
+    fetch_once,
+    fetch_with_retries,
+    links_in,
+)
+
+__all__ = ["MODELS", "crawl_asyncio", "crawl_serial", "crawl_threads", "hold_requests",
+           "run_model", "throughput_sweep"]
+
+MODELS = ("serial", "threads", "gevent", "asyncio")
+_STOP = None
+# How often the memory sampler reads the process's resident size: often enough to catch the peak
+# of a 1 s hold, rare enough to cost nothing.
+_SAMPLE_SECONDS = 0.01
+
+
+def _checked(concurrency: int, request_timeout: float, retries: int, backoff: float, max_pages: int,
+             time_limit: float) -> RetryPolicy:
+    check_int("concurrency", concurrency, 1, MAX_CONCURRENCY)
+    check_int("max_pages", max_pages, 1, MAX_PAGES)
+    check_float("time_limit", time_limit, 0.1, 3600.0)
+    return RetryPolicy(request_timeout, retries, backoff)
+
+
+def crawl_serial(start_url: str, concurrency: int = 1, *, request_timeout: float = 2.0,
+                 retries: int = 2, backoff: float = 0.05, max_pages: int = MAX_PAGES,
+                 time_limit: float = 60.0) -> TracedResult:
+    """One request at a time (`concurrency` is ignored); stops starting pages after `time_limit`."""
+    import urllib3
+
+    policy = _checked(1, request_timeout, retries, backoff, max_pages, time_limit)
+    base, _, first = start_url.partition("/page/")
+    state = CrawlState(base, max_pages)
+    http = urllib3.PoolManager(maxsize=1)
+    frontier = deque(["/page/" + first])
+    state.admit(frontier[0])
+    started = time.perf_counter()
+    while frontier and time.perf_counter() - started < time_limit:
+        path = frontier.popleft()
+        frontier.extend(fetch_with_retries(
+            state, path, "main", policy,
+            lambda url: fetch_once(http, url, policy.request_timeout), time.sleep))
+    http.clear()
+    return state.result("serial", 1, time.perf_counter() - started, list(frontier))
+
+
+def crawl_threads(start_url: str, concurrency: int = 50, *, request_timeout: float = 2.0,
+                  retries: int = 2, backoff: float = 0.05, max_pages: int = MAX_PAGES,
+                  time_limit: float = 60.0) -> TracedResult:
+    """A ``ThreadPoolExecutor(concurrency)``: the main thread hands each new path to the pool."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import urllib3
+
+    policy = _checked(concurrency, request_timeout, retries, backoff, max_pages, time_limit)
+    base, _, first = start_url.partition("/page/")
+    state = CrawlState(base, max_pages)
+    http = urllib3.PoolManager(maxsize=concurrency)
+    frontier: queue.Queue = queue.Queue()
+    pending, lock = [1], threading.Lock()
+
+    def visit(path: str) -> None:
+        new: list[str] = []
+        try:
+            new = fetch_with_retries(state, path, threading.current_thread().name, policy,
+                                     lambda url: fetch_once(http, url, policy.request_timeout),
+                                     time.sleep)
+        finally:
+            with lock:
+                pending[0] += len(new) - 1
+                done = pending[0] == 0
+            for link in new:
+                frontier.put(link)
+            if done:
+                frontier.put(_STOP)
+
+    started = time.perf_counter()
+    deadline = started + time_limit
+    state.admit("/page/" + first)
+    frontier.put("/page/" + first)
+    executor = ThreadPoolExecutor(concurrency, thread_name_prefix="worker")
+    try:
+        while True:
+            try:
+                path = frontier.get(timeout=max(0.0, deadline - time.perf_counter()))
+            except queue.Empty:
+                break
+            if path is _STOP:
+                break
+            executor.submit(visit, path)
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+        http.clear()
+    unfinished = [p for p in list(frontier.queue) if p is not _STOP]
+    return state.result("threads", concurrency, time.perf_counter() - started, unfinished)
+
+
+async def _fetch_async(client: Any, url: str) -> tuple[str, bytes]:
+    import httpx
+
+    try:
+        reply = await client.get(url)
+    except httpx.ConnectError:
+        return "refused", b""
+    except httpx.TimeoutException:
+        return "timeout", b""
+    except (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError):
+        return "reset", b""
+    return ("500" if reply.status_code >= 500 else str(reply.status_code)), reply.content
+
+
+async def _crawl_asyncio(start_url: str, concurrency: int, policy: RetryPolicy, max_pages: int,
+                         time_limit: float) -> TracedResult:
+    import asyncio
+
+    import httpx
+
+    base, _, first = start_url.partition("/page/")
+    state = CrawlState(base, max_pages)
+    frontier: asyncio.Queue = asyncio.Queue()
+
+    async def worker(lane: str, client: httpx.AsyncClient) -> None:
+        while True:
+            path = await frontier.get()
+            try:
+                state.started()
+                outcome, body, attempt = "refused", b"", 0
+                try:
+                    for attempt in range(1, policy.retries + 2):
+                        start = time.perf_counter_ns()
+                        outcome, body = await _fetch_async(client, state.base_url + path)
+                        state.span(lane, f"{path} {outcome}", outcome, start,
+                                   time.perf_counter_ns())
+                        if outcome not in RETRIED or attempt > policy.retries:
+                            break
+                        start = time.perf_counter_ns()
+                        await asyncio.sleep(policy.backoff * 2 ** (attempt - 1))
+                        state.span(lane, f"{path} backoff", "backoff", start,
+                                   time.perf_counter_ns())
+                finally:
+                    state.finished(path, outcome, attempt)
+                if outcome == "200":
+                    for link in links_in(body):
+                        if state.admit(link):
+                            frontier.put_nowait(link)
+            finally:
+                frontier.task_done()
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=0)
+    started = time.perf_counter()
+    async with httpx.AsyncClient(limits=limits, timeout=policy.request_timeout) as client:
+        state.admit("/page/" + first)
+        frontier.put_nowait("/page/" + first)
+        workers = [asyncio.create_task(worker(f"worker {k}", client)) for k in range(concurrency)]
+        try:
+            await asyncio.wait_for(frontier.join(), time_limit)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+    unfinished = []
+    while not frontier.empty():
+        unfinished.append(frontier.get_nowait())
+    return state.result("asyncio", concurrency, time.perf_counter() - started, unfinished)
+
+
+def crawl_asyncio(start_url: str, concurrency: int = 50, *, request_timeout: float = 2.0,
+                  retries: int = 2, backoff: float = 0.05, max_pages: int = MAX_PAGES,
+                  time_limit: float = 60.0) -> TracedResult:
+    """`concurrency` worker tasks sharing an ``asyncio.Queue`` frontier and one httpx client."""
+    import asyncio
+
+    policy = _checked(concurrency, request_timeout, retries, backoff, max_pages, time_limit)
+    return asyncio.run(_crawl_asyncio(start_url, concurrency, policy, max_pages, time_limit))
+
+
+_CRAWLERS = {"serial": crawl_serial, "threads": crawl_threads, "gevent": crawl_gevent,
+             "asyncio": crawl_asyncio}
+
+
+def run_model(model: str, start_url: str, concurrency: int = 50, *, timeout: float = 30.0,
+              **options: Any):
+    """Crawl with `model` in a fresh child (patched for gevent); return the runner's `Run`.
+
+    ``run.value`` is the `CrawlResult`, ``run.trace`` its request spans. `timeout` bounds the
+    whole child; `options` (``request_timeout``, ``retries``, ...) go to the crawler.
+    """
+    from ...runners import run_patched
+
+    check_choice("model", model, MODELS)
+    return run_patched(_CRAWLERS[model], start_url, concurrency, patch=model == "gevent",
+                       trace=False, timeout=timeout, **options)
+
+
+def throughput_sweep(start_url: str, sizes: list[int], max_pages: int,
+                     request_timeout: float = 5.0) -> list[dict[str, float]]:
+    """In a patched child: one gevent crawl of `max_pages` pages per pool size; pages per second."""
+    rows = []
+    for size in sizes:
+        result = crawl_gevent(start_url, size, request_timeout=request_timeout,
+                              max_pages=max_pages).value
+        rows.append({"pool size": size, "pages": len(result.outcomes),
+                     "seconds": result.seconds, "pages per second": result.pages_per_second,
+                     "most in flight": result.peak_in_flight})
+    return rows
+
+
+def _rss() -> int:
+    import psutil
+
+    return psutil.Process().memory_info().rss
+
+
+class _PeakSampler:
+    """Reads the resident size every few ms in a thread (a greenlet once patched); keeps the max."""
+
+    def __init__(self) -> None:
+        self.baseline = _rss()
+        self.peak = self.baseline
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="rss sampler", daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss())
+            time.sleep(_SAMPLE_SECONDS)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join(timeout=1.0)
+        return max(self.peak, _rss()) - self.baseline
+
+
+def hold_requests(model: str, base_url: str, count: int, request_timeout: float = 10.0) -> dict:
+    """Put `count` requests (pages 0…count-1) in flight at once with `model`; measure the growth.
+
+    Run it in a fresh child (patched for gevent). Returns ``{"model", "requests", "ok",
+    "seconds", "KiB per request"}``: the peak resident-size growth over the baseline taken after
+    the client was made, divided by `count`.
+    """
+    check_choice("model", model, MODELS[1:])
+    check_int("count", count, 1, MAX_CONCURRENCY)
+    timeout = check_float("request_timeout", request_timeout, 0.1, 120.0)
+    _raise_nofile(count * 2 + 64)
+    urls = [f"{base_url.rstrip('/')}/page/{i}" for i in range(count)]
+    started = time.perf_counter()
+    if model == "asyncio":
+        import asyncio
+
+        outcomes, grown = asyncio.run(_hold_asyncio(urls, timeout))
+    else:
+        import urllib3
+
+        http = urllib3.PoolManager(maxsize=count)
+        sampler = _PeakSampler()
+        if model == "threads":
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(count) as executor:
+                outcomes = list(executor.map(lambda u: fetch_once(http, u, timeout)[0], urls))
+        else:
+            from gevent.pool import Pool
+
+            outcomes = list(Pool(count).imap_unordered(
+                lambda u: fetch_once(http, u, timeout)[0], urls))
+        grown = sampler.stop()
+        http.clear()
+    return {"model": model, "requests": count, "ok": outcomes.count("200"),
+            "seconds": time.perf_counter() - started, "KiB per request": grown / 1024 / count}
+
+
+async def _hold_asyncio(urls: list[str], timeout: float) -> tuple[list[str], int]:
+    import asyncio
+
+    import httpx
+
+    limits = httpx.Limits(max_connections=len(urls), max_keepalive_connections=0)
+    async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
+        sampler = _PeakSampler()
+        outcomes = await asyncio.gather(*(_fetch_async(client, url) for url in urls))
+        grown = sampler.stop()
+    return [outcome for outcome, _ in outcomes], grown
+
+
+def _raise_nofile(wanted: int) -> None:
+    """Raise the soft limit on open files towards `wanted`: each request in flight holds one."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
