@@ -42,6 +42,7 @@ __all__ = [
     "CrawlState",
     "RetryPolicy",
     "crawl_gevent",
+    "crawl_patched_late",
     "fetch_once",
     "fetch_with_retries",
     "links_in",
@@ -90,7 +91,7 @@ class CrawlResult:
     seconds: float = 0.0
     peak_in_flight: int = 0
     unfinished: list[str] = field(default_factory=list)  # queued when the time limit struck
-    peak_rss_growth_kib: float = 0.0
+    notes: list[str] = field(default_factory=list)  # what the crawler was told (warnings)
 
     @property
     def fetched(self) -> list[str]:
@@ -223,14 +224,43 @@ def crawl_gevent(start_url: str, concurrency: int = 50, *, request_timeout: floa
     pool slot (``worker k``) that made it. No visit starts after `time_limit` seconds.
     """
     import gevent
+
+    check_int("concurrency", concurrency, 1, MAX_CONCURRENCY)
+    policy = RetryPolicy(request_timeout, retries, backoff)
+    check_int("max_pages", max_pages, 1, MAX_PAGES)
+    check_float("time_limit", time_limit, 0.1, 3600.0)
+    return _crawl_gevent(start_url, concurrency, policy, max_pages, time_limit, gevent.sleep)
+
+
+def crawl_patched_late(start_url: str, concurrency: int = 20, *, request_timeout: float = 2.0,
+                       retries: int = 2, backoff: float = 0.2) -> TracedResult:
+    """Run in an *unpatched* child: keep a reference to ``time.sleep``, patch, then crawl.
+
+    The reference is what ``from time import sleep`` at the top of a module keeps; the crawler
+    backs off with it. The value's ``notes`` hold the warnings gevent gave when patching late.
+    """
+    import warnings
+
+    from gevent import monkey
+
+    early_sleep = time.sleep  # taken before patch_all(), as an import at the top of a module is
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        monkey.patch_all()
+    result = _crawl_gevent(start_url, concurrency,
+                           RetryPolicy(request_timeout, retries, backoff), MAX_PAGES, 60.0,
+                           early_sleep)
+    result.value.model = "gevent, patched late"
+    result.value.notes = [str(w.message) for w in caught]
+    return result
+
+
+def _crawl_gevent(start_url: str, concurrency: int, policy: RetryPolicy, max_pages: int,
+                  time_limit: float, sleep: Callable[[float], Any]) -> TracedResult:
     import urllib3
     from gevent.pool import Pool
     from gevent.queue import Empty, Queue
 
-    concurrency = check_int("concurrency", concurrency, 1, MAX_CONCURRENCY)
-    policy = RetryPolicy(request_timeout, retries, backoff)
-    check_int("max_pages", max_pages, 1, MAX_PAGES)
-    check_float("time_limit", time_limit, 0.1, 3600.0)
     base, _, first = start_url.partition("/page/")
     state = CrawlState(base, max_pages)
     http = urllib3.PoolManager(maxsize=concurrency)  # thread- and greenlet-safe
@@ -242,7 +272,7 @@ def crawl_gevent(start_url: str, concurrency: int = 50, *, request_timeout: floa
         try:
             new = fetch_with_retries(state, path, f"worker {slot}", policy,
                                      lambda url: fetch_once(http, url, policy.request_timeout),
-                                     gevent.sleep)
+                                     sleep)
             pending[0] += len(new)
             for link in new:
                 frontier.put(link)

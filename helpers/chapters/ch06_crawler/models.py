@@ -37,8 +37,8 @@ from .crawler import (
     links_in,
 )
 
-__all__ = ["MODELS", "crawl_asyncio", "crawl_serial", "crawl_threads", "hold_requests",
-           "run_model", "throughput_sweep"]
+__all__ = ["MODELS", "crawl_asyncio", "crawl_reporting", "crawl_serial", "crawl_threads",
+           "hold_requests", "run_model", "throughput_sweep"]
 
 MODELS = ("serial", "threads", "gevent", "asyncio")
 _STOP = None
@@ -225,6 +225,16 @@ def run_model(model: str, start_url: str, concurrency: int = 50, *, timeout: flo
     check_choice("model", model, MODELS)
     return run_patched(_CRAWLERS[model], start_url, concurrency, patch=model == "gevent",
                        trace=False, timeout=timeout, **options)
+
+
+def crawl_reporting(model: str, start_url: str, concurrency: int, **options: Any) -> TracedResult:
+    """`model`'s crawl, run by `helpers.runners.start_patched`: says "ready" first, then crawls,
+    so the kernel can show progress (from the site's count) while the child works."""
+    from ...runners import report_ready
+
+    check_choice("model", model, MODELS)
+    report_ready(model)
+    return _CRAWLERS[model](start_url, concurrency, **options)
 
 
 def throughput_sweep(start_url: str, sizes: list[int], max_pages: int,
