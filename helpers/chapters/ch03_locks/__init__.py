@@ -1,0 +1,91 @@
+"""Chapter 03 — locks: processes that share something must take turns, and here is what it costs.
+
+Data flow (every demo)::
+
+    notebook cell                         Workers (workers.py)                 worker processes
+    -------------                         --------------------                 ----------------
+    with Workers(START) as w:
+        lock = w.ctx.Lock()        ──>    ctx = mp_context(START)
+        w.add(fn, lock, …) × n     ──>    n × ctx.Process(target=…)  ──start──> barrier.wait()
+        w.run()                                                                fn(rec, lock, …)
+                                          results.get(timeout) <──once──────── (value, spans)
+    w.trace ──> plot_story(trace, ax)      on exit: stop, close, unlink semaphores
+
+Modules:
+
+- `workers`: `Workers`, the launcher every demo uses; `spin`, the work a worker does.
+- `printing`: the article's example — garbled lines without a lock, whole lines with one.
+- `counters`: lost updates on a shared `Value`, counted, and what each locking strategy costs.
+- `primitives`: the worker functions of the Lock, RLock, Semaphore, Event, Condition and Barrier
+  demos, and `most_at_once` / `waits`, the questions a timeline answers.
+- `failures`: a deadlock detected by ``acquire(timeout=…)`` and fixed by lock ordering; a process
+  terminated while it holds a lock.
+- `views`: `plot_story`, `plot_count` and `make_panel`.
+"""
+
+from .counters import (
+    MAX_INCREMENTS,
+    STRATEGIES,
+    CountResult,
+    add_batched,
+    add_locked,
+    add_plain,
+    compare_strategies,
+    count_demo,
+)
+from .failures import HOW, LockStory, deadlock_demo, hold, killed_holder, take_two, try_lock
+from .primitives import (
+    consume,
+    in_phases,
+    limited,
+    most_at_once,
+    nested,
+    prepare_then_signal,
+    produce,
+    take_turns,
+    wait_for_signal,
+    waits,
+)
+from .printing import PrintResult, count_lines, greet, print_demo
+from .views import PANEL_INCREMENTS, make_panel, plot_count, plot_story
+from .workers import MAX_WORKERS, WAIT_SECONDS, Workers, spin
+
+__all__ = [
+    "HOW",
+    "MAX_INCREMENTS",
+    "MAX_WORKERS",
+    "PANEL_INCREMENTS",
+    "STRATEGIES",
+    "WAIT_SECONDS",
+    "CountResult",
+    "LockStory",
+    "PrintResult",
+    "Workers",
+    "add_batched",
+    "add_locked",
+    "add_plain",
+    "compare_strategies",
+    "consume",
+    "count_demo",
+    "count_lines",
+    "deadlock_demo",
+    "greet",
+    "hold",
+    "in_phases",
+    "killed_holder",
+    "limited",
+    "make_panel",
+    "most_at_once",
+    "nested",
+    "plot_count",
+    "plot_story",
+    "prepare_then_signal",
+    "print_demo",
+    "produce",
+    "spin",
+    "take_turns",
+    "take_two",
+    "try_lock",
+    "wait_for_signal",
+    "waits",
+]

@@ -1,0 +1,174 @@
+"""When locks go wrong: a deadlock that a timeout detects and breaks, and a holder that is killed.
+
+Data flow of `deadlock_demo` (two workers, two locks)::
+
+    worker 1: A ──hold──> wait for B ─┐            worker 2: B ──hold──> wait for A ─┐
+                                      │ each holds what the other waits for         │
+                                      └── acquire(timeout) returns False ───────────┘
+              release A, back off, retry                     release B, back off longer, retry
+    opposite orders: each reports how many deadlocks it detected (≥ 1 normally)
+    same order (A then B for both): the second never waits for the first's lock: 0, always
+
+Data flow of `killed_holder`::
+
+    worker 1: takes the lock, sets `holding`, holds it until `stop` is set
+    workers 2…: wait for `holding`, then lock.acquire(timeout)
+    kernel:  holding.wait() ──> worker 1.terminate()   (how="terminate": SIGTERM, no cleanup)
+                            or  stop.set()             (how="stop": worker 1 releases and ends)
+    terminate: nobody ever releases the lock: every acquire(timeout) returns False, even the
+    kernel's own; stop: each waiter gets it in turn
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from helpers.course import check_choice, check_float, check_int
+from helpers.timeline import Recorder, Trace
+
+from .workers import WAIT_SECONDS, Workers, spin
+
+__all__ = ["HOW", "LockStory", "deadlock_demo", "hold", "killed_holder", "take_two", "try_lock"]
+
+# A worker that has backed off this many times gives up: with a back-off that differs between
+# the workers, the second attempt always gets through; more means something else is wrong.
+ATTEMPTS = 5
+HOW = ("terminate", "stop")
+# How long the holder holds the lock at most, if nobody stops it: longer than any demo waits.
+_HOLD_LIMIT_SECONDS = 30.0
+
+
+def take_two(rec, locks, order, hold_s, timeout, backoff_s):
+    """Take locks[order[0]], then locks[order[1]]. If the second does not come within `timeout`
+    s, assume a deadlock: give the first back, back off `backoff_s` s and try again."""
+    first, second = locks[order[0]], locks[order[1]]
+    for attempt in range(ATTEMPTS):
+        with rec.span(f"waiting for {order[0]}", "lock"):
+            if not first.acquire(timeout=timeout):
+                continue
+        with rec.span(f"holding {order[0]}", "run"):
+            spin(hold_s)
+        with rec.span(f"waiting for {order[1]}", "lock"):
+            got_both = second.acquire(timeout=timeout)
+        if got_both:
+            with rec.span("holding both", "run"):
+                spin(hold_s)
+            second.release()
+            first.release()
+            return attempt  # how many deadlocks it detected on the way
+        first.release()  # deadlock detected: give back what we hold, so the other can go on
+        with rec.span("backing off", "io"):
+            time.sleep(backoff_s)
+    raise TimeoutError(f"still deadlocked after {ATTEMPTS} attempts")
+
+
+def hold(rec, lock, holding, stop, hold_s):
+    """Take the lock, say so (`holding`), and hold it until `stop` is set or `hold_s` s pass."""
+    with rec.span("waiting for the lock", "lock"):
+        if not lock.acquire(timeout=WAIT_SECONDS):
+            raise TimeoutError("the lock never came")
+    holding.set()
+    try:
+        with rec.span("holding the lock", "io"):
+            stop.wait(timeout=hold_s)
+    finally:
+        lock.release()
+
+
+def try_lock(rec, lock, holding, timeout):
+    """Once the holder has the lock, try to take it for at most `timeout` s; True if we got it."""
+    if not holding.wait(timeout=WAIT_SECONDS):
+        raise TimeoutError("nobody took the lock")
+    with rec.span("waiting for the lock", "lock"):
+        got = lock.acquire(timeout=timeout)
+    if got:
+        with rec.span("holding the lock", "run"):
+            spin(0.01)
+        lock.release()
+    return got
+
+
+@dataclass
+class LockStory:
+    """What the workers of one failure demo did: values in worker order, errors, the timeline."""
+
+    title: str
+    values: list
+    errors: dict[int, str]
+    exitcodes: list
+    seconds: float
+    lanes: list[str]
+    trace: Trace = field(repr=False, default_factory=Trace)
+    kernel_got_lock: bool | None = None
+
+    def __str__(self) -> str:
+        lines = [f"{self.title} ({self.seconds:.2f} s)"]
+        for index, lane in enumerate(self.lanes):
+            if index in self.errors:
+                lines.append(f"  {lane}: {self.errors[index]}")
+            else:
+                lines.append(f"  {lane}: {self.values[index]!r} "
+                             f"(exit code {self.exitcodes[index]})")
+        if self.kernel_got_lock is not None:
+            lines.append(f"  the kernel's own lock.acquire(timeout=0.1) afterwards: "
+                         f"{self.kernel_got_lock}")
+        return "\n".join(lines)
+
+
+def deadlock_demo(opposite: bool = True, *, hold_s: float = 0.05, timeout: float = 0.5,
+                  start_method: str | None = None) -> LockStory:
+    """Two workers take locks A and B, in opposite orders (a deadlock) or in the same order."""
+    check_float("hold_s", hold_s, 0.001, 1.0)
+    check_float("timeout", timeout, 0.01, 10.0)
+    orders = [("A", "B"), ("B", "A") if opposite else ("A", "B")]
+    started = time.perf_counter()
+    with Workers(start_method) as w:
+        locks = {"A": w.ctx.Lock(), "B": w.ctx.Lock()}
+        for index, order in enumerate(orders):
+            # Different back-offs: two workers that retried in step would deadlock again.
+            w.add(take_two, locks, order, hold_s, timeout, index * 4 * hold_s)
+        w.run(ATTEMPTS * (timeout + 8 * hold_s) + WAIT_SECONDS)
+    how = "opposite orders" if opposite else "the same order"
+    return LockStory(f"two workers, locks A and B taken in {how}: deadlocks each detected",
+                     w.results(), w.errors, w.exitcodes, time.perf_counter() - started,
+                     w.lanes(), w.trace)
+
+
+def killed_holder(how: str = "terminate", *, waiters: int = 2, timeout: float = 1.0,
+                  start_method: str | None = None) -> LockStory:
+    """Worker 1 holds a lock; the kernel terminates it (or asks it to stop); the others try."""
+    check_choice("how", how, HOW)
+    check_int("waiters", waiters, 1, 8)
+    check_float("timeout", timeout, 0.01, 10.0)
+    started = time.perf_counter()
+    with Workers(start_method) as w:
+        lock, holding, stop = w.ctx.Lock(), w.ctx.Event(), w.ctx.Event()
+        w.add(hold, lock, holding, stop, _HOLD_LIMIT_SECONDS)
+        for _ in range(waiters):
+            w.add(try_lock, lock, holding, timeout)
+        w.launch()
+        lanes = w.lanes()
+        if not holding.wait(WAIT_SECONDS):
+            raise TimeoutError("worker 1 never took the lock")
+        seen_ns = time.perf_counter_ns()
+        time.sleep(min(0.1, timeout / 4))  # the waiters are now waiting
+        acted_ns = time.perf_counter_ns()
+        if how == "terminate":
+            w.processes[0].terminate()  # SIGTERM: no finally, no release
+            w.processes[0].join(WAIT_SECONDS)
+            # Its own spans die with it: the kernel draws what it saw instead.
+            kernel = Recorder(w.lanes()[0] + " (seen by the kernel)", cpus=False)
+            kernel.add("holding the lock, until terminated", "io", seen_ns, acted_ns)
+            w.trace.extend(kernel.recording())
+            lanes[0] = kernel.lane
+        else:
+            stop.set()
+        w.join(timeout + WAIT_SECONDS)
+        kernel_got = lock.acquire(timeout=0.1)
+        if kernel_got:
+            lock.release()
+    title = ("worker 1 terminated while holding the lock" if how == "terminate"
+             else "worker 1 asked to stop (an Event), releases the lock")
+    return LockStory(f"{title}: did each waiter get the lock?", w.results(), w.errors,
+                     w.exitcodes, time.perf_counter() - started, lanes, w.trace, kernel_got)

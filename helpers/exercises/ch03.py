@@ -1,0 +1,218 @@
+"""Checks for chapter 03 (locks): the reader writes worker code into a module, the check runs it.
+
+- 03.1 fixes a lost-update counter: the answer is the path of a module (written with
+  ``%%writefile``) that defines ``add_up(counter, increments)``. The check runs it in
+  `COUNTER_PROCESSES` processes on one shared ``Value("q", 0)``, counts what was lost, and times
+  it against the unlocked loop measured in the same check;
+- 03.2 takes two locks without deadlock: the answer is the path of a module that defines
+  ``with_both(locks, names, critical)``. The check runs two processes that want the same two
+  locks named in opposite orders, many times, and says whether they got stuck, whether
+  ``critical()`` ever ran with someone else inside, and whether each call did run it.
+
+Data flow of both::
+
+    kernel: check("03.k", path) ──> Workers: n × _run_module(rec, path, …) in processes
+            (each child loads the reader's module from `path` itself: works under every start
+            method, since nothing of the reader's is pickled) ──> counts, times ──> Points
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import os
+import time
+from pathlib import Path
+
+from . import Point, exercise
+
+# 03.1: processes and increments per process: as in the chapter's demo, enough that an unlocked
+# counter loses a good part of its increments on two cores.
+COUNTER_PROCESSES, COUNTER_INCREMENTS = 2, 100_000
+# 03.1: the reader's counter may take at most this many times as long per increment as the
+# unlocked loop. Counting locally and adding once takes less than the unlocked loop; a lock
+# round trip per increment takes ten times as long or more, contended.
+SLOWDOWN_LIMIT = 3.0
+# 03.1 and 03.2: a measurement is repeated up to this many times and the best counts, so one
+# hiccup of a shared machine does not fail a right answer.
+_ATTEMPTS = 3
+# 03.2: rounds per process. Each takes both locks once; with opposite orders and no care, two
+# processes deadlock within a few rounds.
+BOTH_ROUNDS = 30
+# 03.2: the reader's workers must be done within this: 30 rounds take well under a second; a
+# deadlock never ends, and the check stops the workers after it.
+_BOTH_TIMEOUT_SECONDS = 4.0
+_CRITICAL_SECONDS = 0.002  # inside the critical section: long enough for the other to arrive
+
+
+def _load(path: str, name: str):
+    spec = importlib.util.spec_from_file_location(f"reader_{os.getpid()}_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, name)
+
+
+def _module_points(answer, name: str, params: int):
+    """(function or None, points): the answer must be a readable module defining `name`."""
+    if not isinstance(answer, (str, Path)) or not str(answer).endswith(".py"):
+        return None, [Point(False, "answer should be the path of your module, like "
+                                   "'counter.py' (the name after %%writefile)")]
+    path = Path(answer)
+    if not path.is_file():
+        return None, [Point(False, f"there is no file {str(path)!r}: run the %%writefile cell")]
+    try:
+        fn = _load(str(path), name)
+    except AttributeError:
+        return None, [Point(False, f"{path.name} defines no function {name}()")]
+    except Exception as exc:
+        return None, [Point(False, f"{path.name} does not import: {type(exc).__name__}: {exc}")]
+    if not callable(fn) or len(inspect.signature(fn).parameters) != params:
+        return None, [Point(False, f"{name} should be a function of {params} parameters")]
+    return fn, [Point(True, f"{path.name} defines {name}()")]
+
+
+# -- 03.1 ------------------------------------------------------------------------------------
+def _run_counter(rec, counter, increments, path):
+    """In a worker: run the reader's add_up (loaded from `path`), or with path None the unlocked
+    loop of the chapter; return nanoseconds per increment."""
+    if path is None:
+        from helpers.chapters.ch03_locks import add_plain as add_up
+    else:
+        add_up = _load(path, "add_up")
+    start = time.perf_counter_ns()
+    add_up(counter, increments)
+    return (time.perf_counter_ns() - start) / increments
+
+
+def _count(path):
+    """(final count, mean ns per increment) of COUNTER_PROCESSES workers running add_up."""
+    from helpers.chapters.ch03_locks import Workers
+
+    with Workers(None) as w:
+        counter = w.ctx.Value("q", 0, lock=path is not None)
+        for _ in range(COUNTER_PROCESSES):
+            w.add(_run_counter, counter, COUNTER_INCREMENTS, path)
+        w.run(60)
+        if w.errors:
+            raise RuntimeError(next(iter(w.errors.values())))
+        return counter.value, sum(w.values.values()) / COUNTER_PROCESSES
+
+
+@exercise("03.1", "Fix the lost-update counter")
+def _counter(answer):
+    fn, points = _module_points(answer, "add_up", 2)
+    yield from points
+    if fn is None:
+        return
+    path = str(Path(answer).resolve())
+    expected = COUNTER_PROCESSES * COUNTER_INCREMENTS
+    best_ratio, finals, baseline_lost = float("inf"), [], 0
+    for _ in range(_ATTEMPTS):
+        final, ns = _count(path)
+        base_final, base_ns = _count(None)
+        finals.append(final)
+        baseline_lost = max(baseline_lost, expected - base_final)
+        best_ratio = min(best_ratio, ns / base_ns)
+        if final != expected or best_ratio <= SLOWDOWN_LIMIT:
+            break
+    wrong = [f for f in finals if f != expected]
+    if not wrong:
+        note = "" if baseline_lost else (" (this machine lost nothing unlocked either, this "
+                                         "time: run the check again to be sure)")
+        yield Point(True, f"{COUNTER_PROCESSES} processes × {COUNTER_INCREMENTS:,}: "
+                          f"all {expected:,} counted{note}")
+    elif wrong[0] < expected:
+        yield Point(False, f"{expected - wrong[0]:,} of {expected:,} increments were lost: "
+                           "between reading counter.value and writing it back, another "
+                           "process wrote. Which lock does a Value carry, and what must it "
+                           "cover?")
+    else:
+        yield Point(False, f"counted {wrong[0]:,}, more than the {expected:,} added: "
+                           "each process must add exactly `increments`")
+    if wrong:
+        return
+    if best_ratio <= SLOWDOWN_LIMIT:
+        yield Point(True, f"fast: {best_ratio:.2f}× the time per increment of the unlocked "
+                          f"loop (limit {SLOWDOWN_LIMIT:g}×)")
+    else:
+        yield Point(False, f"right, but {best_ratio:.0f}× slower per increment than the "
+                           f"unlocked loop (limit {SLOWDOWN_LIMIT:g}×): how often does your "
+                           "code take the lock, and does it have to?")
+
+
+# -- 03.2 ------------------------------------------------------------------------------------
+class _Critical:
+    """The critical section the reader's code must run holding both locks. It notes when a lock
+    is free (nobody holds it) and when another worker is inside too; picklable, it counts its
+    calls in this process."""
+
+    def __init__(self, locks, inside, overlaps, unheld):
+        self.locks, self.inside, self.overlaps, self.unheld = locks, inside, overlaps, unheld
+        self.calls = 0
+
+    def __call__(self):
+        self.calls += 1
+        for lock in self.locks.values():
+            if lock.acquire(block=False):  # it was free: the caller does not hold it
+                lock.release()
+                self.unheld.value += 1
+        self.inside.value += 1
+        if self.inside.value != 1:
+            self.overlaps.value += 1
+        time.sleep(_CRITICAL_SECONDS)
+        self.inside.value -= 1
+
+
+def _run_both(rec, path, locks, names, counts, rounds):
+    with_both = _load(path, "with_both")
+    critical = _Critical(locks, *counts)
+    for _ in range(rounds):
+        with_both(locks, names, critical)
+    return critical.calls
+
+
+def _both_once(path):
+    """(stuck, overlaps, unheld, calls per worker) of two workers wanting A, B and B, A."""
+    from helpers.chapters.ch03_locks import Workers
+
+    with Workers(None) as w:
+        locks = {"A": w.ctx.Lock(), "B": w.ctx.Lock()}
+        # inside (how many are in critical() now), overlaps, unheld: see _Critical
+        counts = [w.ctx.Value("i", 0, lock=False) for _ in range(3)]
+        for names in (("A", "B"), ("B", "A")):
+            w.add(_run_both, path, locks, names, counts, BOTH_ROUNDS)
+        try:
+            w.run(_BOTH_TIMEOUT_SECONDS)
+        except TimeoutError:
+            return True, 0, 0, []
+        if w.errors:
+            raise RuntimeError(next(iter(w.errors.values())))
+        return False, counts[1].value, counts[2].value, w.results()
+
+
+@exercise("03.2", "Take two locks without a deadlock")
+def _both(answer):
+    fn, points = _module_points(answer, "with_both", 3)
+    yield from points
+    if fn is None:
+        return
+    path = str(Path(answer).resolve())
+    stuck, overlaps, unheld, calls = _both_once(path)
+    if stuck:
+        yield Point(False, f"the two workers got stuck (stopped after "
+                           f"{_BOTH_TIMEOUT_SECONDS:g} s): each held one lock and waited for "
+                           "the other's. Does the order you take them in depend on `names`?")
+        return
+    yield Point(True, f"two workers wanting ('A', 'B') and ('B', 'A'), {BOTH_ROUNDS} rounds "
+                      "each: never stuck")
+    if unheld or overlaps:
+        yield Point(False, f"critical() found a lock free {unheld} times and another worker "
+                           f"inside {overlaps} times: it must run while this worker holds "
+                           "both locks")
+    else:
+        yield Point(True, "critical() always ran holding both locks, alone")
+    if calls == [BOTH_ROUNDS, BOTH_ROUNDS]:
+        yield Point(True, "each call of with_both ran critical() once")
+    else:
+        yield Point(False, f"critical() ran {calls} times in the two workers; each call of "
+                           "with_both should run it exactly once")

@@ -1,0 +1,240 @@
+"""Chapter 03: garbled printing, lost updates, the primitives on the timeline, deadlocks, a killed
+holder — each asserted from what the worker processes really did (their recorded spans, the
+counter's final value, the printed file), under fork, spawn and forkserver where it matters."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from helpers.chapters.ch03_locks import (
+    Workers,
+    compare_strategies,
+    consume,
+    count_demo,
+    count_lines,
+    deadlock_demo,
+    in_phases,
+    killed_holder,
+    limited,
+    make_panel,
+    most_at_once,
+    nested,
+    prepare_then_signal,
+    print_demo,
+    produce,
+    take_turns,
+    wait_for_signal,
+    waits,
+)
+
+# Lost updates and garbled lines need the workers to overlap in time; on a machine shared with
+# other jobs one run may not, so an effect that must appear gets this many tries.
+_TRIES = 3
+
+
+def _until(make, test, tries=_TRIES):
+    for _ in range(tries):
+        result = make()
+        if test(result):
+            return result
+    return result
+
+
+# -- printing ---------------------------------------------------------------------------------
+def test_count_lines_tells_whole_from_broken():
+    text = ("worker 1 says hello, line 0\n"
+            "worker worker 2 says hello, line 01 says hello, line 0\n\n"
+            "worker 2 says hello, line 1\n")
+    whole, broken, missing = count_lines(text, workers=2, lines=2)
+    assert whole == 2  # worker 1 line 0, worker 2 line 1
+    assert broken == 2  # the mixed line, and the newline torn from its line
+    assert missing == 2  # worker 1 line 1 and worker 2 line 0 never appear whole
+
+
+def test_printing_is_garbled_without_a_lock_and_whole_with_one(start_method):
+    garbled = _until(lambda: print_demo(3, 1000, start_method=start_method),
+                     lambda r: r.broken > 0)
+    assert garbled.broken > 0, "no line broken in three runs of 3 workers × 1000 lines"
+    assert garbled.missing > 0
+    clean = print_demo(3, 1000, locked=True, start_method=start_method)
+    assert (clean.whole, clean.broken, clean.missing) == (3000, 0, 0)
+    assert clean.text.count("\n") == 3000
+
+
+# -- lost updates -----------------------------------------------------------------------------
+def test_unlocked_increments_are_lost_locked_ones_never(start_method):
+    lossy = _until(lambda: count_demo(2, 100_000, "none", start_method=start_method),
+                   lambda r: r.lost > 0)
+    assert lossy.lost > 0, "no update lost in three runs of 2 × 100,000 unlocked increments"
+    assert 0 < lossy.final < lossy.expected
+    locked = count_demo(2, 100_000, "per increment", start_method=start_method)
+    batched = count_demo(2, 100_000, "batched", start_method=start_method)
+    assert locked.lost == 0 and locked.final == 200_000
+    assert batched.lost == 0 and batched.final == 200_000
+    # A lock round trip costs far more than the unlocked read-add-write (~10× measured here).
+    assert locked.ns_per_increment > 2 * lossy.ns_per_increment
+    assert batched.ns_per_increment < locked.ns_per_increment
+
+
+def test_synchronized_value_without_get_lock_still_loses():
+    results = _until(
+        lambda: compare_strategies(2, 50_000, strategies=["synchronized"]),
+        lambda rs: rs[0].lost > 0)
+    assert results[0].lost > 0
+    spans = results[0].trace.select(kind="run")
+    assert len({e.lane for e in spans}) == 2
+
+
+# -- the primitives, on the timeline ----------------------------------------------------------
+def test_lock_holders_never_overlap_and_waiters_wait_for_a_holder():
+    with Workers("forkserver") as w:
+        lock = w.ctx.Lock()
+        for _ in range(3):
+            w.add(take_turns, lock, 3, 0.02, 0.005)
+        w.run(30)
+    assert not w.errors
+    assert most_at_once(w.trace, "holding the lock") == 1
+    assert len(w.trace.select(kind="run")) == 9
+    found = waits(w.trace, "waiting for the lock", "holding the lock")
+    assert found, "three workers sharing one lock never waited"
+    assert all(holder != "?" and holder != waiter for waiter, _, holder in found)
+
+
+def test_semaphore_lets_k_in_at_once():
+    with Workers("forkserver") as w:
+        sem = w.ctx.Semaphore(2)
+        for _ in range(4):
+            w.add(limited, sem, 2, 0.05)
+        w.run(30)
+    assert not w.errors
+    assert most_at_once(w.trace, "inside") == 2
+
+
+def test_rlock_can_be_taken_again_by_its_owner_a_lock_cannot(start_method):
+    with Workers(start_method) as w:
+        plain, recursive = w.ctx.Lock(), w.ctx.RLock()
+        w.add(nested, plain, 0.005, 0.1)
+        w.add(nested, recursive, 0.005, 0.1)
+        w.run(30)
+    assert w.results() == [False, True]
+    inner = {e.lane: e.duration_ns for e in w.trace if e.label == "acquire again (inner)"}
+    lanes = w.lanes()
+    assert inner[lanes[0]] >= 0.09e9  # the plain lock waited its whole timeout
+    assert inner[lanes[1]] < 0.09e9
+
+
+def test_event_releases_every_waiter_after_it_is_set():
+    with Workers("forkserver") as w:
+        event = w.ctx.Event()
+        w.add(prepare_then_signal, event, 0.1)
+        for _ in range(2):
+            w.add(wait_for_signal, event, 0.01)
+        w.run(30)
+    assert not w.errors
+    set_ns = w.values[0]
+    starts = [e.start_ns for e in w.trace if e.label == "working"]
+    assert len(starts) == 2 and min(starts) >= set_ns
+
+
+def test_condition_consumers_take_items_only_after_they_are_made():
+    with Workers("forkserver") as w:
+        cond, items = w.ctx.Condition(), w.ctx.Value("i", 0, lock=False)
+        w.add(produce, cond, items, 6, 0.02)
+        for _ in range(2):
+            w.add(consume, cond, items, 3, 0.005)
+        w.run(30)
+    assert not w.errors
+    made = sorted(e.end_ns for e in w.trace if e.label == "making an item")
+    taken = sorted(e.end_ns for e in w.trace if e.label == "waiting for an item")
+    assert len(made) == len(taken) == 6
+    assert all(t >= m for t, m in zip(taken, made)), "an item was taken before it was made"
+
+
+def test_barrier_keeps_phases_apart():
+    with Workers("forkserver") as w:
+        barrier = w.ctx.Barrier(3)
+        for i in range(3):
+            w.add(in_phases, barrier, 3, 0.01 * (i + 1))
+        w.run(30)
+    assert not w.errors
+    for phase in (2, 3):
+        before = [e.end_ns for e in w.trace if e.label == f"phase {phase - 1}"]
+        after = [e.start_ns for e in w.trace if e.label == f"phase {phase}"]
+        assert min(after) >= max(before), f"phase {phase} began before phase {phase - 1} ended"
+
+
+# -- deadlock and a killed holder -------------------------------------------------------------
+def test_opposite_order_deadlocks_and_the_timeout_breaks_it(start_method):
+    started = time.perf_counter()
+    story = _until(lambda: deadlock_demo(True, hold_s=0.05, timeout=0.3,
+                                         start_method=start_method),
+                   lambda s: sum(s.values) >= 1)
+    assert not story.errors
+    assert sum(story.values) >= 1, "two workers taking A, B and B, A never deadlocked"
+    assert time.perf_counter() - started < 30
+    ordered = deadlock_demo(False, hold_s=0.05, timeout=0.3, start_method=start_method)
+    assert ordered.values == [0, 0]
+    waited = [e.duration_ns for e in ordered.trace if e.kind == "lock"]
+    assert max(waited) < 0.3e9  # nobody ever waited its full timeout
+
+
+def test_terminated_holder_leaves_the_lock_taken_for_good(start_method):
+    story = killed_holder("terminate", waiters=2, timeout=0.3, start_method=start_method)
+    assert story.values[1:] == [False, False]
+    assert story.kernel_got_lock is False
+    assert story.exitcodes[0] == -15  # SIGTERM
+    assert 0 in story.errors
+    stopped = killed_holder("stop", waiters=2, timeout=2.0, start_method=start_method)
+    assert stopped.values[1:] == [True, True]
+    assert stopped.kernel_got_lock is True
+    assert stopped.exitcodes == [0, 0, 0]
+
+
+# -- robustness -------------------------------------------------------------------------------
+def test_a_failing_worker_reports_instead_of_hanging():
+    with Workers("forkserver") as w:
+        w.add(take_turns, None, 1, 0.01, 0.01)  # None has no acquire()
+        w.run(30)
+    assert "AttributeError" in w.errors[0]
+
+
+def test_interrupt_stops_the_workers():
+    with pytest.raises(KeyboardInterrupt):
+        with Workers("forkserver") as w:
+            lock, holding, stop = w.ctx.Lock(), w.ctx.Event(), w.ctx.Event()
+            from helpers.chapters.ch03_locks import hold
+
+            w.add(hold, lock, holding, stop, 30.0)
+            w.launch()
+            assert holding.wait(20)
+            raise KeyboardInterrupt  # what the kernel's ■ button raises in the cell
+    assert all(code is not None for code in w.exitcodes)
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: count_demo(0), "processes"),
+    (lambda: count_demo(2, 0), "increments"),
+    (lambda: count_demo(2, 10, "sometimes"), "strategy"),
+    (lambda: compare_strategies(2, 10, strategies="none"), "strategies"),
+    (lambda: print_demo(1), "workers"),
+    (lambda: print_demo(2, 0), "lines"),
+    (lambda: deadlock_demo(timeout=0), "timeout"),
+    (lambda: deadlock_demo(hold_s=float("nan")), "hold_s"),
+    (lambda: killed_holder("kill -9"), "how"),
+    (lambda: killed_holder(waiters=0), "waiters"),
+    (lambda: Workers("vfork"), "start_method"),
+    (lambda: Workers().run(), "number of workers"),
+    (lambda: make_panel().run(processes=9), "processes"),
+])
+def test_bad_parameters_are_named(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()
+
+
+def test_panel_counts_with_the_chosen_strategy():
+    panel = make_panel()
+    summary = panel.run(processes=2, increments=10_000, strategy="batched")
+    assert "20,000 of    20,000 counted" in summary
+    assert panel.result is summary and panel.runs == 1
