@@ -17,8 +17,8 @@ import statistics
 import time
 from functools import partial
 
+from helpers.chapters.ch00_start_here import record_cpu_work
 from helpers.course import available_start_methods, mp_context
-from helpers.gil import record_cpu_work
 from helpers.timeline import KINDS, Event, Recorder, Traced, plot_timeline
 from helpers.workloads import cpu_task, iterations_for
 

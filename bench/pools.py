@@ -11,13 +11,18 @@ from statistics import median
 
 from matplotlib.figure import Figure
 
-from helpers import speedup
-from helpers.amdahl import measure_amdahl
-from helpers.course import mp_context, usable_cores
-from helpers.pool_demos import compare_chunksizes, compare_process_per_task
-from helpers.pools import DEFAULT_TASK_MS, DEFAULT_TASKS, demo, run_pool, task_items
-from helpers.process_lifecycle import measure_start_costs
-from helpers.processes import kernel_safe_start_method, run_serial
+from helpers.chapters.ch01_processes import measure_start_costs, speedup
+from helpers.chapters.ch04_pools import (
+    DEFAULT_TASK_MS,
+    DEFAULT_TASKS,
+    compare_chunksizes,
+    compare_process_per_task,
+    demo,
+    measure_amdahl,
+    task_items,
+)
+from helpers.course import kernel_safe_start_method, mp_context, usable_cores
+from helpers.runners import run_pool, run_serial
 from helpers.workloads import cpu_task
 
 # Interleaved repetitions: enough for a stable median, few enough to keep `make bench` short.
@@ -58,7 +63,7 @@ def measure(report) -> None:
 
     # Each demo cell with its default (reader) parameters.
     cells = {
-        "cell_01_compare_models": lambda: speedup.compare_models(
+        "cell_01_compare_speedup": lambda: speedup.compare_speedup(
             2, speedup.DEFAULT_TASK_SECONDS, start_method=method),
         "cell_01_scaling": lambda: speedup.measure_scaling(start_method=method,
                                                            total_seconds=1.2),

@@ -11,9 +11,9 @@ import os
 import time
 from statistics import median
 
-from helpers.course import available_start_methods
-from helpers.process_lifecycle import measure_start_costs
-from helpers.processes import kernel_safe_start_method, run_processes, run_serial
+from helpers.chapters.ch01_processes import measure_start_costs
+from helpers.course import available_start_methods, kernel_safe_start_method
+from helpers.runners import run_processes, run_serial
 from helpers.workloads import cpu_task, iterations_for
 
 # Rounds of interleaved measurement; each round is a few processes per start method.

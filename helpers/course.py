@@ -10,24 +10,33 @@ Every chapter imports from here, so a parameter error reads the same everywhere:
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import platform
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 __all__ = [
     "QUICK",
     "START_METHODS",
     "MachineInfo",
     "available_start_methods",
+    "check_callable",
     "check_choice",
     "check_float",
     "check_int",
+    "check_start_method",
+    "check_start_methods",
+    "check_timeout",
     "default_start_method",
     "describe_machine",
+    "kernel_safe_start_method",
     "mp_context",
     "physical_cores",
+    "quiet_fork_warnings",
     "usable_cores",
 ]
 
@@ -39,7 +48,10 @@ START_METHODS = ("fork", "spawn", "forkserver")
 # What the fork server imports once, before it forks any child: each child then starts with the
 # course's worker code already loaded (measured here in a kernel: ~6 ms per process instead of
 # ~50 ms). Takes effect when the server starts, i.e. at the first forkserver process.
-_FORKSERVER_PRELOAD = ["helpers.processes", "helpers.pools", "helpers.workloads"]
+_FORKSERVER_PRELOAD = ["helpers.runners.processes", "helpers.runners.pools", "helpers.workloads"]
+# No wait in the course is meant to last an hour: a longer timeout is a typo (3600 for 3.6), and
+# the standard library rejects or overflows on infinite ones.
+MAX_TIMEOUT_SECONDS = 3600.0
 
 
 def check_int(name: str, value: object, low: int, high: int) -> int:
@@ -50,10 +62,27 @@ def check_int(name: str, value: object, low: int, high: int) -> int:
 
 
 def check_float(name: str, value: object, low: float, high: float) -> float:
-    """Return `value` as a float if it is a number in [low, high], else raise ValueError."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+    """Return `value` as a float if it is a number in [low, high], else raise ValueError.
+
+    NaN is never in range (every comparison with it is false) and infinities only where a bound is.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            (isinstance(value, float) and math.isnan(value)) or not low <= value <= high:
         raise ValueError(f"{name} must be a number from {low:g} to {high:g}, got {value!r}")
     return float(value)
+
+
+def check_timeout(name: str, value: object, low: float = 0.001,
+                  high: float = MAX_TIMEOUT_SECONDS) -> float:
+    """A timeout in seconds: a finite positive number (never 0, negative, NaN or infinite)."""
+    return check_float(name, value, low, high)
+
+
+def check_callable(name: str, value: object) -> object:
+    """Return `value` if it can be called, else raise TypeError naming it."""
+    if not callable(value):
+        raise TypeError(f"{name} must be callable, got {value!r}")
+    return value
 
 
 def check_choice(name: str, value: object, choices: Sequence[object]) -> object:
@@ -71,20 +100,81 @@ def available_start_methods() -> list[str]:
 
 
 def default_start_method() -> str:
-    """The start method this Python uses when a program does not choose one."""
-    # Asking fixes the default for this process, exactly as starting the first Process would.
-    return multiprocessing.get_start_method()
+    """The start method this Python uses when a program does not choose one.
+
+    Asked without fixing it: ``multiprocessing.get_start_method()`` (without ``allow_none``) would
+    set the default for this whole process, and a reader's later ``set_start_method()`` would fail.
+    """
+    chosen = multiprocessing.get_start_method(allow_none=True)
+    if chosen is not None:
+        return chosen
+    # The documented defaults: spawn on Windows and macOS; on other POSIX systems fork up to
+    # Python 3.13 and forkserver from 3.14.
+    if sys.platform in ("win32", "darwin"):
+        return "spawn"
+    return "forkserver" if sys.version_info >= (3, 14) else "fork"
+
+
+def kernel_safe_start_method() -> str:
+    """The start method the course uses by default in a notebook kernel: never ``fork``.
+
+    A kernel always runs threads (I/O, heartbeat, control); forking a process that has threads can
+    deadlock the child, which is why Python 3.12+ warns and 3.14 makes forkserver the default on
+    POSIX systems other than macOS. forkserver forks from a clean single-threaded server (fast);
+    spawn (macOS, Windows) starts a fresh interpreter.
+    """
+    offered = available_start_methods()
+    return "forkserver" if "forkserver" in offered else "spawn"
+
+
+def check_start_method(value: object, name: str = "start_method") -> str:
+    """One rule for every function: ``None`` means `kernel_safe_start_method()`, anything else
+    must be a start method this OS offers."""
+    if value is None:
+        return kernel_safe_start_method()
+    return check_choice(name, value, available_start_methods())
+
+
+def check_start_methods(value: object, name: str = "start_methods") -> list[str]:
+    """A non-empty list of offered start methods; ``None`` means all of them.
+
+    A string is refused (it would otherwise be read letter by letter).
+    """
+    if value is None:
+        return available_start_methods()
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
+        raise ValueError(f"{name} must be a non-empty list drawn from "
+                         f"{available_start_methods()}, got {value!r}")
+    return [check_choice(f"each of {name}", m, available_start_methods()) for m in value]
+
+
+@contextmanager
+def quiet_fork_warnings(start_method: str) -> Iterator[list[str]]:
+    """Capture, instead of show, the 3.12+ "multi-threaded, use of fork()" DeprecationWarning.
+
+    Yields a list that receives the warning messages, so a demo can return them as data. Other
+    start methods never warn; for them this does nothing.
+    """
+    caught: list[str] = []
+    if start_method != "fork":
+        yield caught
+        return
+    with warnings.catch_warnings(record=True) as recorded:
+        warnings.simplefilter("always", DeprecationWarning)
+        try:
+            yield caught
+        finally:
+            caught.extend(str(w.message) for w in recorded)
 
 
 def mp_context(method: str | None = None):
     """`multiprocessing.get_context(method)`, with the name checked against this OS.
 
     The course always chooses a start method explicitly: defaults differ between macOS and Windows
-    (spawn), Linux up to Python 3.13 (fork) and Linux from 3.14 (forkserver).
+    (spawn) and other POSIX systems (fork up to Python 3.13, forkserver from 3.14). ``None`` means
+    `kernel_safe_start_method()`, never the interpreter's default (which may be fork).
     """
-    if method is None:
-        method = default_start_method()
-    check_choice("start_method", method, available_start_methods())
+    method = check_start_method(method)
     ctx = multiprocessing.get_context(method)
     if method == "forkserver":
         ctx.set_forkserver_preload(_FORKSERVER_PRELOAD)

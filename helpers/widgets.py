@@ -37,7 +37,7 @@ import ipywidgets as w
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .course import check_choice, check_float, check_int
+from helpers.course import check_choice, check_float, check_int
 
 __all__ = ["Choice", "Float", "Int", "Panel"]
 

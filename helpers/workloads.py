@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 
-from .course import check_float, check_int
+from helpers.course import check_float, check_int
 
 __all__ = [
     "MAX_ITERATIONS",

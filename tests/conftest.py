@@ -20,6 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `helpers` even without the editable install (e.g. an IDE run)
+sys.path.insert(0, str(ROOT / "tests"))  # the shared test helpers (`_timing`), from any subfolder
 
 from helpers.course import available_start_methods  # noqa: E402
 
@@ -29,6 +30,13 @@ _GRACE_SECONDS = 3.0
 _SHM = Path("/dev/shm")
 # multiprocessing's own long-lived helpers: started once per interpreter on purpose, and reused.
 _INFRASTRUCTURE = ("multiprocessing.forkserver", "multiprocessing.resource_tracker")
+# Named semaphores made by this test run's processes carry this prefix (a process passes its
+# config on to every child it starts, under fork, spawn and forkserver), so the leak check tells
+# them from another program's on a shared machine. multiprocessing has no public setting for it.
+_SEM_PREFIX = f"/mp-cc{os.getpid()}"
+import multiprocessing  # noqa: E402
+
+multiprocessing.current_process()._config["semprefix"] = _SEM_PREFIX
 
 
 def _children() -> dict[int, psutil.Process]:
@@ -54,6 +62,25 @@ def _segments() -> set[str]:
     return set(os.listdir(_SHM)) if _SHM.is_dir() else set()
 
 
+def _mapped_elsewhere(names: set[str]) -> set[str]:
+    """Which of `names` a process outside this test's tree has mapped: someone else's segment.
+
+    On a shared machine other programs make and unlink segments while a test runs; only those
+    made by this test's own processes (mapped by no one else) count as left behind.
+    """
+    ours = {os.getpid(), *(p.pid for p in psutil.Process().children(recursive=True))}
+    found: set[str] = set()
+    for maps in Path("/proc").glob("[0-9]*/maps"):
+        try:
+            if int(maps.parent.name) in ours:
+                continue
+            text = maps.read_text(errors="replace")
+        except (OSError, ValueError):
+            continue
+        found |= {name for name in names if f"/dev/shm/{name}" in text}
+    return found
+
+
 @pytest.fixture(autouse=True)
 def no_leftovers(request):
     if request.node.get_closest_marker("browser"):
@@ -73,7 +100,10 @@ def no_leftovers(request):
     leaked = sorted(_segments() - segments_before)
     if leaked:  # a finished pool's semaphores go when it is collected: give them a moment
         time.sleep(0.5)
-        leaked = sorted(set(leaked) & _segments())
+        leaked = sorted((set(leaked) & _segments()) - _mapped_elsewhere(set(leaked)))
+    # A semaphore without this run's prefix was made by some other program: not ours to report.
+    ours = f"sem.{_SEM_PREFIX[1:]}"
+    leaked = [n for n in leaked if not n.startswith("sem.") or n.startswith(ours)]
     # Reported, never deleted: on a shared machine a new entry may belong to another program.
     problems = []
     if described:

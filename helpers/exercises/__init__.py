@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..course import QUICK
+from helpers.course import QUICK
 
 __all__ = ["Feedback", "Point", "check", "exercise"]
 

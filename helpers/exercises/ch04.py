@@ -5,8 +5,9 @@ from __future__ import annotations
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from ..amdahl import amdahl_speedup
-from ..pools import default_chunksize
+from helpers.chapters.ch04_pools.amdahl import amdahl_speedup
+from helpers.runners import default_chunksize
+
 from . import Point, exercise
 
 __all__: list[str] = []  # checks register themselves with `exercise`; nothing to import from here

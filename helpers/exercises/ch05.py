@@ -56,8 +56,8 @@ def _pool(answer):
 
 @exercise("05.2", "Make the CPU-bound greenlet share the hub")
 def _polite(answer):
-    from ..coroutines import YIELDS, cpu_blocks
-    from ..workloads import iterations_for
+    from helpers.chapters.ch05_coroutines.greenlet_demos import YIELDS, cpu_blocks
+    from helpers.workloads import iterations_for
 
     if not isinstance(answer, dict) or {"yield_every", "yield_with"} - set(answer):
         yield Point(False, "answer should be a dict with keys 'yield_every' and 'yield_with'")
@@ -101,8 +101,8 @@ _LEFT_ALONE = {
 
 @lru_cache(maxsize=1)
 def _patched_names() -> frozenset[str]:
-    from ..patched import run_patched
-    from ..patching import patch_report
+    from helpers.chapters.ch05_coroutines.patching_demos import patch_report
+    from helpers.runners import run_patched
 
     report = run_patched(patch_report, trace=False, timeout=60).value
     return frozenset(name for name, patched in report.items() if patched)
@@ -132,6 +132,6 @@ def _patching(answer):
 
 
 def _all_names() -> list[str]:
-    from ..patching import PATCH_TARGETS
+    from helpers.chapters.ch05_coroutines.patching_demos import PATCH_TARGETS
 
     return [f"{m}.{n}" if n else f"{m} (module)" for m, n in PATCH_TARGETS]

@@ -7,7 +7,7 @@ Data flow::
     Recorder / GreenletRecorder                   Trace  ──> plot_timeline(trace, ax)
       records spans in a local list                 ▲     ──> to_chrome_trace(trace, path)
       (no per-event messages)                       │     ──> trace.overlap_ns(a, b), busy_ns(...)
-    Recording (events + clock pair) ──pickled once──┘
+    Trace (events + clock pair) ──pickled once──────┘
 
 Every span is an `Event` (lane, label, kind, start_ns, end_ns, pid, cpu) timed with
 `time.perf_counter_ns()`, one system-wide clock, so spans from different processes line up.
@@ -16,8 +16,8 @@ Every span is an `Event` (lane, label, kind, start_ns, end_ns, pid, cpu) timed w
 from ._chrome import to_chrome_trace
 from ._events import KINDS, Event, Trace
 from ._greenlets import GreenletRecorder
-from ._plot import KIND_COLORS, plot_timeline
-from ._record import Recorder, Recording, Traced, TracedResult, current_cpu, process_lane
+from ._plot import KIND_COLORS, TimelineLayout, plot_timeline
+from ._record import Recorder, Traced, TracedResult, current_cpu, process_lane
 
 __all__ = [
     "KINDS",
@@ -25,7 +25,7 @@ __all__ = [
     "Event",
     "GreenletRecorder",
     "Recorder",
-    "Recording",
+    "TimelineLayout",
     "Trace",
     "Traced",
     "TracedResult",

@@ -38,8 +38,7 @@ from typing import Any
 
 import greenlet
 
-from ._events import Event, clock_pair
-from ._record import Recording
+from ._events import Event, Trace, clock_pair
 
 __all__ = ["GreenletRecorder"]
 
@@ -83,7 +82,7 @@ class GreenletRecorder:
         self._previous: Any = None
         self._first: tuple[int, Any] | None = None
         self._end_ns: int | None = None
-        self._recording: Recording | None = None
+        self._recording: Trace | None = None
         self._clock = clock_pair()
 
     def __enter__(self) -> GreenletRecorder:
@@ -120,8 +119,8 @@ class GreenletRecorder:
             return self._switches
         return len(self._buffer) // 2
 
-    def recording(self) -> Recording:
-        """The run spans of every greenlet (and the hub's idle spans) as a `Recording`."""
+    def recording(self) -> Trace:
+        """The run spans of every greenlet (and the hub's idle spans) as a `Trace`."""
         if self._first is None or self._end_ns is None:
             raise RuntimeError("use the recorder in a `with` block before asking for its recording")
         if self._recording is not None:
@@ -149,5 +148,5 @@ class GreenletRecorder:
         self._switches = len(buffer) // 2 - 1
         self._buffer = []  # drop the references: finished greenlets can now be freed
         self._first = (self._first[0], None)
-        self._recording = Recording(events, {pid: self._clock})
+        self._recording = Trace(events, {pid: self._clock})
         return self._recording

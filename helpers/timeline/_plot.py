@@ -15,7 +15,7 @@ from ._events import KINDS, Event, Trace
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["KIND_COLORS", "plot_timeline"]
+__all__ = ["KIND_COLORS", "TimelineLayout", "plot_timeline"]
 
 # Okabe-Ito colours: distinguishable with the common colour-vision deficiencies and on a projector.
 KIND_COLORS = {
@@ -62,6 +62,61 @@ def _merge_subpixel(starts: np.ndarray, ends: np.ndarray, resolution: float) -> 
     return np.column_stack([group_start, widths])
 
 
+class TimelineLayout(list):
+    """What `plot_timeline` drew, and where: a list of its artists, plus the geometry overlays need.
+
+    ``rows`` maps each lane to its row (0 at the top); ``origin_ns`` is time zero of the x axis
+    (in ms); ``artists_by_kind`` maps a kind (or a core, with ``color_by="cpu"``) to its bars.
+    An overlay — the hatched start of a process, a tick per wait, a ``send`` or ``lock`` mark —
+    draws at ``layout.x(ns)``, ``layout.y(lane)`` instead of guessing from the picture.
+    """
+
+    def __init__(self, ax, rows: dict[str, int], origin_ns: int) -> None:
+        super().__init__()
+        self.ax = ax
+        self.rows = rows
+        self.origin_ns = origin_ns
+        self.artists_by_kind: dict[object, list] = {}
+
+    def x(self, ns: int) -> float:
+        """The x coordinate (ms from the origin) of a `perf_counter_ns` time."""
+        return (ns - self.origin_ns) / 1e6
+
+    def y(self, lane: str) -> int:
+        """The row of `lane` (KeyError naming it if the lane is not drawn)."""
+        return self.rows[lane]
+
+    def mark(self, events: Iterable[Event], *, height: float = 0.8, **style) -> list:
+        """Draw `events` over their lanes as outlined or hatched bars; return the artists added.
+
+        ``style`` goes to ``broken_barh`` (e.g. ``hatch="///", facecolors="none"``).
+        """
+        added = []
+        by_lane: dict[str, list[Event]] = {}
+        for e in events:
+            if e.lane in self.rows:
+                by_lane.setdefault(e.lane, []).append(e)
+        for lane, group in by_lane.items():
+            spans = [(self.x(e.start_ns), max(e.duration_ns / 1e6, 1e-6)) for e in group]
+            added.append(self.ax.broken_barh(spans, (self.rows[lane] - height / 2, height),
+                                             **style))
+        self.extend(added)
+        return added
+
+    def ticks(self, events: Iterable[Event], *, color: str = "#222222", **style) -> list:
+        """Draw one short vertical tick at the start of each event (a wait, a send); return them."""
+        xs, ys = [], []
+        for e in events:
+            if e.lane in self.rows:
+                xs.append(self.x(e.start_ns))
+                ys.append(self.rows[e.lane])
+        if not xs:
+            return []
+        added = [self.ax.scatter(xs, ys, marker="|", s=120, color=color, zorder=3, **style)]
+        self.extend(added)
+        return added
+
+
 def plot_timeline(
     trace: Trace | Iterable[Event],
     ax=None,
@@ -72,7 +127,7 @@ def plot_timeline(
     origin_ns: int | None = None,
     legend: bool = True,
 ):
-    """Draw `trace` on `ax` (a new figure when None) and return the artists drawn.
+    """Draw `trace` on `ax` (a new figure when None); return its `TimelineLayout` (the artists).
 
     ``color_by="kind"`` colours what each worker was doing (run, io, wait, lock…);
     ``color_by="cpu"`` colours which core it ran on, to show placement on real cores.
@@ -101,7 +156,7 @@ def plot_timeline(
 
     import numpy as np  # here, not at import: worker processes import the recorders, not this
 
-    artists = []
+    artists = TimelineLayout(ax, row, origin)
     labelled: set[object] = set()
     for (lane, key), group in sorted(groups.items(), key=lambda kv: (row[kv[0][0]], str(kv[0][1]))):
         starts = (np.fromiter((e.start_ns for e in group), np.int64, len(group)) - origin) / 1e6
@@ -120,6 +175,7 @@ def plot_timeline(
         )
         labelled.add(name)
         artists.append(bars)
+        artists.artists_by_kind.setdefault(key, []).append(bars)
 
     cpus_of: dict[str, set[int]] = {}
     for e in events:

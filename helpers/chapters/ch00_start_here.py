@@ -12,9 +12,10 @@ Two threads of CPU-bound Python take turns holding the GIL (every ``sys.getswitc
 5 ms by default), so their lanes alternate; two processes each have a GIL of their own and run
 at once.
 
-    kernel ──start──> process 0 ──┐ records locally, then sends its Recording once
-           ──start──> process 1 ──┤ through a queue (no per-event traffic)
-           <── Recording, Recording ┘  ──> Trace ──> plot_timeline
+    gil_tasks(kind) ──> (fn, tasks) ──> helpers.runners.compare(MODES, fn, tasks)
+        kernel ──start──> process 0 ──┐ records locally, then sends its trace once
+               ──start──> process 1 ──┤ through a queue (no per-event traffic)
+               <── trace, trace ──────┘  ──> Comparison ──> plot_comparison(c, axes)
 """
 
 from __future__ import annotations
@@ -22,20 +23,36 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import Any
 
-from .course import QUICK, available_start_methods, check_choice, check_float, check_int
-from .processes import ProcessRun, kernel_safe_start_method, run_processes, run_serial, run_threads
-from .timeline import Recorder, TracedResult, plot_timeline
-from .workloads import cpu_task, io_task, iterations_for
+from helpers.course import (
+    QUICK,
+    available_start_methods,
+    check_choice,
+    check_float,
+    check_int,
+    check_start_method,
+    kernel_safe_start_method,
+)
+from helpers.runners import (
+    Comparison,
+    Run,
+    compare,
+    plot_comparison,
+    run_processes,
+    run_serial,
+    run_threads,
+)
+from helpers.timeline import Recorder, TracedResult
+from helpers.workloads import MAX_ITERATIONS, cpu_task, io_task, iterations_for
 
 __all__ = [
     "MODES",
-    "Comparison",
     "chunked_cpu_task",
-    "compare",
-    "panel",
-    "plot_comparison",
+    "compare_gil",
+    "gil_tasks",
+    "make_panel",
     "record_cpu_work",
     "recorded_io_task",
     "run_work",
@@ -61,6 +78,9 @@ def record_cpu_work(
     `chunk` is the iterations per timed chunk; a child process gets it from its parent, so it
     does not spend its first 60 ms calibrating.
     """
+    check_int("iterations", iterations, 0, MAX_ITERATIONS)
+    if chunk is not None:
+        check_int("chunk", chunk, 1, MAX_ITERATIONS)
     chunk = max(1, chunk or iterations_for(_CHUNK_SECONDS))
     done, checksum = 0, 0
     # The clocks are read once per chunk and each interval runs from the previous reading, so no
@@ -108,6 +128,22 @@ def recorded_io_task(seconds: float, label: str) -> TracedResult:
     return TracedResult(seconds, recorder.recording())
 
 
+def gil_tasks(kind: str = "cpu", workers: int = 2,
+              task_seconds: float = 0.25) -> tuple[Callable[..., Any], list[tuple]]:
+    """`workers` equal tasks of `kind` ("cpu" or "io"), each recording its own spans.
+
+    Returns ``(fn, tasks)`` for `helpers.runners.compare`: CPU work is recorded chunk by chunk
+    (`chunked_cpu_task`), so turns at the GIL show; a wait is one ``io`` span.
+    """
+    check_choice("kind", kind, ("cpu", "io"))
+    check_int("workers", workers, 1, MAX_WORKERS)
+    check_float("task_seconds", task_seconds, 0.001, 5.0)
+    if kind == "cpu":
+        sizes: tuple = (iterations_for(task_seconds), iterations_for(_CHUNK_SECONDS))
+        return chunked_cpu_task, [(*sizes, f"task {i}") for i in range(workers)]
+    return recorded_io_task, [(task_seconds, f"task {i}") for i in range(workers)]
+
+
 def run_work(
     mode: str,
     *,
@@ -115,96 +151,40 @@ def run_work(
     workers: int = 2,
     task_seconds: float = 0.25,
     start_method: str | None = None,
-) -> ProcessRun:
+) -> Run:
     """Run `workers` equal tasks of `kind` ("cpu" or "io") serially, in threads or in processes."""
     check_choice("mode", mode, MODES)
-    check_choice("kind", kind, ("cpu", "io"))
-    check_int("workers", workers, 1, MAX_WORKERS)
-    check_float("task_seconds", task_seconds, 0.001, 5.0)
-    if kind == "cpu":
-        fn = chunked_cpu_task
-        sizes = (iterations_for(task_seconds), iterations_for(_CHUNK_SECONDS))
-    else:
-        fn, sizes = recorded_io_task, (task_seconds,)
-    tasks = [(*sizes, f"task {i}") for i in range(workers)]
+    fn, tasks = gil_tasks(kind, workers, task_seconds)
+    start_method = check_start_method(start_method)
     if mode == "serial":
         run = run_serial(fn, tasks)
     elif mode == "threads":
         run = run_threads(fn, tasks, timeout=_TIMEOUT_SECONDS)
     else:
-        run = run_processes(fn, tasks, start_method=start_method or kernel_safe_start_method(),
-                            timeout=_TIMEOUT_SECONDS)
-    if run.failures:
-        index, failure = next(iter(run.failures.items()))
-        raise RuntimeError(f"task {index} failed in {mode}: {failure}\n{failure.traceback_text}")
+        run = run_processes(fn, tasks, start_method=start_method, timeout=_TIMEOUT_SECONDS)
+    run.raise_failures()
     return run
 
 
-@dataclass
-class Comparison:
-    """The same work run every way; speed-ups are against the serial run."""
-
-    kind: str
-    runs: dict[str, ProcessRun]
-
-    def speedup(self, mode: str) -> float:
-        return self.runs["serial"].seconds / self.runs[mode].seconds
-
-    def summary(self) -> str:
-        parts = [f"{mode}: {run.seconds * 1000:.0f} ms" for mode, run in self.runs.items()]
-        speedups = [f"{mode} ×{self.speedup(mode):.2f}" for mode in self.runs if mode != "serial"]
-        return "; ".join(parts) + " — speed-up vs serial: " + ", ".join(speedups)
-
-
-def compare(
-    kind: str = "cpu",
-    workers: int = 2,
-    task_seconds: float | None = None,
-    start_method: str | None = None,
-    progress=None,
-) -> Comparison:
-    """Run the same `workers` tasks serially, in threads and in processes.
-
-    `progress(fraction, text)`, when given, is told after each mode (the panel's progress bar).
-    """
+def compare_gil(kind: str = "cpu", workers: int = 2, task_seconds: float | None = None,
+                start_method: str | None = None, progress=None) -> Comparison:
+    """`gil_tasks` run serially, in threads and in processes: ``compare(MODES, *gil_tasks(…))``."""
     if task_seconds is None:
         task_seconds = 0.05 if QUICK else 0.25
-    runs = {}
-    for done, mode in enumerate(MODES):
-        if progress:
-            progress(done / len(MODES), f"running {mode}…")
-        runs[mode] = run_work(mode, kind=kind, workers=workers, task_seconds=task_seconds,
-                              start_method=start_method)
-    return Comparison(kind, runs)
+    fn, tasks = gil_tasks(kind, workers, task_seconds)
+    return compare(MODES, fn, tasks, start_method=start_method, timeout=_TIMEOUT_SECONDS,
+                   progress=progress)
 
 
-def plot_comparison(comparison: Comparison, fig=None):
-    """Draw one timeline per mode, stacked on a shared time axis. Returns the artists."""
-    if fig is None:
-        import matplotlib.pyplot as plt
-
-        fig = plt.figure(figsize=(11, 6.5), layout="constrained")
-    heights = [max(1, len(run.trace.lanes())) for run in comparison.runs.values()]
-    axes = fig.subplots(len(comparison.runs), 1, sharex=True, height_ratios=heights)
-    artists = []
-    for ax, (mode, run) in zip(axes, comparison.runs.items()):
-        title = f"{mode}: {run.seconds * 1000:.0f} ms"
-        if mode != "serial":
-            title += f" (×{comparison.speedup(mode):.2f} vs serial)"
-        artists += plot_timeline(run.trace, ax, title=title)
-    for ax in axes[:-1]:
-        ax.set_xlabel("")
-    return artists
-
-
-def panel():
+def make_panel():
     """The chapter's panel: kind of work, workers, task size and start method, re-run at will."""
-    from .widgets import Choice, Float, Int, Panel
+    from helpers.widgets import Choice, Float, Int, Panel
 
     def demo(fig, progress, kind, workers, task_seconds, start_method):
-        comparison = compare(kind, workers, task_seconds, start_method, progress=progress)
+        comparison = compare_gil(kind, workers, task_seconds, start_method, progress=progress)
         fig.set_size_inches(11, 2.2 + 0.55 * 3 * workers)
-        plot_comparison(comparison, fig)
+        axes = fig.subplots(len(MODES), 1, sharex=True)
+        plot_comparison(comparison, list(axes))
         return comparison.summary()
 
     methods = available_start_methods()

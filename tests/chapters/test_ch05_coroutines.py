@@ -9,10 +9,16 @@ from __future__ import annotations
 import pytest
 from matplotlib.figure import Figure
 
-from helpers import coroutines as co
-from helpers.coroutine_views import alive_counts, make_panel, plot_runs, plot_sleepers, with_waits
+from helpers.chapters import ch05_coroutines as co
+from helpers.chapters.ch05_coroutines import (
+    alive_counts,
+    compare_memory,
+    make_panel,
+    plot_runs,
+    plot_sleepers,
+    with_waits,
+)
 from helpers.exercises import check
-from helpers.gevent_memory import compare_memory
 from helpers.timeline import Trace
 from helpers.workloads import iterations_for
 
@@ -20,7 +26,7 @@ pytestmark = pytest.mark.timeout(90)
 
 
 def _alive(run, lane):
-    spans = [e for e in run.recording.events if e.lane == lane]
+    spans = [e for e in run.trace.events if e.lane == lane]
     return min(e.start_ns for e in spans), max(e.end_ns for e in spans)
 
 
@@ -43,7 +49,7 @@ def test_ten_thousand_sleepers_finish_in_about_one_sleep():
     run = co.sleepers(10_000, 1.0)
     assert run.value == 10_000
     assert 1.0 <= run.seconds <= 2.5  # bar 1.25 s on a quiet machine: `make bench`
-    _, alive = alive_counts(run.recording)
+    _, alive = alive_counts(run.trace)
     assert alive.max() == 10_000  # all asleep at the same time
 
 
@@ -67,7 +73,7 @@ def test_cpu_bound_greenlet_blocks_the_ticker_and_yielding_helps():
     assert hog.value["worst lateness ms"] >= 100  # ~ the whole computation
     assert hog.value["p90 lateness ms"] >= 50  # most ticks waited for it
     assert polite.value["p90 lateness ms"] < hog.value["p90 lateness ms"] / 3
-    trace = Trace().extend(hog.recording)
+    trace = Trace().extend(hog.trace)
     longest = max(e.duration_ns for e in trace.select(lane="compute"))
     assert longest >= 0.1e9  # one run span of the whole computation: nobody else ran meanwhile
 
@@ -125,7 +131,7 @@ def test_bad_parameters_name_the_parameter(call, message):
 
 def test_views_add_waits_and_draw():
     run = co.chores(True, 0.05)
-    trace = with_waits(run.recording)
+    trace = with_waits(run.trace)
     assert {e.lane for e in trace.events if e.kind == "io"} == set(co.CHORES)
     fig = Figure()
     assert plot_runs({"at once": run}, fig.subplots(1, 1, squeeze=False)[:, 0])

@@ -22,14 +22,20 @@ from dataclasses import dataclass, field
 from statistics import median
 from typing import Any
 
-from .course import available_start_methods, check_choice, check_float, check_int, mp_context
-from .processes import (
-    ChildFailure,
-    _collect,
-    _stop_executor,
-    explain_exitcode,
+from helpers.course import (
+    check_float,
+    check_int,
+    check_start_methods,
+    mp_context,
     quiet_fork_warnings,
+)
+from helpers.runners import (
+    Failure,
+    close_queue,
+    collect_reports,
+    explain_exitcode,
     release_semaphores,
+    stop_executor,
     stop_processes,
 )
 
@@ -67,17 +73,16 @@ def hello_process(start_method: str, *, timeout: float = 30.0) -> dict[str, Any]
         with quiet_fork_warnings(start_method):
             process.start()
         reports: dict[int, Any] = {}
-        _collect(results, [process], reports, time.perf_counter() + timeout)
+        collect_reports(results, [process], reports, time.perf_counter() + timeout)
         process.join(timeout)
     except BaseException:
         stop_processes([process])
         raise
     finally:
-        results.close()
-        results.join_thread()
+        close_queue(results)
         release_semaphores(results)
     said = reports[0]
-    if isinstance(said, ChildFailure):
+    if isinstance(said, Failure):
         raise RuntimeError(f"the child did not introduce itself: {said}")
     return {"kernel pid (os.getpid)": os.getpid(), "Process.pid": process.pid, **said,
             "exitcode": process.exitcode, "start method": start_method}
@@ -247,9 +252,7 @@ def measure_start_costs(methods: Sequence[str] | None = None, *, samples: int = 
     machine hits every method alike; each figure is a median. One unrecorded round first starts the
     forkserver and warms the file cache, so the figures are the steady cost per process.
     """
-    methods = list(methods) if methods is not None else available_start_methods()
-    for method in methods:
-        check_choice("start_method", method, available_start_methods())
+    methods = check_start_methods(methods, "methods")
     check_int("samples", samples, 1, _MAX_START_SAMPLES)
     timings: dict[str, list[tuple[float, float]]] = {m: [] for m in methods}
     caught: dict[str, list[str]] = {m: [] for m in methods}
@@ -340,10 +343,10 @@ def run_in_fresh_process(fn: Callable[..., Any], *args: Any, start_method: str,
         except Exception as exc:  # the point of the demo: any failure becomes the report
             report.error = f"{type(exc).__name__}: {exc}"
         except BaseException:
-            _stop_executor(executor)
+            stop_executor(executor)
             raise
         finally:
-            _stop_executor(executor, kill=not report.ok)
+            stop_executor(executor, kill=not report.ok)
             release_semaphores(executor)
         report.seconds = time.perf_counter() - started
         if os.path.exists(path):

@@ -1,4 +1,4 @@
-"""Chapter 04's machinery: run tasks on a pool of worker processes and see who ran what, when.
+"""Run tasks on a pool of worker processes and see who ran what, when (chapters 04 and 08).
 
 Data flow of `run_pool` (the same for every pool kind)::
 
@@ -26,35 +26,38 @@ import os
 import signal
 import threading
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
-from .course import QUICK, available_start_methods, check_choice, check_float, check_int, mp_context
-from .processes import (
-    MAX_PROCESSES,
-    _stop_executor,
+from helpers.course import (
+    MAX_TIMEOUT_SECONDS,
+    check_callable,
+    check_choice,
+    check_float,
+    check_int,
+    check_start_method,
+    check_timeout,
+    mp_context,
     quiet_fork_warnings,
-    release_semaphores,
-    stop_processes,
 )
-from .timeline import Recorder, Trace, TracedResult, plot_timeline
-from .workloads import MAX_ITERATIONS, cpu_task, iterations_for
+from helpers.timeline import Recorder, Trace, TracedResult
+
+from .cleanup import ignore_sigint, stop_executor, stop_pool
+from .inkernel import DEFAULT_TIMEOUT_SECONDS, MAX_TASKS
+from .processes import MAX_PROCESSES
+from .run import Failure, Run
 
 __all__ = [
     "POOL_KINDS",
-    "PoolRun",
     "default_chunksize",
-    "demo",
     "interrupt_after",
-    "make_panel",
     "process_executor",
     "process_pool",
     "run_pool",
-    "task_items",
     "tasks_per_worker",
 ]
 
@@ -67,24 +70,13 @@ POOL_KINDS = (
     "Executor.map",  # concurrent.futures: results in input order
     "Executor.submit",  # one Future per task, consumed with as_completed
 )
-# A wait longer than this means something is stuck; see processes.DEFAULT_TIMEOUT_SECONDS.
-DEFAULT_TIMEOUT_SECONDS = 120.0
-# Tens of thousands of tasks are plenty to show dispatch overhead; more only fill memory with spans.
-MAX_TASKS = 100_000
-_MAX_SECONDS = 3600.0
 # Pool.map's own heuristic splits the work into about 4 chunks per worker: enough chunks to balance
 # uneven tasks, few enough that dispatch costs little. `default_chunksize` reproduces it.
 _CHUNKS_PER_WORKER = 4
 # How often the interrupt timer looks whether it was cancelled before its start event came.
 _POLL_SECONDS = 0.05
-
-
-def _ignore_sigint() -> None:
-    """Pool initializer: a kernel interrupt signals the whole process group; the parent decides.
-
-    Without it each worker dies of its own KeyboardInterrupt and prints a traceback into the cell.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+# How long the end of `interrupt_after` waits for its timer thread (which ends within a poll).
+_TIMER_JOIN_SECONDS = 5.0
 
 
 def default_chunksize(tasks: int, workers: int) -> int:
@@ -97,7 +89,8 @@ def default_chunksize(tasks: int, workers: int) -> int:
 
 
 @contextmanager
-def process_pool(workers: int, start_method: str, *, maxtasksperchild: int | None = None,
+def process_pool(workers: int, start_method: str | None = None, *,
+                 maxtasksperchild: int | None = None,
                  warnings_to: list[str] | None = None) -> Iterator[Any]:
     """A `multiprocessing.Pool` whose workers are always terminated and reaped when the block ends.
 
@@ -107,92 +100,68 @@ def process_pool(workers: int, start_method: str, *, maxtasksperchild: int | Non
     check_int("workers", workers, 1, MAX_PROCESSES)
     if maxtasksperchild is not None:
         check_int("maxtasksperchild", maxtasksperchild, 1, MAX_TASKS)
+    start_method = check_start_method(start_method)
     ctx = mp_context(start_method)
     with quiet_fork_warnings(start_method) as caught:
-        pool = ctx.Pool(workers, initializer=_ignore_sigint, maxtasksperchild=maxtasksperchild)
+        pool = ctx.Pool(workers, initializer=ignore_sigint, maxtasksperchild=maxtasksperchild)
         try:
             yield pool
         finally:
-            workers_now = list(getattr(pool, "_pool", []))  # for the reaping check below
-            pool.terminate()  # stops the workers and the pool's threads, joins them
-            pool.join()
-            stop_processes(workers_now)  # already gone; guarantees nothing is left if not
-            release_semaphores(pool)
+            stop_pool(pool)
     if warnings_to is not None:
         warnings_to.extend(caught)
 
 
 @contextmanager
-def process_executor(workers: int, start_method: str, *,
+def process_executor(workers: int, start_method: str | None = None, *,
                      warnings_to: list[str] | None = None) -> Iterator[ProcessPoolExecutor]:
-    """A `ProcessPoolExecutor` shut down on exit; on an exception its workers are terminated."""
+    """A `ProcessPoolExecutor` shut down on exit; on an exception its workers are terminated.
+
+    Either way its manager and feeder threads are joined and its semaphores unlinked
+    (`helpers.runners.cleanup.stop_executor`): a timeout or an interrupt leaves nothing behind.
+    """
     check_int("workers", workers, 1, MAX_PROCESSES)
+    start_method = check_start_method(start_method)
     ctx = mp_context(start_method)
     with quiet_fork_warnings(start_method) as caught:
-        executor = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_ignore_sigint)
+        executor = ProcessPoolExecutor(workers, mp_context=ctx, initializer=ignore_sigint)
+        failed = True
         try:
             yield executor
-        except BaseException:
-            _stop_executor(executor)
-            raise
-        else:
-            executor.shutdown(wait=True, cancel_futures=True)
+            failed = False
         finally:
-            release_semaphores(executor)
+            stop_executor(executor, kill=failed)
     if warnings_to is not None:
         warnings_to.extend(caught)
 
 
-def _run_job(job: tuple[Callable[..., Any], int, tuple]) -> tuple[int, TracedResult]:
-    """In a worker: run one task, record it as a span labelled with its index, return both."""
-    fn, index, args = job
+def _run_job(job: tuple[Callable[..., Any], int, tuple, bool]) -> tuple[int, Any]:
+    """In a worker: run one task, record it as a span labelled with its index, return both.
+
+    With the job's `capture` flag a task's exception comes back as a `Failure` (the run goes on);
+    without it, it is raised, and the pool re-raises it in the kernel as `Pool.map` does.
+    """
+    fn, index, args, capture = job
     recorder = Recorder(f"worker [pid {os.getpid()}]")
-    with recorder.span(f"task {index}"):
-        value = fn(*args)
+    try:
+        with recorder.span(f"task {index}"):
+            value = fn(*args)
+    except Exception as exc:
+        if not capture:
+            raise
+        return index, Failure.from_exception(exc, traceback.format_exc())
     return index, TracedResult(value, recorder.recording())
 
 
-def _run_job_star(fn: Callable[..., Any], index: int, args: tuple) -> tuple[int, TracedResult]:
+def _run_job_star(fn: Callable[..., Any], index: int, args: tuple,
+                  capture: bool) -> tuple[int, Any]:
     """`Pool.starmap` unpacks each item into arguments: the same job, received unpacked."""
-    return _run_job((fn, index, args))
+    return _run_job((fn, index, args, capture))
 
 
 def _warm(_: int) -> int:
     time.sleep(0.02)  # long enough that every worker gets one: all of them are up afterwards
     return os.getpid()
-
-
-@dataclass
-class PoolRun:
-    """What one pool run did: values in input order, the timeline, the wall times."""
-
-    kind: str
-    workers: int
-    start_method: str
-    chunksize: int | None
-    values: list[Any]
-    trace: Trace
-    seconds: float  # the map itself, from submitting to the last result
-    pool_start_seconds: float  # creating (and warming) the pool, before the clock above
-    completion_order: list[int] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def busy_seconds(self) -> float:
-        """Work done, summed over workers: what one worker alone would need, roughly."""
-        return sum(e.duration_ns for e in self.trace.select(kind="run")) / 1e9
-
-    def parallelism(self) -> float:
-        """Busy time over wall time: how many workers were computing, on average."""
-        return self.busy_seconds / self.seconds if self.seconds else 0.0
-
-    def summary(self) -> str:
-        counts = tasks_per_worker(self.trace)
-        return (f"{self.kind}: {len(self.values)} tasks on {self.workers} workers "
-                f"({self.start_method}, chunksize {self.chunksize or 'n/a'}) in "
-                f"{self.seconds:.2f} s; pool start {self.pool_start_seconds:.2f} s; "
-                f"on average {self.parallelism():.2f} workers computing; "
-                f"tasks per worker {sorted(counts.values(), reverse=True)}")
 
 
 def tasks_per_worker(trace: Trace) -> Counter:
@@ -206,36 +175,49 @@ def run_pool(
     *,
     kind: str = "Pool.map",
     workers: int = 2,
-    start_method: str,
+    start_method: str | None = None,
     chunksize: int | None = None,
     warm_up: bool = True,
     maxtasksperchild: int | None = None,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    capture_failures: bool = False,
     on_result: Callable[[int, Any], None] | None = None,
     on_dispatch: Callable[[], None] | None = None,
-) -> PoolRun:
+) -> Run:
     """Run `fn` over `items` on a fresh pool of `kind` and record which worker ran which task.
 
     An item that is a tuple is unpacked into arguments (``fn(*item)``), anything else is passed as
     the one argument. `fn` must be a top-level function of a module. ``chunksize=None`` lets the
     pool choose (``Pool.map``: `default_chunksize`; executor: 1). With `warm_up`, the pool's
     workers are started before the clock starts, so `seconds` is the map alone and
-    `pool_start_seconds` the price of the pool. `on_result(index, value)` is called in the kernel
-    as each result arrives (in a pool thread for ``Pool.apply_async``); `on_dispatch()` just
-    before the tasks are handed over, once the pool is up (`interrupt_after` waits for it).
+    ``details["pool_start_seconds"]`` the price of the pool. A task's exception propagates, as
+    with the pool itself, unless `capture_failures`: then it is a `Failure` in ``run.failures``.
+    `on_result(index, value)` is called in the kernel as each result arrives — for
+    ``Pool.apply_async`` in the pool's result-handler thread, so it must be quick: while it runs,
+    no other result is delivered. `on_dispatch()` is called just before the tasks are handed
+    over, once the pool is up (`interrupt_after` waits for it).
     """
+    check_callable("fn", fn)
     check_choice("kind", kind, POOL_KINDS)
     check_int("workers", workers, 1, MAX_PROCESSES)
-    check_int("tasks", len(items), 1, MAX_TASKS)
+    if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
+        raise ValueError(f"items must be a list of task arguments (1 to {MAX_TASKS}), "
+                         f"got {type(items).__name__}")
+    check_int("number of items", len(items), 1, MAX_TASKS)
     if chunksize is not None:
         check_int("chunksize", chunksize, 1, MAX_TASKS)
-    check_float("timeout", timeout, 0.001, _MAX_SECONDS)
-    check_choice("start_method", start_method, available_start_methods())
+    timeout = check_timeout("timeout", timeout)
+    start_method = check_start_method(start_method)
+    for name, hook in (("on_result", on_result), ("on_dispatch", on_dispatch)):
+        if hook is not None:
+            check_callable(name, hook)
     if maxtasksperchild is not None and kind.startswith("Executor"):
         raise ValueError("maxtasksperchild must be None for the executor kinds "
                          "(ProcessPoolExecutor has max_tasks_per_child only from Python 3.11 "
                          "and only without fork)")
-    jobs = [(fn, i, item if isinstance(item, tuple) else (item,)) for i, item in enumerate(items)]
+    capture = bool(capture_failures)
+    jobs = [(fn, i, item if isinstance(item, tuple) else (item,), capture)
+            for i, item in enumerate(items)]
     caught: list[str] = []
     created = time.perf_counter()
     make = process_executor if kind.startswith("Executor") else process_pool
@@ -253,16 +235,23 @@ def run_pool(
             results, order = _dispatch(pool, kind, jobs, chunksize, started + timeout, on_result)
         seconds = time.perf_counter() - started
     trace = Trace().extend(kernel.recording())
-    values = []
-    for result in results:
-        trace.extend(result.recording)
-        values.append(result.value)
+    values: list[Any] = []
+    failures: dict[int, Failure] = {}
+    for index, result in enumerate(results):
+        if isinstance(result, Failure):
+            failures[index] = result
+            values.append(None)
+        else:
+            trace.extend(result.recording)
+            values.append(result.value)
     actual_chunksize = chunksize
     if chunksize is None:
         actual_chunksize = (default_chunksize(len(jobs), workers) if kind in
                             ("Pool.map", "Pool.starmap") else 1)
-    return PoolRun(kind, workers, start_method, actual_chunksize, values, trace, seconds,
-                   started - created, order, caught)
+    return Run("pool", f"{kind}, {workers} workers ({start_method})", values, failures, seconds,
+               trace, workers=workers, start_method=start_method, warnings=caught,
+               details={"kind": kind, "chunksize": actual_chunksize,
+                        "pool_start_seconds": started - created, "completion_order": order})
 
 
 def _dispatch(pool, kind: str, jobs: list, chunksize: int | None, deadline: float,
@@ -278,11 +267,11 @@ def _dispatch(pool, kind: str, jobs: list, chunksize: int | None, deadline: floa
     results: list[Any] = [None] * len(jobs)
     order: list[int] = []
 
-    def arrived(indexed: tuple[int, TracedResult]) -> None:
+    def arrived(indexed: tuple[int, Any]) -> None:
         index, result = indexed
         results[index] = result
         order.append(index)
-        if on_result is not None:
+        if on_result is not None and isinstance(result, TracedResult):
             on_result(index, result.value)
 
     if kind in ("Pool.map", "Pool.starmap"):
@@ -332,7 +321,11 @@ def interrupt_after(seconds: float, *, before: Callable[[], None] | None = None,
     ``run_pool(on_dispatch=event.set)``), so the interrupt lands in the map, not in the middle of
     `Pool.__init__` — which, interrupted, leaves a pool nobody can terminate.
     """
-    check_float("seconds", seconds, 0.0, _MAX_SECONDS)
+    check_float("seconds", seconds, 0.0, MAX_TIMEOUT_SECONDS)
+    if before is not None:
+        check_callable("before", before)
+    if counting_from is not None and not isinstance(counting_from, threading.Event):
+        raise TypeError(f"counting_from must be a threading.Event, got {counting_from!r}")
     if threading.current_thread() is not threading.main_thread():
         raise RuntimeError("interrupt_after must be used from the main thread (signals go there)")
     armed = [True]
@@ -363,51 +356,7 @@ def interrupt_after(seconds: float, *, before: Callable[[], None] | None = None,
     finally:
         armed[0] = False
         cancelled.set()
-        timer.join()
+        # The timer sleeps on `cancelled` (set just above) or polls `counting_from` every
+        # _POLL_SECONDS: it ends at once; the bound only keeps a stuck `before` from holding us.
+        timer.join(_TIMER_JOIN_SECONDS)
         signal.signal(signal.SIGINT, previous)
-
-
-# -- the chapter's panel ---------------------------------------------------------------------------
-# Tiny tasks show dispatch overhead, big ones the speed-up; beyond 2 s per task a cell gets long.
-MIN_TASK_MS, MAX_TASK_MS = 0.05, 2000.0
-DEFAULT_TASKS = 40 if QUICK else 200
-DEFAULT_TASK_MS = 5.0 if QUICK else 20.0
-
-
-def task_items(tasks: int, task_ms: float) -> list[int]:
-    """`tasks` equal `cpu_task` sizes of about `task_ms` milliseconds each on this machine."""
-    check_int("tasks", tasks, 1, MAX_TASKS)
-    check_float("task_ms", task_ms, MIN_TASK_MS, MAX_TASK_MS)
-    return [min(MAX_ITERATIONS, iterations_for(task_ms / 1e3))] * tasks
-
-
-def demo(fig, progress, *, workers: int, tasks: int, task_ms: float, chunksize: int,
-         kind: str, start_method: str) -> str:
-    """Panel demo: one pool run drawn as a timeline; chunksize 0 means "let the pool choose"."""
-    progress(0.1, "starting the pool…")
-    run = run_pool(cpu_task, task_items(tasks, task_ms), kind=kind, workers=workers,
-                   start_method=start_method, chunksize=chunksize or None)
-    ax = fig.subplots()
-    plot_timeline(run.trace, ax, title=f"{kind}: {tasks} tasks of ~{task_ms:g} ms, "
-                                       f"chunksize {run.chunksize}")
-    return run.summary()
-
-
-def make_panel(start_methods: Sequence[str] | None = None):
-    """The chapter 04 panel: workers, tasks, task size, chunksize, pool kind, start method."""
-    from .processes import kernel_safe_start_method
-    from .widgets import Choice, Float, Int, Panel
-
-    methods = list(start_methods) if start_methods is not None else available_start_methods()
-    default = kernel_safe_start_method()
-    return Panel(
-        "Pools: who ran which task",
-        [Int("workers", 1, max(8, 2 * (os.cpu_count() or 1)), default=2),
-         Int("tasks", 1, 2000, default=DEFAULT_TASKS),
-         Float("task_ms", 0.1, 200.0, default=DEFAULT_TASK_MS, step=0.1,
-               label="ms per task"),
-         Int("chunksize", 0, 500, default=0, label="chunksize (0 = pool's choice)"),
-         Choice("kind", POOL_KINDS, default="Pool.map"),
-         Choice("start_method", methods, default=default if default in methods else methods[0])],
-        demo,
-    )

@@ -19,9 +19,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .course import QUICK, check_float, check_int, usable_cores
-from .pools import process_pool
-from .workloads import cpu_task, iterations_for
+from helpers.course import QUICK, check_float, check_int, usable_cores
+from helpers.runners import process_pool
+from helpers.workloads import cpu_task, iterations_for
 
 __all__ = ["AmdahlRun", "amdahl_speedup", "fit_serial_fraction", "measure_amdahl", "plot_amdahl"]
 

@@ -3,7 +3,7 @@
 Un-patched gevent works inside a Jupyter kernel only while a cell blocks in gevent: a greenlet that
 is spawned and not joined does not run until the next ``gevent.sleep``. So every demo here joins
 everything it spawned before it returns, and none of them patches anything (the patched demos run
-in a child process: `helpers.patched`, `helpers.patching`)::
+in a child process: `helpers.runners.run_patched`, `patching_demos`)::
 
     >>> run = chores(concurrent=True, scale=0.1)
     >>> sorted(run.value)
@@ -11,7 +11,7 @@ in a child process: `helpers.patched`, `helpers.patching`)::
     >>> run.seconds < 0.1 * sum(CHORES.values())       # the longest chore, not the sum
     True
 
-Each demo returns a `GeventRun`: its value, its wall time, and a `Recording` of every greenlet's
+Each demo returns a `helpers.runners.Run`: its value, its wall time, and a trace of every greenlet's
 run spans (from `helpers.timeline.GreenletRecorder`) to draw with `helpers.coroutine_views`.
 The small task functions (`chore`, `fetch`, `fail`, `Chore`) are top-level so a notebook cell can
 spawn them directly: ``gevent.spawn(fetch, "page", 0.1)``.
@@ -24,7 +24,6 @@ import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import gevent
@@ -34,14 +33,14 @@ import gevent.queue
 from gevent.event import AsyncResult, Event
 from gevent.pool import Group, Pool
 
-from .course import check_choice, check_float, check_int
-from .timeline import GreenletRecorder, Recording
-from .workloads import MAX_ITERATIONS, cpu_task, iterations_for
+from helpers.course import check_choice, check_float, check_int
+from helpers.runners import Run
+from helpers.timeline import GreenletRecorder
+from helpers.workloads import MAX_ITERATIONS, cpu_task, iterations_for
 
 __all__ = [
     "CHORES",
     "Chore",
-    "GeventRun",
     "YIELDS",
     "chore",
     "chores",
@@ -69,23 +68,15 @@ _TICK_SECONDS = 0.01
 YIELDS = ("sleep(0)", "idle")
 
 
-@dataclass
-class GeventRun:
-    """One demo run: its value, wall time and the greenlet timeline of the run."""
-
-    value: Any
-    seconds: float
-    recording: Recording = field(default_factory=Recording)
-    switches: int = 0
-
-
-def _traced(body) -> GeventRun:
+def _traced(body) -> Run:
+    """Run `body` under a greenlet recorder: its value, wall time, and every greenlet's spans."""
     recorder = GreenletRecorder()
     started = time.perf_counter()
     with recorder:
         value = body()
     seconds = time.perf_counter() - started
-    return GeventRun(value, seconds, recorder.recording(), recorder.switches)
+    return Run("gevent", getattr(body, "__qualname__", "gevent demo").split(".")[0], [value], {},
+               seconds, recorder.recording(), details={"switches": recorder.switches})
 
 
 def _spawn(name: str, function, *args: Any) -> gevent.Greenlet:
@@ -145,7 +136,7 @@ class Chore(gevent.Greenlet):
 
 
 # -- "what you will see" ------------------------------------------------------------------------
-def chores(concurrent: bool, scale: float = 1.0) -> GeventRun:
+def chores(concurrent: bool, scale: float = 1.0) -> Run:
     """The three chores one after another, or as three greenlets at once (`scale` × `CHORES`)."""
     check_float("scale", scale, 0.0, 4.0)
 
@@ -164,7 +155,7 @@ def chores(concurrent: bool, scale: float = 1.0) -> GeventRun:
     return _traced(body)
 
 
-def sleepers(count: int = 10_000, seconds: float = 1.0) -> GeventRun:
+def sleepers(count: int = 10_000, seconds: float = 1.0) -> Run:
     """`count` greenlets each sleeping `seconds`, all at once; the value is how many finished."""
     check_int("count", count, 1, _MAX_GREENLETS)
     check_float("seconds", seconds, 0.0, 10.0)
@@ -235,7 +226,7 @@ def _sleep0() -> None:
 
 # -- CPU work blocks the hub --------------------------------------------------------------------
 def cpu_blocks(cpu_seconds: float = 0.3, yield_every: int | None = None,
-               yield_with: str = "sleep(0)") -> GeventRun:
+               yield_with: str = "sleep(0)") -> Run:
     """A ticker that wants to run every 10 ms, next to a greenlet computing for `cpu_seconds`.
 
     ``yield_every`` is how many `cpu_task` iterations the computation does between two yields
@@ -288,7 +279,7 @@ def cpu_blocks(cpu_seconds: float = 0.3, yield_every: int | None = None,
 
 # -- coordination -------------------------------------------------------------------------------
 def producer_consumer(items: int = 12, consumers: int = 3, maxsize: int = 4,
-                      work_seconds: float = 0.05) -> GeventRun:
+                      work_seconds: float = 0.05) -> Run:
     """A producer puts `items` on a bounded ``gevent.queue.Queue``; consumers take and work.
 
     The value maps each consumer to the items it handled. ``put`` blocks (switches away) while the
@@ -347,7 +338,7 @@ def signal_waiters(waiters: int = 3, after: float = 0.1) -> dict[str, Any]:
     return {"waited s": waited, "values": [g.value for g in glets[:-1]]}
 
 
-def pool_run(tasks: int = 12, size: int | None = 4, seconds: float = 0.1) -> GeventRun:
+def pool_run(tasks: int = 12, size: int | None = 4, seconds: float = 0.1) -> Run:
     """`tasks` fetches through a ``Pool(size)`` (at most `size` at once) or a ``Group`` (None).
 
     The value reports the most greenlets that were inside a fetch at the same time.

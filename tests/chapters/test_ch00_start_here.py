@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers.gil import compare, run_work
+from helpers.chapters.ch00_start_here import compare_gil, run_work
 
 
 @pytest.mark.timeout(120)
@@ -26,11 +26,11 @@ def test_threads_take_turns_and_processes_overlap(start_method):
 @pytest.mark.timeout(120)
 def test_processes_speed_up_cpu_work_and_threads_speed_up_io():
     # Best of three: a speed-up is a property of the machine, a slow run one of its neighbours.
-    cpu = [compare("cpu", workers=2, task_seconds=0.3, start_method="forkserver")
+    cpu = [compare_gil("cpu", workers=2, task_seconds=0.3, start_method="forkserver")
            for _ in range(3)]
     assert max(c.speedup("processes") for c in cpu) > 1.3
     assert min(c.speedup("threads") for c in cpu) < 1.3
-    io = compare("io", workers=2, task_seconds=0.2)
+    io = compare_gil("io", workers=2, task_seconds=0.2)
     assert io.speedup("threads") > 1.6
 
 

@@ -12,9 +12,14 @@ import time
 import psutil
 import pytest
 
-from helpers.coroutines import fail
-from helpers.patched import PatchedChildError, PatchedRun, PatchedTimeout, run_patched
-from helpers.patching import blocking_sleepers, late_patch, patch_report, pool_sleepers
+from helpers.chapters.ch05_coroutines import (
+    blocking_sleepers,
+    fail,
+    late_patch,
+    patch_report,
+    pool_sleepers,
+)
+from helpers.runners import PatchedChildError, PatchedTimeout, Run, run_patched
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -30,13 +35,12 @@ def _assert_gone(pid: int) -> None:
 
 def test_patched_child_reports_value_and_recording():
     run = run_patched(patch_report, timeout=60)
-    assert isinstance(run, PatchedRun) and run.patched
+    assert isinstance(run, Run) and run.details["patched"] and run.model == "patched"
     assert run.value["time.sleep"] and run.value["socket.socket"]
     assert not run.value["os.getpid"] and not run.value["math.sqrt"]
-    assert run.pid != os.getpid()
-    assert all(e.pid == run.pid for e in run.recording.events)
-    value, recording = run  # unpacks like the chapters use it
-    assert value is run.value and recording is run.recording
+    assert run.details["pid"] != os.getpid()
+    assert all(e.pid == run.details["pid"] for e in run.trace.events)
+    assert run.values == [run.value] and not run.failures
     plain = run_patched(patch_report, patch=False, timeout=60)
     assert not any(plain.value.values())
 
@@ -55,7 +59,7 @@ def test_plain_sleep_becomes_concurrent_only_when_patched():
     assert plain.value >= sum(durations) * 0.95  # one after another
     assert max(durations) * 0.95 <= patched.value < sum(durations) * 0.8  # all at once
     # the greenlet timeline shows it too: unpatched, no time in the hub while they sleep
-    hub_idle = sum(e.duration_ns for e in plain.recording.events if e.kind == "idle")
+    hub_idle = sum(e.duration_ns for e in plain.trace.events if e.kind == "idle")
     assert hub_idle < 0.1 * plain.value * 1e9
 
 
@@ -70,7 +74,7 @@ def test_reference_taken_before_patching_still_blocks():
 def test_traced_result_recordings_are_merged():
     run = run_patched(pool_sleepers, 10, "fixed", 0.05, 5, timeout=60)
     assert run.value["ran"] == 10 and run.value["skipped"] == 0
-    sleeps = [e for e in run.recording.events if e.kind == "io"]
+    sleeps = [e for e in run.trace.events if e.kind == "io"]
     assert len(sleeps) == 10 and {e.lane for e in sleeps} == {f"task {i}" for i in range(10)}
     assert 0.08 <= run.value["seconds"] < 0.5  # two waves of 50 ms
 

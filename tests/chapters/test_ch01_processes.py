@@ -10,17 +10,21 @@ import pytest
 from _timing import skip_if_busy
 from matplotlib.figure import Figure
 
-from helpers.exercises import check
-from helpers.pool_demos import _die, fail_on
-from helpers.process_lifecycle import (
+from helpers.chapters.ch01_processes import (
+    compare_speedup,
     daemon_demo,
+    demo,
     exit_code_cases,
     hello_process,
+    measure_scaling,
     measure_start_costs,
+    plot_scaling,
     run_in_fresh_process,
 )
-from helpers.processes import kernel_safe_start_method, run_processes, run_serial
-from helpers.speedup import compare_models, demo, measure_scaling, plot_scaling
+from helpers.chapters.ch04_pools import die_on, fail_on
+from helpers.course import kernel_safe_start_method, usable_cores
+from helpers.exercises import check
+from helpers.runners import run_processes, run_serial
 from helpers.workloads import cpu_task, iterations_for
 
 pytestmark = pytest.mark.timeout(60)
@@ -45,7 +49,7 @@ def test_exit_codes_and_the_childs_traceback_as_data(start_method):
 def test_processes_run_at_once_on_the_timeline(start_method):
     run = run_processes(cpu_task, [(iterations_for(0.25),)] * 2, start_method=start_method)
     lanes = [lane for lane in run.trace.lanes()]
-    assert len(lanes) == 2 and run.exitcodes == [0, 0] and not run.failures
+    assert len(lanes) == 2 and run.details["exitcodes"] == [0, 0] and not run.failures
     assert {e.kind for e in run.trace} == {"start", "run"}
     shortest = min(run.trace.busy_ns(lane) for lane in lanes)
     # Both lanes computed at the same time for most of the run (loose: the machine is shared).
@@ -58,8 +62,8 @@ def test_failures_and_deaths_come_back_as_data(start_method):
     run = run_processes(fail_on, [(0, 1), (1, 1)], start_method=start_method)
     assert run.values[0] == 0 and run.failures[1].type_name == "ValueError"
     assert "fail_on" in run.failures[1].traceback_text
-    died = run_processes(_die, [(0, 0)], start_method=start_method)
-    assert died.failures[0].type_name == "ProcessDied" and died.exitcodes == [70]
+    died = run_processes(die_on, [(0, 0)], start_method=start_method)
+    assert died.failures[0].type_name == "ProcessDied" and died.details["exitcodes"] == [70]
 
 
 def test_speedup_on_two_cores():
@@ -112,8 +116,8 @@ def test_start_costs_fork_is_cheapest():
 
 def test_models_panel_demo_and_scaling_draw():
     method = kernel_safe_start_method()
-    comparison = compare_models(2, 0.05, start_method=method)
-    assert [r.model for r in comparison.runs] == ["serial", "threads", "processes"]
+    comparison = compare_speedup(2, 0.05, start_method=method)
+    assert list(comparison.runs) == ["serial", "threads", "processes"]
     assert "processes" in demo(Figure(), lambda *a: None, processes=2, task_seconds=0.05,
                                start_method=method)
     scaling = measure_scaling(3, 0.15, start_method=method)
@@ -122,10 +126,10 @@ def test_models_panel_demo_and_scaling_draw():
 
 
 @pytest.mark.parametrize("call, name", [
-    (lambda: run_processes(cpu_task, [], start_method="spawn"), "number of processes"),
+    (lambda: run_processes(cpu_task, [], start_method="spawn"), "number of tasks"),
     (lambda: run_processes(cpu_task, [(1,)], start_method="vfork"), "start_method"),
-    (lambda: compare_models(0, 0.1, start_method="spawn"), "processes"),
-    (lambda: compare_models(2, -1.0, start_method="spawn"), "task_seconds"),
+    (lambda: compare_speedup(0, 0.1, start_method="spawn"), "processes"),
+    (lambda: compare_speedup(2, -1.0, start_method="spawn"), "task_seconds"),
     (lambda: measure_start_costs(samples=0), "samples"),
     (lambda: daemon_demo("spawn", grandchild_seconds=-1), "grandchild_seconds"),
 ])
@@ -135,10 +139,9 @@ def test_bad_parameters_name_themselves(call, name):
 
 
 def test_exercise_solutions_pass():
-    import helpers.speedup
 
     assert check("01.1", {"returns": 0, "raises": 1, "os._exit(3)": 3,
                           "SIGTERM": -signal.SIGTERM})
-    assert check("01.2", helpers.speedup.usable_cores())
+    assert check("01.2", usable_cores())
     assert check("01.3", cpu_task)
     assert not check("01.1", ...).answered

@@ -10,27 +10,31 @@ import pytest
 from _timing import skip_if_busy
 from matplotlib.figure import Figure
 
-from helpers.amdahl import amdahl_speedup, fit_serial_fraction, measure_amdahl, plot_amdahl
-from helpers.exercises import check
-from helpers.pool_demos import (
-    _live_children,
+from helpers.chapters.ch04_pools import (
+    amdahl_speedup,
     compare_chunksizes,
     compare_process_per_task,
     crash_in_worker,
+    demo,
     exception_in_task,
+    fit_serial_fraction,
     interrupt_demo,
+    live_children,
     maxtasksperchild_demo,
+    measure_amdahl,
+    plot_amdahl,
+    task_items,
 )
-from helpers.pools import (
+from helpers.course import kernel_safe_start_method
+from helpers.exercises import check
+from helpers.runners import (
     POOL_KINDS,
     default_chunksize,
-    demo,
     interrupt_after,
     run_pool,
-    task_items,
+    run_serial,
     tasks_per_worker,
 )
-from helpers.processes import kernel_safe_start_method, run_serial
 from helpers.workloads import cpu_task, iterations_for
 
 pytestmark = pytest.mark.timeout(60)
@@ -42,7 +46,7 @@ def test_every_pool_kind_returns_every_result_in_order(start_method):
     for kind in POOL_KINDS:
         run = run_pool(cpu_task, items, kind=kind, workers=2, start_method=start_method)
         assert run.values == [cpu_task(n) for n in items], kind
-        assert sorted(run.completion_order) == list(range(12)), kind
+        assert sorted(run.details["completion_order"]) == list(range(12)), kind
         per_worker = tasks_per_worker(run.trace)
         assert sum(per_worker.values()) == 12 and 1 <= len(per_worker) <= 2, kind
 
@@ -70,7 +74,7 @@ def test_chunksize_one_pays_for_dispatch():
     ratios = []
     for _ in range(3):
         one, chunked = compare_chunksizes(600, 0.1, workers=2, start_method=method).runs
-        assert chunked.chunksize == default_chunksize(600, 2) == 75
+        assert chunked.details["chunksize"] == default_chunksize(600, 2) == 75
         ratios.append(one.seconds / chunked.seconds)
         if max(ratios) > 1.1:
             break
@@ -100,13 +104,13 @@ def test_dead_worker_breaks_the_executor_and_times_out_the_pool(start_method):
 
 def test_sigint_during_a_map_leaves_no_worker(start_method):
     dispatched = threading.Event()
-    before = set(_live_children())
+    before = set(live_children())
     with pytest.raises(KeyboardInterrupt):
         with interrupt_after(0.3, counting_from=dispatched):
             run_pool(cpu_task, task_items(40, 1000.0), workers=2, start_method=start_method,
                      chunksize=1, on_dispatch=dispatched.set)
     deadline = time.monotonic() + 2.0
-    while (left := set(_live_children()) - before) and time.monotonic() < deadline:
+    while (left := set(live_children()) - before) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not left, f"workers still running 2 s after the interrupt: {left}"
 
@@ -148,7 +152,7 @@ def test_panel_demo_draws():
     (lambda: run_pool(cpu_task, [1], kind="Pool.mapp", start_method="spawn"), "kind"),
     (lambda: run_pool(cpu_task, [1], chunksize=0, start_method="spawn"), "chunksize"),
     (lambda: run_pool(cpu_task, [1], start_method="vfork"), "start_method"),
-    (lambda: run_pool(cpu_task, [], start_method="spawn"), "tasks"),
+    (lambda: run_pool(cpu_task, [], start_method="spawn"), "items"),
     (lambda: task_items(5, -1.0), "task_ms"),
     (lambda: amdahl_speedup(1.5, 2), "serial_fraction"),
     (lambda: interrupt_after(-1).__enter__(), "seconds"),

@@ -1,6 +1,6 @@
 """What one blocked greenlet costs in memory, next to one blocked thread, measured live.
 
-Each measurement runs in a fresh child process (`helpers.patched.run_patched` with
+Each measurement runs in a fresh child process (`helpers.runners.run_patched` with
 ``patch=False``) so the baseline is a clean interpreter, not a kernel that has already drawn
 figures and cached modules::
 
@@ -23,8 +23,8 @@ import gc
 import threading
 from typing import Any
 
-from .course import check_choice, check_int
-from .patched import run_patched
+from helpers.course import check_choice, check_int
+from helpers.runners import run_patched
 
 __all__ = ["WORKER_KINDS", "compare_memory", "memory_per_worker"]
 

@@ -1,4 +1,4 @@
-"""Chapter 04's demos built on `helpers.pools.run_pool`: why pools, chunksize, and failures.
+"""Chapter 04's demos built on `helpers.runners.run_pool`: why pools, chunksize, and failures.
 
 - `compare_process_per_task`: a new process for every task against one pool for all of them.
 - `compare_chunksizes`: thousands of tiny tasks with chunksize 1 against a good chunksize.
@@ -21,19 +21,20 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import TimeoutError as PoolTimeoutError
 
-from .course import check_float, check_int
-from .pools import (
-    DEFAULT_TIMEOUT_SECONDS,
-    PoolRun,
+from helpers.course import check_float, check_int
+from helpers.runners import (
+    Run,
     default_chunksize,
     interrupt_after,
     process_executor,
     process_pool,
     run_pool,
-    task_items,
+    run_processes,
 )
-from .processes import run_processes
-from .workloads import cpu_task
+from helpers.runners.inkernel import DEFAULT_TIMEOUT_SECONDS
+from helpers.workloads import cpu_task
+
+from .panel import task_items
 
 __all__ = [
     "ChunksizeComparison",
@@ -43,9 +44,11 @@ __all__ = [
     "compare_chunksizes",
     "compare_process_per_task",
     "crash_in_worker",
+    "die_on",
     "exception_in_task",
     "fail_on",
     "interrupt_demo",
+    "live_children",
     "maxtasksperchild_demo",
 ]
 
@@ -80,17 +83,18 @@ def compare_process_per_task(tasks: int = 20, task_ms: float = 5.0, *, workers: 
     per_task = time.perf_counter() - started
     pool = run_pool(cpu_task, items, workers=workers, start_method=start_method)
     return PerTaskComparison(tasks, workers, start_method, per_task,
-                             pool.pool_start_seconds + pool.seconds, pool.pool_start_seconds)
+                             pool.details["pool_start_seconds"] + pool.seconds,
+                             pool.details["pool_start_seconds"])
 
 
 # -- chunksize -------------------------------------------------------------------------------------
 @dataclass
 class ChunksizeComparison:
-    runs: list[PoolRun]
+    runs: list[Run]
 
     def __str__(self) -> str:
         best = min(r.seconds for r in self.runs)
-        return "\n".join(f"chunksize {r.chunksize:>5}: {r.seconds:.3f} s "
+        return "\n".join(f"chunksize {r.details['chunksize']:>5}: {r.seconds:.3f} s "
                          f"({r.seconds / best:.2f}× the best), "
                          f"{r.parallelism():.2f} workers computing on average"
                          for r in self.runs)
@@ -116,7 +120,7 @@ def fail_on(index: int, bad_index: int) -> int:
     return index * index
 
 
-def _die(index: int, bad_index: int) -> int:
+def die_on(index: int, bad_index: int) -> int:
     """A task whose worker process dies on one input (a segfault or the OOM killer, simulated)."""
     if index == bad_index:
         os._exit(70)
@@ -197,7 +201,7 @@ def crash_in_worker(*, start_method: str, pool_wait_seconds: float = 1.0,
     started = time.perf_counter()
     try:
         with process_executor(workers, start_method) as executor:
-            list(executor.map(_die, *zip(*args), timeout=DEFAULT_TIMEOUT_SECONDS))
+            list(executor.map(die_on, *zip(*args), timeout=DEFAULT_TIMEOUT_SECONDS))
         reports.append(FailureReport("Executor.map", "", "", time.perf_counter() - started))
     except BrokenProcessPool as exc:
         reports.append(FailureReport("Executor.map", type(exc).__name__, str(exc),
@@ -205,7 +209,7 @@ def crash_in_worker(*, start_method: str, pool_wait_seconds: float = 1.0,
     started = time.perf_counter()
     try:
         with process_pool(workers, start_method) as pool:
-            pool.starmap_async(_die, args).get(pool_wait_seconds)
+            pool.starmap_async(die_on, args).get(pool_wait_seconds)
         reports.append(FailureReport("Pool.starmap", "", "", time.perf_counter() - started))
     except PoolTimeoutError:
         reports.append(FailureReport(
@@ -231,7 +235,7 @@ class InterruptReport:
                 f"{self.workers_at_interrupt}; still running afterwards: {alive}")
 
 
-def _live_children() -> list[int]:
+def live_children() -> list[int]:
     """Live descendants of the kernel, without multiprocessing's own long-lived helpers.
 
     Under forkserver the workers are children of the fork server (and share its command line), so
@@ -260,12 +264,12 @@ def interrupt_demo(after_seconds: float = 0.5, *, workers: int = 2, start_method
     """Start a long `Pool.map`, interrupt it after `after_seconds`, see whether workers remain."""
     check_float("after_seconds", after_seconds, 0.0, 60.0)
     check_float("work_seconds", work_seconds, after_seconds, 3600.0)
-    before = set(_live_children())
+    before = set(live_children())
     seen: list[int] = []
     started: list[float] = []
 
     def record_workers() -> None:
-        seen.extend(p for p in _live_children() if p not in before)
+        seen.extend(p for p in live_children() if p not in before)
 
     dispatched = threading.Event()
     interrupted, elapsed = False, 0.0
@@ -279,16 +283,16 @@ def interrupt_demo(after_seconds: float = 0.5, *, workers: int = 2, start_method
         interrupted = True
         elapsed = time.perf_counter() - started[0] if started else 0.0
     deadline = time.perf_counter() + check_after
-    alive = [p for p in seen if p in _live_children()]
+    alive = [p for p in seen if p in live_children()]
     while alive and time.perf_counter() < deadline:
         time.sleep(0.02)
-        alive = [p for p in seen if p in _live_children()]
+        alive = [p for p in seen if p in live_children()]
     return InterruptReport(interrupted, elapsed, sorted(seen), alive)
 
 
 # -- maxtasksperchild ------------------------------------------------------------------------------
 def maxtasksperchild_demo(tasks: int = 12, maxtasksperchild: int = 3, *, workers: int = 2,
-                          task_ms: float = 10.0, start_method: str) -> PoolRun:
+                          task_ms: float = 10.0, start_method: str) -> Run:
     """Workers retire after `maxtasksperchild` tasks: the timeline shows their replacements."""
     check_int("maxtasksperchild", maxtasksperchild, 1, 10_000)
     return run_pool(cpu_task, task_items(tasks, task_ms), kind="Pool.map", workers=workers,

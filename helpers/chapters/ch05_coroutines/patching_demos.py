@@ -1,9 +1,9 @@
 """What monkey patching changes, shown in child processes (never in the kernel).
 
-Each function here is meant to run through `helpers.patched.run_patched`, once patched and once
+Each function here is meant to run through `helpers.runners.run_patched`, once patched and once
 not, so the notebook can put the two answers side by side::
 
-    >>> from helpers.patched import run_patched
+    >>> from helpers.runners import run_patched
     >>> patched = run_patched(patch_report).value             # doctest: +SKIP
     >>> plain = run_patched(patch_report, patch=False).value  # doctest: +SKIP
     >>> patched["time.sleep"], plain["time.sleep"]             # doctest: +SKIP
@@ -24,8 +24,8 @@ import time
 import warnings
 from typing import Any
 
-from .course import check_choice, check_float, check_int
-from .timeline import Recorder, TracedResult
+from helpers.course import check_choice, check_float, check_int
+from helpers.timeline import Recorder, TracedResult
 
 __all__ = [
     "DISTRIBUTIONS",

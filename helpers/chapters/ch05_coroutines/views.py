@@ -20,11 +20,11 @@ import numpy as np
 from matplotlib.collections import PolyCollection
 from matplotlib.colors import to_rgba
 
-from .coroutines import GeventRun
-from .patched import run_patched
-from .patching import DISTRIBUTIONS, pool_sleepers
-from .timeline import KIND_COLORS, Event, Trace, plot_timeline
-from .widgets import Choice, Int, Panel
+from helpers.runners import Run, run_patched
+from helpers.timeline import KIND_COLORS, Event, Trace, plot_timeline
+from helpers.widgets import Choice, Int, Panel
+
+from .patching_demos import DISTRIBUTIONS, pool_sleepers
 
 __all__ = ["alive_counts", "make_panel", "plot_runs", "plot_sleepers", "with_waits"]
 
@@ -108,11 +108,11 @@ def _ticks_visible(artists: list) -> list:
 def plot_runs(runs: dict[str, Any], axes=None) -> list:
     """One timeline per run, titled with its wall time. Returns the artists.
 
-    A run is anything with ``.recording`` and ``.seconds``: a `GeventRun` or a `PatchedRun`.
+    A run is a `helpers.runners.Run` (a gevent demo in the kernel, or a patched child's).
     Without `axes`, each timeline gets a height that fits its lanes, and only the bottom one
     labels the shared time axis.
     """
-    traces = [with_waits(run.recording) for run in runs.values()]
+    traces = [with_waits(run.trace) for run in runs.values()]
     made = axes is None
     axes = _axes(len(runs), axes, heights=[_row_height(len(t.lanes())) for t in traces])
     artists = []
@@ -124,10 +124,10 @@ def plot_runs(runs: dict[str, Any], axes=None) -> list:
     return artists
 
 
-def plot_sleepers(run: GeventRun, axes=None, *, sample: int = 8) -> list:
+def plot_sleepers(run: Run, axes=None, *, sample: int = 8) -> list:
     """A sample of lanes (first greenlets, main, hub) above the count of greenlets alive."""
     axes = _axes(2, axes, height_ratios=(3, 2))
-    trace = with_waits(run.recording)
+    trace = with_waits(run.trace)
     greenlets = [lane for lane in trace.lanes() if lane not in _NOT_WAITING]
     lanes = [lane for lane in ("main", "hub") if lane in trace.lanes()] + greenlets[:sample]
     origin = trace.start_ns
@@ -137,7 +137,7 @@ def plot_sleepers(run: GeventRun, axes=None, *, sample: int = 8) -> list:
               f"{run.seconds:.2f} s",
     ))
     axes[0].set_xlabel("")  # the count below carries the time axis
-    times, alive = alive_counts(run.recording)
+    times, alive = alive_counts(run.trace)
     axes[1].step((times - origin) / 1e6, alive, where="post", color="#0072B2")
     axes[1].set_ylabel("greenlets alive")
     axes[1].set_xlabel("time (ms)")
@@ -153,7 +153,7 @@ def _panel_demo(fig, progress, *, greenlets: int, sleep: str, mean_sleep: float,
     run = run_patched(pool_sleepers, greenlets, sleep, mean_sleep, pool_size, patch=patched,
                       timeout=60)
     progress(0.8, "drawing…")
-    trace = with_waits(run.recording)
+    trace = with_waits(run.trace)
     value = run.value
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
     # The tasks that slept: one skipped for the time budget only ran long enough to return.
@@ -166,7 +166,7 @@ def _panel_demo(fig, progress, *, greenlets: int, sleep: str, mean_sleep: float,
               f"{value['seconds']:.2f} s (pool of {pool_size}; "
               f"first {min(_PANEL_LANES, len(tasks))} drawn)"))
     top.set_xlabel("")
-    times, alive = alive_counts(run.recording, kinds=("io",), skip=())
+    times, alive = alive_counts(run.trace, kinds=("io",), skip=())
     bottom.step((times - origin) / 1e6, alive, where="post", color="#0072B2")
     bottom.set_ylabel("sleeping\nat once")
     bottom.set_xlabel("time (ms)")

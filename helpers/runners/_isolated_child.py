@@ -1,10 +1,11 @@
-"""The child side of `helpers.patched.run_patched` (internal): patch first, run, report as data.
+"""The child side of `helpers.runners.isolated` (internal): patch first, run, report as data.
 
-Run as ``python -m helpers._patched_child --patch|--no-patch CALL_FILE``. With ``--patch`` the
-very first thing this module does is ``gevent.monkey.patch_all()``, before it imports anything
-that could take a reference to an unpatched ``socket``, ``threading`` or ``time.sleep``. The call
-(a module and function name, arguments) is read from CALL_FILE; the result, or the traceback
-text, is pickled into the result file the call names. Nothing is reported by printing.
+Run as ``python -m helpers.runners._isolated_child --patch|--no-patch CALL_FILE``. With
+``--patch`` the very first thing this module does is ``gevent.monkey.patch_all()``, before it
+imports anything that could take a reference to an unpatched ``socket``, ``threading`` or
+``time.sleep``. The call (a module and function name, arguments) is read from CALL_FILE; the
+result, or the traceback text, is pickled into the result file the call names. Nothing is
+reported by printing.
 """
 
 import sys
@@ -24,7 +25,7 @@ __all__: list[str] = []
 
 
 def _run(call: dict) -> dict:
-    from helpers.timeline import GreenletRecorder, Recording, Trace, TracedResult
+    from helpers.timeline import GreenletRecorder, Trace, TracedResult
 
     fn = getattr(importlib.import_module(call["module"]), call["name"])
     recorder = GreenletRecorder() if call["trace"] else None
@@ -41,8 +42,7 @@ def _run(call: dict) -> dict:
     if isinstance(value, TracedResult):
         trace.extend(value.recording)
         value = value.value
-    return {"ok": True, "value": value, "seconds": seconds,
-            "recording": Recording(trace.events, trace.clocks)}
+    return {"ok": True, "value": value, "seconds": seconds, "recording": trace}
 
 
 def main(argv: list) -> int:

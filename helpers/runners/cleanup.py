@@ -1,0 +1,266 @@
+"""The cleanup seam: everything a demo must do so that it leaves nothing behind.
+
+Every runner and every chapter demo ends through these functions, in a ``finally``::
+
+    demo ──starts──> processes, pools, executors, queues, semaphores, shared memory, servers
+      │
+      └─ finally ──> stop_processes(procs)         terminate → join(grace) → kill → reap
+                     stop_pool(pool)               terminate the workers, join, reap, unlink sems
+                     stop_executor(executor)       cancel, terminate workers, join its threads
+                     close_queue(q)                drain, close, join the feeder thread
+                     release_semaphores(*owners)   unlink named semaphores now, not at GC time
+                     unlink_shared_memory(*blocks) close + unlink, once, whoever made them
+                     stop_server(server)           stop accepting, close the socket
+    and in every worker: ignore_sigint()           the kernel's interrupt reaches the parent only
+
+Some of this needs multiprocessing internals that have no public API (a pool's worker list, an
+executor's processes before Python 3.14, the finalizer registry that owns a semaphore's name).
+They are reached only here, each through `_private`, which turns a renamed attribute in a future
+Python into one `RuntimeWarning` and a best-effort cleanup — never an exception that would mask
+the real error of the ``finally`` it runs in. tests/runners/test_cleanup.py checks every access on
+each Python the lock supports, under fork, spawn and forkserver.
+"""
+
+from __future__ import annotations
+
+import math
+import queue as queue_module
+import signal
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "TERMINATE_GRACE_SECONDS",
+    "close_queue",
+    "ignore_sigint",
+    "release_semaphores",
+    "stop_executor",
+    "stop_pool",
+    "stop_processes",
+    "stop_server",
+    "unlink_shared_memory",
+]
+
+# terminate() sends SIGTERM; a process gets this long to go before it is sent SIGKILL. A worker
+# of the course exits in milliseconds; a second covers a loaded 2-core machine.
+TERMINATE_GRACE_SECONDS = 1.0
+# The most a caller may ask to wait per process: a longer grace only delays a stuck demo.
+_MAX_GRACE_SECONDS = 60.0
+# After SIGKILL a process is gone once the kernel reaps it; this bounds the final join.
+_REAP_SECONDS = 5.0
+# A queue's feeder thread flushes what was put; it gets this long before we stop waiting for it.
+_FEEDER_JOIN_SECONDS = 1.0
+# How deep `release_semaphores` looks inside an owner (a Pool holds queues that hold locks).
+_SEMAPHORE_SEARCH_DEPTH = 3
+_MISSING = object()
+
+
+def _private(owner: Any, name: str, default: Any = None) -> Any:
+    """``getattr(owner, name)`` for an internal attribute, degrading to a warning if it is gone."""
+    value = getattr(owner, name, _MISSING)
+    if value is _MISSING:
+        warnings.warn(f"{type(owner).__module__}.{type(owner).__name__} has no attribute {name!r} "
+                      f"in this Python; cleanup falls back to the public API", RuntimeWarning,
+                      stacklevel=3)
+        return default
+    return value
+
+
+def ignore_sigint() -> None:
+    """Worker initializer: a kernel interrupt signals the whole process group; the parent decides.
+
+    Without it each worker dies of its own KeyboardInterrupt and prints a traceback into the cell.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _grace(grace: object) -> float:
+    """A usable grace period whatever was passed: never NaN, infinite, negative or huge."""
+    if isinstance(grace, bool) or not isinstance(grace, (int, float)) or math.isnan(grace):
+        raise ValueError(f"grace must be a number of seconds from 0 to {_MAX_GRACE_SECONDS:g}, "
+                         f"got {grace!r}")
+    return min(max(float(grace), 0.0), _MAX_GRACE_SECONDS)
+
+
+def stop_processes(processes: Sequence[Any], grace: float = TERMINATE_GRACE_SECONDS) -> None:
+    """Terminate, then kill, then reap every process still alive: nothing is left, not a zombie.
+
+    Works on `multiprocessing.Process` objects of any start method. `grace` (0–60 s) is how long
+    each may take to exit after SIGTERM before SIGKILL; the final reap always waits for the kill.
+    """
+    grace = _grace(grace)
+    started = [p for p in processes if getattr(p, "pid", None) is not None]
+    for process in started:
+        if process.exitcode is None:
+            try:
+                process.terminate()
+            except (OSError, ValueError):  # already gone, or closed
+                pass
+    for process in started:
+        try:
+            process.join(grace)
+            if process.exitcode is None:
+                process.kill()
+                process.join(_REAP_SECONDS)  # SIGKILL cannot be ignored: this returns
+        except (OSError, ValueError, AssertionError):  # closed, or not our child
+            pass
+
+
+def stop_pool(pool: Any) -> None:
+    """Terminate a `multiprocessing.Pool`, join it, reap its workers and unlink its semaphores."""
+    workers = list(_private(pool, "_pool", []) or [])
+    try:
+        pool.terminate()  # stops the workers and the pool's threads
+        pool.join()
+    finally:
+        stop_processes(workers)  # normally gone already; guarantees nothing is left if not
+        release_semaphores(pool)
+
+
+def stop_executor(executor: Any, *, kill: bool = True) -> None:
+    """Shut a `ProcessPoolExecutor` down without waiting on a stuck worker.
+
+    Pending futures are cancelled first, so the executor's manager thread sees a clean shutdown
+    (killing workers under a live manager makes it fail with ``InvalidStateError`` printed into
+    the cell); then the workers are terminated (Python 3.14's ``terminate_workers``, or the
+    processes themselves before it), the manager thread and the call queue's feeder thread are
+    joined, and the queues' semaphores unlinked: nothing of it outlives the call.
+    """
+    processes = list((_private(executor, "_processes", {}) or {}).values())
+    try:
+        executor.shutdown(wait=False, cancel_futures=True)
+        if kill:
+            terminate = getattr(executor, "terminate_workers", None)  # Python 3.14+
+            if terminate is not None:
+                try:
+                    terminate()
+                except Exception:  # already shut down: fall through to the processes
+                    pass
+            stop_processes(processes)
+        executor.shutdown(wait=True, cancel_futures=True)
+    finally:
+        stop_processes(processes)
+        for name in ("_call_queue", "_result_queue"):
+            queue = getattr(executor, name, None)
+            if queue is not None:
+                close_queue(queue, drain=False)
+        release_semaphores(executor)
+
+
+def close_queue(queue: Any, *, drain: bool = True) -> int:
+    """Drain (optionally), close and join the feeder thread of a `multiprocessing.Queue`.
+
+    Returns how many items were drained. A queue whose feeder still holds data for a reader that
+    is gone would otherwise keep its thread, and a process joining it, waiting for ever.
+    """
+    drained = 0
+    if drain:
+        while True:
+            try:
+                queue.get_nowait()
+                drained += 1
+            except (queue_module.Empty, OSError, ValueError, EOFError):
+                break
+    try:
+        queue.close()
+    except (OSError, ValueError, AttributeError):
+        pass
+    cancel = getattr(queue, "cancel_join_thread", None)
+    thread = getattr(queue, "_thread", None)  # the feeder; None if nothing was ever put
+    if thread is not None:
+        thread.join(_FEEDER_JOIN_SECONDS)
+        if thread.is_alive() and cancel is not None:
+            cancel()  # its data has no reader: do not let interpreter exit wait for it
+    return drained
+
+
+def release_semaphores(*owners: Any) -> None:
+    """Unlink now the named semaphores of finished queues, events, locks and pools.
+
+    Under spawn and forkserver every lock of a `Queue`, `Event` or `Pool` is a named POSIX
+    semaphore (``/dev/shm/sem.mp-…``) that a new child opens by name. multiprocessing unlinks it
+    when the Python object is garbage-collected, which for a pool (full of reference cycles) is
+    some time later. Once no new process will need the name — every worker stopped — unlinking at
+    once leaves nothing behind; processes that still hold the semaphore keep working.
+    """
+    names: set[str] = set()
+    for owner in owners:
+        names |= _semaphore_names(owner, _SEMAPHORE_SEARCH_DEPTH)
+    if not names:
+        return
+    from multiprocessing import resource_tracker, util
+    from multiprocessing.synchronize import SemLock
+
+    registry = _private(util, "_finalizer_registry", {}) or {}
+    cleanup = _private(SemLock, "_cleanup")
+    for finalizer in list(registry.values()):
+        args = getattr(finalizer, "_args", None) or ()
+        if cleanup is None or getattr(finalizer, "_callback", None) is not cleanup or \
+                not args or args[0] not in names:
+            continue
+        try:
+            finalizer()  # unlinks, unregisters from the resource tracker, never runs again
+        except OSError:  # already unlinked by someone else: still tell the tracker
+            try:
+                resource_tracker.unregister(args[0], "semaphore")
+            except Exception:
+                pass
+
+
+def _semaphore_names(owner: Any, depth: int) -> set[str]:
+    from multiprocessing.synchronize import SemLock
+
+    if isinstance(owner, SemLock):
+        name = getattr(getattr(owner, "_semlock", None), "name", None)  # None under fork
+        return {name} if name else set()
+    found: set[str] = set()
+    if depth == 0 or not hasattr(owner, "__dict__"):
+        return found
+    for value in vars(owner).values():
+        if type(value).__module__.startswith(("multiprocessing", "concurrent")):
+            found |= _semaphore_names(value, depth - 1)
+    return found
+
+
+def unlink_shared_memory(*blocks: Any) -> None:
+    """Close and unlink `multiprocessing.shared_memory` blocks (`SharedMemory`, `ShareableList`).
+
+    The process that made a block decides when it goes: unlink once, after every user closed it.
+    Closing twice or unlinking a block already gone is not an error here, so this is safe in any
+    ``finally``; a block left linked would outlive the kernel in ``/dev/shm`` and the resource
+    tracker would warn about it at exit.
+    """
+    for block in blocks:
+        shm = getattr(block, "shm", block)  # a ShareableList carries its SharedMemory as .shm
+        try:
+            shm.close()
+        except (OSError, BufferError, ValueError):
+            pass  # a numpy view still exported: the unlink below still removes the name
+        try:
+            shm.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def stop_server(server: Any, timeout: float = TERMINATE_GRACE_SECONDS) -> None:
+    """Stop a server object (gevent ``StreamServer``, ``socketserver`` server) and close its socket.
+
+    ``stop(timeout)`` for gevent servers; for socketserver ones the stop request ``shutdown()``
+    makes, waited for at most `timeout` seconds (``shutdown`` itself has no timeout), then
+    ``server_close()``.
+    """
+    stop = getattr(server, "stop", None)
+    if stop is not None:
+        stop(timeout=_grace(timeout))
+        return
+    if hasattr(server, "serve_forever"):
+        # shutdown() would wait, without a timeout, for a serve_forever that may never have run:
+        # ask for the stop the same way, and wait for it a bounded time.
+        stopped = _private(server, "_BaseServer__is_shut_down")
+        server._BaseServer__shutdown_request = True
+        if stopped is not None:
+            stopped.wait(_grace(timeout))
+    close = getattr(server, "server_close", None)
+    if close is not None:
+        close()
