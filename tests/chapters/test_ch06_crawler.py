@@ -1,0 +1,137 @@
+"""Chapter 06's crawlers: each model crawls the site right (checked against what the site served),
+the pool bounds concurrency, patching makes the waits overlap, retries back off, throughput stops
+at the site's capacity, and the panel and the live crawl work."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from helpers.chapters.ch06_crawler.crawler import (
+    RetryPolicy,
+    crawl_gevent,
+    crawl_patched_late,
+    verify,
+)
+from helpers.chapters.ch06_crawler.models import MODELS, hold_requests, run_model, throughput_sweep
+from helpers.chapters.ch06_crawler.site import Site
+from helpers.chapters.ch06_crawler.views import crawl_live, make_panel
+from helpers.runners import run_patched
+
+
+@pytest.fixture(scope="module")
+def faulty_results():
+    """Every model's crawl of one site with every kind of fault, each on a fresh site."""
+    results = {}
+    for model in MODELS:
+        with Site(40, latency=0.01, failure_rate=0.3, hang=5.0, seed=3) as site:
+            run = run_model(model, site.start_url, 8, request_timeout=0.3, backoff=0.02)
+            results[model] = (run, site.served(), site.sitemap)
+    return results
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_each_model_crawls_exactly_what_the_site_can_serve(faulty_results, model):
+    run, served, sitemap = faulty_results[model]
+    result = run.value
+    assert verify(result, served, sitemap) == dict.fromkeys(verify(result, served, sitemap), True)
+    outcomes = set(result.outcomes.values())
+    assert {"200", "404", "timeout"} <= outcomes and outcomes & {"500", "reset"}
+    assert "after 3 attempts" in next(r for r in result.failures.values() if "timed out" in r)
+    # All four crawls of the same site found the same pages with the same outcomes.
+    assert result.outcomes == faulty_results["gevent"][0].value.outcomes
+
+
+def test_verify_notices_a_page_missed_or_fetched_twice(faulty_results):
+    run, served, sitemap = faulty_results["gevent"]
+    missing = dataclasses.replace(run.value, outcomes=dict(run.value.outcomes))
+    missing.outcomes.pop(missing.fetched[-1])
+    assert not verify(missing, served, sitemap)["every reachable page fetched"]
+    twice = dataclasses.replace(served, by_path={k: list(v) for k, v in served.by_path.items()})
+    twice.by_path[run.value.fetched[0]].append("200")
+    assert not verify(run.value, twice, sitemap)["each fetched page answered 200 exactly once"]
+
+
+def test_retries_back_off_longer_each_time(faulty_results):
+    run, _, _ = faulty_results["gevent"]
+    backoffs = {}
+    for event in run.trace.select(kind="wait"):
+        backoffs.setdefault(event.label.split()[0], []).append(event.duration_ns / 1e9)
+    assert backoffs
+    for waits in backoffs.values():
+        assert waits[0] >= 0.02 * 0.9
+        if len(waits) == 2:
+            assert waits[1] >= 2 * 0.02 * 0.9
+
+
+def test_the_pool_bounds_concurrency_and_waits_overlap_only_when_patched():
+    with Site(60, latency=0.05) as site:
+        patched = run_patched(crawl_gevent, site.start_url, 6, trace=False, timeout=60)
+        plain = run_patched(crawl_gevent, site.start_url, 6, patch=False, trace=False,
+                            timeout=60)
+    assert patched.value.peak_in_flight == 6  # reached, never passed
+    assert len(patched.trace.lanes()) == 6
+    assert patched.trace.overlap_ns("worker 0", "worker 1", kind="io") > 0
+    assert plain.value.peak_in_flight == 1  # unpatched, a request blocks every greenlet
+    assert plain.trace.overlap_ns("worker 0", "worker 1", kind="io") == 0
+    assert plain.value.seconds >= 60 * 0.05 * 0.9  # the sum of the latencies
+    assert patched.value.seconds < plain.value.seconds / 2
+
+
+def test_a_reference_taken_before_a_late_patch_blocks_everyone():
+    with Site(60, latency=0.02, failure_rate=0.3, seed=6) as site:
+        late = run_patched(crawl_patched_late, site.start_url, 20, patch=False, trace=False,
+                           timeout=60, request_timeout=0.3, backoff=0.2).value
+    with Site(60, latency=0.02, failure_rate=0.3, seed=6) as site:
+        first = run_patched(crawl_gevent, site.start_url, 20, trace=False, timeout=60,
+                            request_timeout=0.3, backoff=0.2).value
+    assert late.outcomes == first.outcomes
+    assert late.seconds > first.seconds + 0.4  # several 0.2 s backoffs that no longer overlap
+
+
+def test_throughput_rises_with_the_pool_then_stops_at_the_site_capacity():
+    with Site(200, latency=0.03, capacity=4) as site:
+        rows = run_patched(throughput_sweep, site.start_url, [1, 4, 16], 40, trace=False,
+                           timeout=60).value
+    rate = {row["pool size"]: row["pages per second"] for row in rows}
+    assert rate[4] > 2.5 * rate[1]
+    assert rate[16] < 1.4 * rate[4]  # beyond capacity, more greenlets only wait in line
+    assert rate[16] <= 4 / 0.03 * 1.05
+
+
+@pytest.mark.parametrize("model", MODELS[1:])
+def test_each_model_holds_many_requests_at_once(model):
+    with Site(100, latency=0.3) as site:
+        row = run_patched(hold_requests, model, site.url, 100, patch=model == "gevent",
+                          trace=False, timeout=60).value
+    assert row["ok"] == 100
+    assert row["seconds"] < 100 * 0.3 / 4  # they overlapped
+    assert row["KiB per request"] > 0
+
+
+def test_the_live_crawl_reports_progress_up_to_done():
+    seen = []
+    with Site(60, latency=0.02) as site:
+        run = crawl_live(site, "gevent", 5, progress=lambda f, t: seen.append(f))
+    assert len(run.value.fetched) == 60
+    assert seen[-1] == 1.0 and seen == sorted(seen)
+
+
+def test_the_panel_runs_a_model_and_checks_it_against_the_site():
+    panel = make_panel()
+    summary = panel.run(pages=40, model="threads", pool_size=10, failure_rate=0.0)
+    assert "5 of 5 checks pass" in summary
+    assert panel._image.value[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(("call", "name"), [
+    (lambda: crawl_gevent("http://127.0.0.1:1/page/0", 0), "concurrency"),
+    (lambda: RetryPolicy(retries=-1), "retries"),
+    (lambda: RetryPolicy(request_timeout=0), "request_timeout"),
+    (lambda: run_model("fibers", "http://127.0.0.1:1/page/0"), "model"),
+    (lambda: hold_requests("serial", "http://127.0.0.1:1", 1), "model"),
+])
+def test_bad_parameters_name_themselves(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()
