@@ -83,11 +83,17 @@ class PrintResult:
         return self.workers * self.lines
 
     def head(self, n: int = _HEAD_LINES) -> str:
-        """The first `n` lines of the output, each marked whole (ok) or broken (✗)."""
-        shown = []
-        for line in self.text.split("\n")[:n]:
+        """`n` lines of the output from just before the first broken one (or from the start),
+        each numbered and marked whole (ok) or broken (✗)."""
+        lines = self.text.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()  # the text ends with a newline: no line after it
+        broken = [i for i, line in enumerate(lines) if not _LINE.fullmatch(line)]
+        first = max(0, broken[0] - 2) if broken else 0
+        shown = [f"lines {first + 1}-{min(first + n, len(lines))} of {len(lines)}:"]
+        for number, line in enumerate(lines[first:first + n], start=first + 1):
             mark = "ok" if _LINE.fullmatch(line) else " ✗"
-            shown.append(f"{mark} | {line}")
+            shown.append(f"{number:5} {mark} | {line}")
         return "\n".join(shown)
 
     def __str__(self) -> str:

@@ -16,10 +16,13 @@ from .counters import STRATEGIES, CountResult, count_demo
 
 __all__ = ["PANEL_INCREMENTS", "demo", "make_panel", "plot_count", "plot_story"]
 
-# A span gets its label written on it when it is at least this fraction of the time axis wide:
-# narrower, the text would spill over its neighbours.
-_LABEL_MIN_FRACTION = 0.07
 _LABEL_FONT_SIZE = 9  # smaller than the axis text (12 pt), still readable on a projector
+# A label is written on its span only if it fits: a character of DejaVu Sans is at most about
+# 0.62 of the font size wide, and a span keeps a little margin on each side.
+_CHAR_WIDTH_EM = 0.62
+_LABEL_MARGIN = 0.9
+# The time axis takes about this share of the axes' box once lane names and legend are placed.
+_PLOT_SHARE = 0.8
 # The panel's increments per process: 4 processes × 200,000 locked increments take a few
 # seconds on a busy 2-core machine (a contended lock round trip costs several µs).
 PANEL_INCREMENTS = (10_000, 50_000, 100_000, 200_000)
@@ -37,8 +40,10 @@ def plot_story(trace: Trace, ax, lanes: Sequence[str] | None = None, *, title: s
         return artists
     origin = min(e.start_ns for e in shown)
     width = max(max(e.end_ns for e in shown) - origin, 1)
+    axis_points = ax.figure.get_size_inches()[0] * ax.get_position().width * 72 * _PLOT_SHARE
     for e in shown:
-        if e.duration_ns < _LABEL_MIN_FRACTION * width:
+        text_points = len(e.label) * _CHAR_WIDTH_EM * _LABEL_FONT_SIZE
+        if text_points > _LABEL_MARGIN * axis_points * e.duration_ns / width:
             continue
         middle = ((e.start_ns + e.end_ns) / 2 - origin) / 1e6
         artists.append(ax.text(middle, order.index(e.lane), e.label, ha="center", va="center",

@@ -1,0 +1,108 @@
+"""Chapter 03's exercises: the notebook's own solutions pass their checks, the code the reader
+starts from fails them, and an unanswered check never raises.
+
+The solutions live in the notebook, in collapsed markdown (``<details>``), so Run All never runs
+them; these tests read them from there, write them where ``%%writefile`` would, and check them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+import helpers.exercises
+from helpers.exercises import check
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "03_locks.ipynb"
+_WRITEFILE = re.compile(r"%%writefile \{WORK\}/(\w+\.py)\n(.*)", re.S)
+_FENCE = re.compile(r"```python\n(.*?)```", re.S)
+
+
+def _cells(kind: str) -> list[str]:
+    nb = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
+    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == kind]
+
+
+def _modules(sources: list[str]) -> dict[str, str]:
+    """file name -> module text, for every %%writefile {WORK}/name.py in `sources`."""
+    found = {}
+    for source in sources:
+        match = _WRITEFILE.match(source.strip())
+        if match:
+            found[match.group(1)] = match.group(2)
+    return found
+
+
+def _solutions() -> dict[str, str]:
+    blocks = [block for cell in _cells("markdown") if "<details>" in cell
+              for block in _FENCE.findall(cell)]
+    return _modules(blocks)
+
+
+def _starting_code() -> dict[str, str]:
+    return _modules(_cells("code"))
+
+
+EXERCISES = {"03.1": "counter.py", "03.2": "both.py"}
+
+
+@pytest.fixture(autouse=True)
+def as_a_reader(monkeypatch):
+    monkeypatch.setattr(helpers.exercises, "QUICK", False)  # feedback, not AssertionError
+
+
+def test_solutions_are_hidden_in_the_notebook_and_cover_every_exercise():
+    assert set(_solutions()) == set(EXERCISES.values())
+    assert set(_starting_code()) == set(EXERCISES.values())
+    for source in _cells("code"):
+        assert "sorted(names)" not in source and "local += 1" not in source, \
+            "a solution sits in a code cell: Run All would run it"
+
+
+@pytest.mark.parametrize("exercise", sorted(EXERCISES))
+def test_solution_passes_its_check(exercise, tmp_path):
+    path = tmp_path / EXERCISES[exercise]
+    path.write_text(_solutions()[EXERCISES[exercise]], encoding="utf-8")
+    feedback = check(exercise, str(path))
+    assert feedback.passed, repr(feedback)
+
+
+@pytest.mark.parametrize("exercise, complaint", [
+    ("03.1", r"lost|slower"),  # lost increments; on a machine too busy to lose any, too slow
+    ("03.2", r"stuck"),
+])
+def test_starting_code_fails_its_check_with_a_hint(exercise, complaint, tmp_path):
+    path = tmp_path / EXERCISES[exercise]
+    path.write_text(_starting_code()[EXERCISES[exercise]], encoding="utf-8")
+    feedback = check(exercise, str(path))
+    assert not feedback.passed
+    wrong = " ".join(p.message for p in feedback.points if not p.ok)
+    assert re.search(complaint, wrong), wrong
+
+
+def test_a_lock_per_increment_is_right_but_too_slow(tmp_path):
+    path = tmp_path / "counter.py"
+    path.write_text("def add_up(counter, increments):\n"
+                    "    for _ in range(increments):\n"
+                    "        with counter.get_lock():\n"
+                    "            counter.value += 1\n", encoding="utf-8")
+    feedback = check("03.1", str(path))
+    assert [p.ok for p in feedback.points] == [True, True, False]
+
+
+def test_unlocked_critical_section_is_caught(tmp_path):
+    path = tmp_path / "both.py"
+    path.write_text("def with_both(locks, names, critical):\n    critical()\n", encoding="utf-8")
+    feedback = check("03.2", str(path))
+    assert not feedback.passed
+    assert any("free" in p.message for p in feedback.points if not p.ok)
+
+
+@pytest.mark.parametrize("answer", [..., "nowhere.py", 42, "notes.txt"])
+def test_unanswered_or_malformed_answers_never_raise(answer):
+    for exercise in EXERCISES:
+        feedback = check(exercise, answer)
+        assert not feedback.passed
