@@ -155,6 +155,7 @@ def quiet_fork_warnings(start_method: str) -> Iterator[list[str]]:
     Yields a list that receives the warning messages, so a demo can return them as data. Other
     start methods never warn; for them this does nothing.
     """
+    check_choice("start_method", start_method, available_start_methods())
     caught: list[str] = []
     if start_method != "fork":
         yield caught

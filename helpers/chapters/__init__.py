@@ -16,3 +16,5 @@
 Chapters sit on top: they use ``helpers.runners``, ``helpers.timeline``, ``helpers.course``,
 ``helpers.workloads`` and ``helpers.widgets``, and nothing below imports a chapter.
 """
+
+__all__: list[str] = []  # nothing here: import the chapter's own package

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import html
 import importlib
+import importlib.util
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,12 +92,15 @@ def exercise(exercise_id: str, title: str):
 
 
 def _load(exercise_id: str) -> tuple[str, Callable[[Any], Iterable[Point]]]:
+    if not isinstance(exercise_id, str):
+        raise TypeError(f"exercise_id must be a string like '05.2', got {exercise_id!r}")
     if exercise_id not in _CHECKS:
         chapter = exercise_id.split(".", 1)[0]
-        try:
-            importlib.import_module(f"{__name__}.ch{chapter}")
-        except ModuleNotFoundError:
-            pass
+        module = f"{__name__}.ch{chapter}"
+        if chapter.isalnum() and importlib.util.find_spec(module) is not None:
+            # Imported only when it exists: a ModuleNotFoundError raised *inside* a check module
+            # is a real error of that module and must not read as "unknown exercise".
+            importlib.import_module(module)
     if exercise_id not in _CHECKS:
         known = ", ".join(sorted(_CHECKS)) or "none loaded"
         raise ValueError(f"exercise must be a known exercise id ({known}), got {exercise_id!r}")

@@ -27,7 +27,7 @@ import math
 import queue as queue_module
 import signal
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 __all__ = [
@@ -90,6 +90,12 @@ def stop_processes(processes: Sequence[Any], grace: float = TERMINATE_GRACE_SECO
     each may take to exit after SIGTERM before SIGKILL; the final reap always waits for the kill.
     """
     grace = _grace(grace)
+    if isinstance(processes, (str, bytes)) or not isinstance(processes, Iterable):
+        raise TypeError(f"processes must be a list of multiprocessing processes, got "
+                        f"{type(processes).__name__}")
+    processes = list(processes)
+    if not all(hasattr(p, "terminate") and hasattr(p, "join") for p in processes):
+        raise TypeError("processes must hold multiprocessing.Process objects only")
     started = [p for p in processes if getattr(p, "pid", None) is not None]
     for process in started:
         if process.exitcode is None:

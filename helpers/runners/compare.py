@@ -180,6 +180,12 @@ def plot_comparison(comparison: Comparison, timeline_axes: Sequence[Any] = (), b
 
     from helpers.timeline import plot_timeline
 
+    if not isinstance(comparison, Comparison):
+        raise TypeError(f"comparison must be a Comparison, got {type(comparison).__name__}")
+    if models is not None and (isinstance(models, str) or not isinstance(models, Sequence) or
+                               not models or any(m not in comparison.runs for m in models)):
+        raise ValueError(f"models must be a non-empty list drawn from {list(comparison.runs)}, "
+                         f"got {models!r}")
     chosen = list(models) if models is not None else list(comparison.runs)
     if len(timeline_axes) not in (0, len(chosen)):
         raise ValueError(f"timeline_axes must hold one axes per model ({len(chosen)}), "

@@ -58,6 +58,7 @@ def _label(fn: Callable[..., Any], index: int) -> str:
 def record_call(recorder: Recorder, label: str, fn: Callable[..., Any], args: Sequence[Any]) -> Any:
     """Call ``fn(*args)`` and record it in `recorder`: one ``run`` span, or, when `fn` returns a
     `TracedResult` (a task that records its own finer spans), those spans. Returns the value."""
+    check_callable("fn", fn)
     start = time.perf_counter_ns()
     value = fn(*args)
     if isinstance(value, TracedResult):

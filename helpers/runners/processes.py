@@ -134,6 +134,10 @@ def collect_reports(results, processes: Sequence[Any], reports: dict[int, Any],
     """Read one ``(index, report)`` per child from `results` into `reports`, by `deadline`
     (a `time.perf_counter` value); a child that died silently gets a `Failure` instead.
     Raises `TimeoutError` when some child has not reported by then."""
+    if isinstance(processes, (str, bytes)) or not isinstance(processes, Sequence) or \
+            not processes:
+        raise ValueError(f"processes must be a non-empty list of started processes, "
+                         f"got {processes!r}")
     while len(reports) < len(processes):
         remaining = deadline - time.perf_counter()
         if remaining <= 0:

@@ -18,8 +18,17 @@ __all__ = ["to_chrome_trace"]
 
 
 def to_chrome_trace(trace: Trace | Iterable[Event], path: str | os.PathLike | None = None) -> dict:
-    """Return the trace as a Chrome trace-event document, and write it to `path` when given."""
-    trace = trace if isinstance(trace, Trace) else Trace(list(trace))
+    """Return the trace as a Chrome trace-event document, and write it to `path` when given.
+
+    `path` is a file name (``str`` or ``os.PathLike``), never a file descriptor: an int would make
+    `open` write to — and then close — that descriptor (0 is the kernel's stdin).
+    """
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file name (str or os.PathLike) or None, got {path!r}")
+    if not isinstance(trace, Trace):
+        if isinstance(trace, (str, bytes)) or not isinstance(trace, Iterable):
+            raise TypeError(f"trace must be a Trace or a list of Events, got {trace!r}")
+        trace = Trace().extend(trace)
     origin = trace.start_ns
     lanes = trace.lanes()
     tid = {lane: i + 1 for i, lane in enumerate(lanes)}

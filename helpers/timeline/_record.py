@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from ._events import Event, Trace, clock_pair
+from ._events import KINDS, Event, Trace, clock_pair
 
 __all__ = ["Recorder", "Traced", "TracedResult", "current_cpu", "process_lane"]
 
@@ -161,7 +161,9 @@ class Traced:
         cpus: bool = True,
     ) -> None:
         if not callable(fn):
-            raise ValueError(f"fn must be callable, got {fn!r}")
+            raise TypeError(f"fn must be callable, got {fn!r}")
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
         self.fn = fn
         self.kind = kind
         self.label = label
