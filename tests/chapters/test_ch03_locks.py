@@ -21,6 +21,8 @@ from helpers.chapters.ch03_locks import (
     make_panel,
     most_at_once,
     nested,
+    plot_count,
+    plot_story,
     prepare_then_signal,
     print_demo,
     produce,
@@ -238,3 +240,26 @@ def test_panel_counts_with_the_chosen_strategy():
     summary = panel.run(processes=2, increments=10_000, strategy="batched")
     assert "20,000 of    20,000 counted" in summary
     assert panel.result is summary and panel.runs == 1
+
+
+def test_plot_story_names_the_spans_wide_enough_to_read():
+    from matplotlib.figure import Figure
+
+    from helpers.timeline import Event, Trace
+
+    trace = Trace([Event("w", "holding the lock", "run", 0, 90_000_000),
+                   Event("w", "waiting for the lock", "lock", 90_000_000, 91_000_000)])
+    ax = Figure(figsize=(11, 2)).subplots()
+    plot_story(trace, ax, ["w"])
+    assert [t.get_text() for t in ax.texts] == ["holding the lock"]
+
+
+def test_plot_count_draws_counted_and_lost():
+    from matplotlib.figure import Figure
+
+    result = count_demo(2, 10_000, "none", start_method="fork")
+    axes = Figure(figsize=(11, 3)).subplots(1, 2)
+    plot_count(result, axes)
+    heights = [bar.get_height() for bar in axes[0].patches]
+    assert heights == [result.final, result.lost]
+    assert len(axes[1].collections) >= 1  # the two counting spans

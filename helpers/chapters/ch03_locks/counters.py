@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from helpers.course import check_choice, check_int
+from helpers.course import check_choice, check_int, check_start_method, check_timeout
 from helpers.timeline import Trace
 
 from .workers import MAX_WORKERS, Workers
@@ -122,6 +122,8 @@ def count_demo(processes: int = 2, increments: int = 100_000, strategy: str = "n
     check_int("processes", processes, 1, MAX_WORKERS)
     check_int("increments", increments, 1, MAX_INCREMENTS)
     check_choice("strategy", strategy, STRATEGIES)
+    start_method = check_start_method(start_method)
+    check_timeout("timeout", timeout)
     with Workers(start_method) as w:
         counter = w.ctx.Value("q", 0, lock=strategy != "none")
         for _ in range(processes):
@@ -147,4 +149,5 @@ def compare_strategies(processes: int = 2, increments: int = 100_000, *,
         check_choice("each of strategies", strategy, STRATEGIES)
     check_int("processes", processes, 1, MAX_WORKERS)
     check_int("increments", increments, 1, MAX_INCREMENTS)
+    start_method = check_start_method(start_method)
     return [count_demo(processes, increments, s, start_method=start_method) for s in strategies]

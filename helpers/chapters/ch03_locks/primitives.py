@@ -22,9 +22,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
+from helpers.course import check_float
 from helpers.timeline import Event, Trace
 
 from .workers import WAIT_SECONDS, spin
+
+# A wait longer than an hour is no demo's; as a threshold it would leave every wait out.
+_MAX_WAIT_MS = 3.6e6
 
 __all__ = [
     "consume",
@@ -169,6 +173,7 @@ def waits(trace: Trace | Iterable[Event], wait_label: str, hold_label: str,
     The holder is the lane whose `hold_label` span ended last before the wait ended: the one that
     released what the waiter then got. Waits shorter than `at_least_ms` are left out.
     """
+    check_float("at_least_ms", at_least_ms, 0.0, _MAX_WAIT_MS)
     holds = _spans(trace, hold_label)
     found = []
     for wait in sorted(_spans(trace, wait_label), key=lambda e: e.end_ns):

@@ -27,7 +27,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 
-from helpers.course import check_int
+from helpers.course import check_int, check_start_method, check_timeout
 
 from .workers import Workers
 
@@ -36,6 +36,8 @@ __all__ = ["MAX_LINES", "PrintResult", "count_lines", "greet", "print_demo"]
 # Lines per worker: a few hundred make garbling near certain when two workers overlap on two
 # cores; the cap keeps a demo's file small (each line is ~30 bytes).
 MAX_LINES = 5000
+# Two printers are the least that can garble; eight fill any screen with confetti.
+_MAX_PRINTERS = 8
 _LINE = re.compile(r"worker (\d+) says hello, line (\d+)")
 # How many lines of the output `PrintResult.head` shows by default: one screen.
 _HEAD_LINES = 12
@@ -105,6 +107,8 @@ class PrintResult:
 
 def count_lines(text: str, workers: int, lines: int) -> tuple[int, int, int]:
     """(whole, broken, missing) for the output `text` of `greet` run by `workers` processes."""
+    check_int("workers", workers, 1, _MAX_PRINTERS)
+    check_int("lines", lines, 1, MAX_LINES)
     found: set[tuple[int, int]] = set()
     whole = broken = 0
     for line in text.split("\n"):
@@ -126,8 +130,10 @@ def count_lines(text: str, workers: int, lines: int) -> tuple[int, int, int]:
 def print_demo(workers: int = 3, lines: int = 200, *, locked: bool = False,
                start_method: str | None = None, timeout: float = 60.0) -> PrintResult:
     """`workers` processes each print `lines` lines at once, with or without a shared Lock."""
-    check_int("workers", workers, 2, 8)
+    check_int("workers", workers, 2, _MAX_PRINTERS)
     check_int("lines", lines, 1, MAX_LINES)
+    start_method = check_start_method(start_method)
+    check_timeout("timeout", timeout)
     fd, path = tempfile.mkstemp(prefix="cc-ch03-print-", suffix=".txt")
     os.close(fd)
     try:

@@ -14,7 +14,7 @@ from helpers.timeline import Trace, plot_timeline
 
 from .counters import STRATEGIES, CountResult, count_demo
 
-__all__ = ["PANEL_INCREMENTS", "demo", "make_panel", "plot_count", "plot_story"]
+__all__ = ["PANEL_INCREMENTS", "make_panel", "plot_count", "plot_story"]
 
 _LABEL_FONT_SIZE = 9  # smaller than the axis text (12 pt), still readable on a projector
 # A label is written on its span only if it fits: a character of DejaVu Sans is at most about
@@ -66,7 +66,7 @@ def plot_count(result: CountResult, axes) -> list:
     return artists
 
 
-def demo(fig, progress, *, processes: int, increments: int, strategy: str,
+def _demo(fig, progress, *, processes: int, increments: int, strategy: str,
          start_method: str) -> str:
     """Panel demo: one count, drawn as counted vs lost and a timeline."""
     progress(0.1, "counting…")
@@ -88,5 +88,5 @@ def make_panel():
                 label="increments per process"),
          Choice("strategy", STRATEGIES, default="none", label="locking"),
          Choice("start_method", methods, default=default)],
-        demo,
+        _demo,
     )

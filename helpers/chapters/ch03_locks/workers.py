@@ -33,6 +33,7 @@ from typing import Any
 
 from helpers.course import (
     check_callable,
+    check_float,
     check_int,
     check_start_method,
     check_timeout,
@@ -51,13 +52,15 @@ MAX_WORKERS = 16
 WAIT_SECONDS = 20.0
 # A whole demo (start, work, report) normally takes 1-3 s; the kernel gives up after this.
 DEFAULT_TIMEOUT_SECONDS = 60.0
+# No demo worker computes longer than this in one go; more is a typo (seconds for ms).
+_MAX_SPIN_SECONDS = 60.0
 # How often a waiting kernel looks for a worker that died without reporting (killed, os._exit).
 _POLL_SECONDS = 0.05
 
 
 def spin(seconds: float) -> None:
     """Compute (keep a core busy) for `seconds` of wall time: the "work" of a demo worker."""
-    end = time.perf_counter() + seconds
+    end = time.perf_counter() + check_float("seconds", seconds, 0.0, _MAX_SPIN_SECONDS)
     while time.perf_counter() < end:
         pass
 
