@@ -1,4 +1,4 @@
-"""The source article's first lock: several processes printing at once garble each other's lines.
+"""Why printing needs a lock: several processes printing at once garble each other's lines.
 
 Data flow of `print_demo`::
 

@@ -200,7 +200,7 @@ class Workers:
         """Stop every worker still alive, close the results queue, unlink every semaphore."""
         stop_processes(self.processes)
         if self._results is not None:
-            close_queue(self._results)
+            close_queue(self._results, drain=False)  # the kernel never puts: nothing to flush
         release_semaphores(self._results, self._barrier, *self._owners)
 
     def __enter__(self) -> Workers:
