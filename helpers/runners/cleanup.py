@@ -133,25 +133,30 @@ def stop_executor(executor: Any, *, kill: bool = True) -> None:
     processes themselves before it), the manager thread and the call queue's feeder thread are
     joined, and the queues' semaphores unlinked: nothing of it outlives the call.
     """
+    # shutdown() drops its references to the workers, threads and queues: take them first.
     processes = list((_private(executor, "_processes", {}) or {}).values())
+    manager = _private(executor, "_executor_manager_thread")
+    queues = [q for q in (getattr(executor, "_call_queue", None),
+                          getattr(executor, "_result_queue", None)) if q is not None]
     try:
-        executor.shutdown(wait=False, cancel_futures=True)
         if kill:
+            executor.shutdown(wait=False, cancel_futures=True)
             terminate = getattr(executor, "terminate_workers", None)  # Python 3.14+
             if terminate is not None:
                 try:
                     terminate()
-                except Exception:  # already shut down: fall through to the processes
+                except Exception:  # already shut down: the processes are stopped below
                     pass
             stop_processes(processes)
-        executor.shutdown(wait=True, cancel_futures=True)
+        else:
+            executor.shutdown(wait=True, cancel_futures=True)
     finally:
         stop_processes(processes)
-        for name in ("_call_queue", "_result_queue"):
-            queue = getattr(executor, name, None)
-            if queue is not None:
-                close_queue(queue, drain=False)
-        release_semaphores(executor)
+        if manager is not None:
+            manager.join(_REAP_SECONDS)  # it exits once every worker is gone
+        for queue in queues:
+            close_queue(queue, drain=False)
+        release_semaphores(executor, *queues)
 
 
 def close_queue(queue: Any, *, drain: bool = True) -> int:

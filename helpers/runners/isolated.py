@@ -59,8 +59,8 @@ from helpers.timeline import Trace
 
 from .run import Run
 
-__all__ = ["IsolatedChild", "PatchedChildError", "PatchedTimeout", "report_ready", "run_patched",
-           "start_patched", "wait_for_stop"]
+__all__ = ["IsolatedChild", "PatchedChildError", "PatchedTimeout", "idle_until_stopped",
+           "report_ready", "run_patched", "start_patched", "wait_for_stop"]
 
 # A child that has not finished in an hour is a bug, not a demo; the bound keeps a typo (3600 for
 # 3.6) from holding a kernel forever.
@@ -135,6 +135,21 @@ def wait_for_stop(timeout: float | None = None) -> bool:
             raise RuntimeError("wait_for_stop() without a timeout only works in a child of "
                                "start_patched (nothing would ever stop it here)")
         time.sleep(_STOP_POLL_SECONDS)
+
+
+def idle_until_stopped() -> dict[str, Any]:
+    """The smallest function for `start_patched`: ready at once, counts ticks until stopped.
+
+    Its ready report says whether the child is patched; its value is how many ticks it counted.
+    """
+    import socket
+
+    report_ready({"patched": "gevent" in type(socket.socket).__module__ or
+                  socket.socket.__module__.startswith("gevent")})
+    ticks = 0
+    while not wait_for_stop(_STOP_POLL_SECONDS):
+        ticks += 1
+    return {"ticks": ticks}
 
 
 # -- the kernel's side ----------------------------------------------------------------------------

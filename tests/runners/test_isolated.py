@@ -124,3 +124,30 @@ def test_keyboard_interrupt_during_the_wait_kills_the_child():
 def test_bad_calls_raise_value_error(fn, kwargs, message):
     with pytest.raises(ValueError, match=message):
         run_patched(fn, **kwargs)
+
+
+
+def test_started_child_runs_beside_the_kernel_until_stopped():
+    from helpers.runners import idle_until_stopped, start_patched, wait_for_stop
+
+    child = start_patched(idle_until_stopped, ready_timeout=60)
+    try:
+        assert child.alive and child.ready["patched"] is True
+        time.sleep(0.3)  # the kernel does other work meanwhile
+        assert child.alive
+    finally:
+        run = child.stop(timeout=20)
+    assert run.value["ticks"] > 0 and not child.alive
+    _assert_gone(child.pid)
+    assert wait_for_stop(0.01) is False  # outside a started child: just a bounded wait
+
+
+def test_started_child_that_never_reports_ready_is_killed():
+    from helpers.runners import PatchedTimeout, start_patched
+    from helpers.workloads import io_task
+
+    before = _child_pids()
+    with pytest.raises(PatchedTimeout, match="report_ready"):
+        start_patched(io_task, 30.0, ready_timeout=0.5)
+    for pid in _child_pids() - before:
+        _assert_gone(pid)

@@ -125,7 +125,7 @@ def test_process_recorder_ships_events_back_once_per_task(start_method):
 
 
 def test_traced_rejects_non_callables():
-    with pytest.raises(ValueError, match="fn"):
+    with pytest.raises(TypeError, match="fn"):
         Traced(42)
 
 
@@ -185,3 +185,38 @@ def test_chrome_trace_has_one_complete_event_per_span(tmp_path):
     names = [r for r in document["traceEvents"] if r["name"] == "thread_name"]
     assert len(spans) == 10 and spans[0]["ts"] == 0 and spans[0]["dur"] == 0.7
     assert {r["args"]["name"] for r in names} == {"w0", "w1", "w2", "w3"}
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs Linux and two usable cores to pin threads apart")
+def test_current_cpu_is_the_calling_threads_own_core():
+    from helpers.timeline import current_cpu
+
+    cores = sorted(os.sched_getaffinity(0))[:2]
+    seen: dict[int, set[int | None]] = {}
+
+    def pinned(core: int) -> None:
+        os.sched_setaffinity(0, {core})  # 0: the calling thread only, on Linux
+        seen[core] = set()
+        for _ in range(200):
+            seen[core].add(current_cpu())
+
+    for core in cores:  # the main thread stays where it is; each thread reports its own core
+        thread = threading.Thread(target=pinned, args=(core,))
+        thread.start()
+        thread.join(10)
+    assert seen == {core: {core} for core in cores}
+
+
+def test_plot_timeline_returns_its_layout_for_overlays():
+    from matplotlib.figure import Figure
+
+    events = [Event("a", "t", "run", 0, 2_000_000), Event("b", "t", "wait", 1_000_000, 3_000_000)]
+    layout = plot_timeline(events, Figure().subplots(), legend=False)
+    assert layout.rows == {"a": 0, "b": 1} and layout.origin_ns == 0
+    assert layout.x(1_000_000) == 1.0 and layout.y("b") == 1
+    assert set(layout.artists_by_kind) == {"run", "wait"}
+    before = len(layout)
+    added = layout.mark([Event("b", "send", "send", 1_500_000, 2_000_000)], hatch="//")
+    ticks = layout.ticks([Event("a", "w", "wait", 500_000, 600_000)])
+    assert len(layout) == before + len(added) + len(ticks) == before + 2

@@ -1,0 +1,163 @@
+"""The cleanup seam, under every start method: nothing survives a stop, a timeout or an interrupt,
+and a renamed multiprocessing internal degrades to a warning, never to an exception."""
+
+from __future__ import annotations
+
+import os
+import socketserver
+import threading
+import time
+import warnings
+from multiprocessing import shared_memory
+
+import psutil
+import pytest
+
+from helpers.course import mp_context
+from helpers.runners import (
+    POOL_KINDS,
+    cleanup,
+    close_queue,
+    interrupt_after,
+    process_executor,
+    release_semaphores,
+    run_pool,
+    stop_pool,
+    stop_processes,
+    stop_server,
+    unlink_shared_memory,
+)
+from helpers.workloads import cpu_task, io_task
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _threads() -> set[str]:
+    return {t.name for t in threading.enumerate()}
+
+
+def _zombies() -> list[int]:
+    return [p.pid for p in psutil.Process().children(recursive=True)
+            if p.status() == psutil.STATUS_ZOMBIE]
+
+
+def _sleeper(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+@pytest.mark.parametrize("grace", [0, 0.0, 1e-9, 1e9, float("inf")])
+def test_stop_processes_reaps_every_child_whatever_the_grace(start_method, grace):
+    ctx = mp_context(start_method)
+    procs = [ctx.Process(target=_sleeper, args=(30,)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    started = time.perf_counter()
+    stop_processes(procs, grace=grace)
+    assert time.perf_counter() - started < 20
+    assert all(p.exitcode is not None for p in procs)
+    assert not _zombies()
+
+
+@pytest.mark.parametrize("grace", [float("nan"), "1", None, -1])
+def test_stop_processes_rejects_a_grace_that_is_not_a_number(grace):
+    if grace == -1:  # negative is clamped to 0: a valid "no grace"
+        stop_processes([], grace=grace)
+        return
+    with pytest.raises(ValueError, match="grace"):
+        stop_processes([], grace=grace)
+
+
+@pytest.mark.parametrize("kind", POOL_KINDS)
+def test_a_timeout_in_any_pool_kind_leaves_no_thread_process_or_semaphore(kind, start_method):
+    threads_before = _threads()
+    with pytest.raises(Exception) as raised:
+        run_pool(io_task, [5.0] * 4, kind=kind, workers=2, start_method=start_method,
+                 timeout=0.3)
+    assert "TimeoutError" in type(raised.value).__name__ or \
+        isinstance(raised.value, TimeoutError)
+    time.sleep(0.2)
+    left = _threads() - threads_before
+    assert not left, f"{kind} left threads behind: {left}"
+    assert not _zombies()
+
+
+@pytest.mark.parametrize("kind", ["Executor.map", "Executor.submit", "Pool.map", "Pool.imap"])
+def test_an_interrupt_in_a_pool_leaves_nothing_and_prints_nothing(kind, start_method, capfd):
+    threads_before = _threads()
+    dispatched = threading.Event()
+    with pytest.raises(KeyboardInterrupt):
+        with interrupt_after(0.2, counting_from=dispatched):
+            run_pool(io_task, [5.0] * 4, kind=kind, workers=2, start_method=start_method,
+                     on_dispatch=dispatched.set)
+    time.sleep(0.3)
+    assert not (_threads() - threads_before)
+    err = capfd.readouterr().err
+    assert "InvalidStateError" not in err and "Traceback" not in err, err
+
+
+def test_executor_shutdown_after_success_joins_its_threads(start_method):
+    threads_before = _threads()
+    with process_executor(2, start_method) as executor:
+        assert list(executor.map(cpu_task, [10, 20])) == [cpu_task(10), cpu_task(20)]
+    assert not (_threads() - threads_before)
+
+
+def test_stop_pool_and_release_semaphores_unlink_named_semaphores():
+    ctx = mp_context("spawn")  # spawn: every lock is a named semaphore in /dev/shm
+    pool = ctx.Pool(1)
+    names = cleanup._semaphore_names(pool, 3)  # noqa: SLF001 - the seam's own helper
+    assert names, "a spawn pool holds named semaphores"
+    stop_pool(pool)
+    on_disk = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+    assert not {n.lstrip("/") for n in names} & {f"sem.{d}" for d in on_disk} & on_disk
+
+
+def test_close_queue_drains_and_joins_its_feeder(start_method):
+    ctx = mp_context(start_method)
+    queue = ctx.Queue()
+    for i in range(100):
+        queue.put(i)
+    time.sleep(0.1)
+    assert close_queue(queue) > 0
+    assert "QueueFeederThread" not in _threads()
+    release_semaphores(queue)
+
+
+def test_unlink_shared_memory_is_safe_twice():
+    block = shared_memory.SharedMemory(create=True, size=1024)
+    listed = shared_memory.ShareableList([1, 2, 3])
+    unlink_shared_memory(block, listed)
+    unlink_shared_memory(block, listed)  # already gone: not an error
+    with pytest.raises(FileNotFoundError):
+        shared_memory.SharedMemory(name=block.name)
+
+
+def test_stop_server_never_waits_for_ever_on_a_socketserver_that_never_served():
+    server = socketserver.TCPServer(("127.0.0.1", 0), socketserver.BaseRequestHandler)
+    started = time.perf_counter()
+    stop_server(server, timeout=0.2)
+    assert time.perf_counter() - started < 2
+    assert server.socket.fileno() == -1
+
+
+def test_stop_server_stops_a_serving_socketserver():
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), socketserver.BaseRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    stop_server(server, timeout=2)
+    thread.join(2)
+    assert not thread.is_alive()
+
+
+def test_a_renamed_internal_degrades_to_a_warning(monkeypatch):
+    from multiprocessing import util
+
+    ctx = mp_context("spawn")
+    queue = ctx.Queue()
+    monkeypatch.delattr(util, "_finalizer_registry")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        release_semaphores(queue)  # must not raise
+    assert any("_finalizer_registry" in str(w.message) for w in caught)
+    monkeypatch.undo()
+    release_semaphores(queue)
