@@ -1,53 +1,353 @@
-"""Run the benchmarks: ``python -m bench [module ...]``. See the package docstring."""
+"""Run the benchmarks and check every bar: ``python -m bench [module ...] [--output PATH]``.
+
+Data flow (see the package docstring for the module protocol)::
+
+    bench/<module>.py  measure(report) ──> report(name, value, unit, bar)
+                                              │ parse_bar(bar) → Bar; Bar.check(value)
+                                              ▼
+    one line per figure as it comes:   bench pool_speedup_2_workers: 1.93 x serial  >= 1.85  ok
+    load average sampled all along ──> idle or busy (mean load vs usable cores)
+    at the end: the table of every figure, bench-results.json, the exit code
+
+Exit code: 1 when a bar was missed (or a module raised) on an idle machine; 0 when every bar was
+met, or when the machine was busy (the load average over the run reached the usable core count:
+the figures then say more about the neighbours than about the code). 2 for an unknown module.
+"""
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
+import math
+import os
 import pkgutil
 import platform
+import re
 import sys
+import threading
 import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
+from typing import Any
 
-import bench
+from helpers.course import physical_cores, usable_cores
 
-# Foundation figures first, then the chapters in course order.
-_ORDER = ["foundation", "processes", "pools", "coroutines"]
+__all__ = [
+    "ORDER",
+    "Bar",
+    "Figure",
+    "LoadMonitor",
+    "discover",
+    "machine_facts",
+    "main",
+    "order_modules",
+    "parse_bar",
+    "run_bench",
+]
+
+# The course's modules first (foundation, then the chapters in course order), then any other
+# module alphabetically.
+ORDER = ("foundation", "processes", "pools", "coroutines", "ipc", "locks", "crawler",
+         "socket_server", "choosing", "dask")
+OK, MISSED, NO_BAR = "ok", "MISSED", "-"
+# How often the load average is read while the modules run: the 1-minute average moves slowly,
+# so a sample every few seconds follows it closely and costs nothing.
+LOAD_SAMPLE_SECONDS = 5.0
+DEFAULT_OUTPUT = "bench-results.json"
+
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_COMPARISON = re.compile(rf"^(>=|<=|==|!=|>|<|≥|≤)\s*({_NUMBER})$")
+_RANGE = re.compile(rf"^({_NUMBER})\s*\.\.\s*({_NUMBER})$")
+_SYMBOLS = {"≥": ">=", "≤": "<="}
+_TESTS: dict[str, Callable[[float, float], bool]] = {
+    ">=": lambda v, b: v >= b, "<=": lambda v, b: v <= b, "==": lambda v, b: v == b,
+    "!=": lambda v, b: v != b, ">": lambda v, b: v > b, "<": lambda v, b: v < b,
+}
 
 
-def _modules(requested: list[str]) -> list[str]:
-    found = [m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_")]
-    if requested:
-        unknown = sorted(set(requested) - set(found))
-        if unknown:
-            raise SystemExit(f"unknown bench module(s) {unknown}; known: {sorted(found)}")
-        found = requested
-    return sorted(found, key=lambda name: (_ORDER.index(name) if name in _ORDER else 99, name))
+@dataclass(frozen=True)
+class Bar:
+    """A parsed bar: ``op`` is one of >=, <=, ==, !=, >, < or ``..`` (an inclusive range)."""
+
+    text: str
+    op: str
+    low: float
+    high: float | None = None  # only for a range
+
+    def check(self, value: object) -> bool:
+        """True when `value` (a finite number) meets the bar; False for anything else."""
+        if isinstance(value, bool):
+            value = int(value)
+        if not isinstance(value, (int, float)) or math.isnan(value):
+            return False
+        if self.op == "..":
+            return self.low <= value <= self.high
+        return _TESTS[self.op](value, self.low)
 
 
-def main(argv: list[str]) -> int:
-    results: list[dict] = []
+def parse_bar(text: str) -> Bar:
+    """Read a bar: ``">= 1.85"``, ``"<= 1.3"``, ``"== 0"``, ``"< 0.4"`` or ``"0.8..1.2"``.
 
-    def report(name: str, value: float, unit: str, bar: str | None = None) -> None:
-        shown = f"{value:.3g}" if isinstance(value, float) else str(value)
-        line = f"bench {name}: {shown} {unit}"
-        if bar:
-            line += f" (bar {bar})"
-        print(line, flush=True)
-        results.append({"name": name, "value": value, "unit": unit, "bar": bar})
+    ``≥``/``≤`` are read as ``>=``/``<=``. Anything else raises ValueError saying what is accepted.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"bar must be a string such as '>= 1.85' or '0.8..1.2', got {text!r}")
+    stripped = text.strip()
+    found = _COMPARISON.match(stripped)
+    if found:
+        op = _SYMBOLS.get(found.group(1), found.group(1))
+        return Bar(text, op, float(found.group(2)))
+    found = _RANGE.match(stripped)
+    if found:
+        low, high = float(found.group(1)), float(found.group(2))
+        if low > high:
+            raise ValueError(f"bar {text!r}: the range's low end is above its high end")
+        return Bar(text, "..", low, high)
+    raise ValueError(f"bar {text!r} is not one of '>= x', '<= x', '> x', '< x', '== x', '!= x', "
+                     "'low..high'")
 
-    started = time.perf_counter()
-    for name in _modules(argv):
-        importlib.import_module(f"bench.{name}").measure(report)
-    Path("bench-results.json").write_text(json.dumps({
-        "python": platform.python_version(),
+
+@dataclass
+class Figure:
+    """One reported figure and its verdict (``ok``, ``MISSED``, or ``-`` without a bar)."""
+
+    module: str
+    name: str
+    value: Any
+    unit: str
+    bar: str | None
+    verdict: str
+    error: str = ""
+
+    def as_dict(self) -> dict:
+        value = self.value
+        if isinstance(value, float) and not math.isfinite(value):
+            value = str(value)  # JSON has no NaN or infinity
+        return {"module": self.module, "name": self.name, "value": value, "unit": self.unit,
+                "bar": self.bar, "verdict": self.verdict, "error": self.error}
+
+
+def judge(module: str, name: object, value: object, unit: object, bar: object,
+          seen: set[str]) -> Figure:
+    """Turn one ``report(...)`` call into a `Figure`; a malformed report is a MISSED figure."""
+    name, unit = str(name), str(unit)
+    if bar is None:
+        figure = Figure(module, name, value, unit, None, NO_BAR)
+    else:
+        try:
+            parsed = parse_bar(bar)  # type: ignore[arg-type]
+        except ValueError as exc:
+            return Figure(module, name, value, unit, str(bar), MISSED, str(exc))
+        met = parsed.check(value)
+        error = "" if met or isinstance(value, (int, float)) else f"not a number: {value!r}"
+        figure = Figure(module, name, value, unit, str(bar), OK if met else MISSED, error)
+    if name in seen:
+        figure.verdict, figure.error = MISSED, "duplicate figure name: reported twice in one run"
+    seen.add(name)
+    return figure
+
+
+def shown(value: object) -> str:
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1e6 else f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
+class LoadMonitor:
+    """Samples the 1-minute load average before, during (every `interval` s) and after a run.
+
+    `getload` is ``os.getloadavg`` by default; where the OS has none, every sample is None and
+    the run counts as idle (nothing says otherwise).
+    """
+
+    def __init__(self, getload: Callable[[], Sequence[float]] | None = None,
+                 interval: float = LOAD_SAMPLE_SECONDS) -> None:
+        self._getload = getload or getattr(os, "getloadavg", None)
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.before: list[float] | None = None
+        self.after: list[float] | None = None
+        self.samples: list[float] = []
+
+    def _read(self) -> list[float] | None:
+        if self._getload is None:
+            return None
+        try:
+            return [round(float(x), 2) for x in self._getload()]
+        except OSError:
+            return None
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self._interval):
+            load = self._read()
+            if load is not None:
+                self.samples.append(load[0])
+
+    def __enter__(self) -> LoadMonitor:
+        self.before = self._read()
+        if self.before is not None:
+            self.samples.append(self.before[0])
+        self._thread = threading.Thread(target=self._sample, name="bench-load", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(self._interval + 1.0)
+        self.after = self._read()
+        if self.after is not None:
+            self.samples.append(self.after[0])
+
+    @property
+    def mean(self) -> float | None:
+        return sum(self.samples) / len(self.samples) if self.samples else None
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def machine_facts() -> dict:
+    """Cores (logical, physical, usable), Python, platform, gevent and greenlet versions."""
+    affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return {
+        "cores": {"logical": os.cpu_count(), "physical": physical_cores(), "usable": usable_cores(),
+                  "affinity": affinity},
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "platform": platform.platform(),
         "machine": platform.machine(),
-        "seconds": round(time.perf_counter() - started, 1),
-        "figures": results,
-    }, indent=2) + "\n")
-    return 0
+        "gevent": _version("gevent"),
+        "greenlet": _version("greenlet"),
+    }
+
+
+def discover() -> list[str]:
+    """The bench modules on disk: every ``bench/<name>.py`` without a leading underscore."""
+    import bench
+
+    return [m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_")]
+
+
+def order_modules(names: Iterable[str]) -> list[str]:
+    """`names` in `ORDER`, then the others alphabetically."""
+    return sorted(set(names), key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
+
+
+def _load(name: str) -> Callable[[Callable[..., None]], None]:
+    return importlib.import_module(f"bench.{name}").measure
+
+
+def run_bench(
+    modules: Sequence[tuple[str, Callable[[], Callable[[Callable[..., None]], None]]]],
+    *,
+    output: str | os.PathLike | None = DEFAULT_OUTPUT,
+    cores: int | None = None,
+    getload: Callable[[], Sequence[float]] | None = None,
+    load_interval: float = LOAD_SAMPLE_SECONDS,
+    echo: Callable[[str], None] = print,
+) -> int:
+    """Run each ``(name, loader)``: ``loader()`` returns the module's ``measure``; return the exit
+    code. A loader or `measure` that raises becomes a MISSED row and the run goes on."""
+    cores = cores or usable_cores()
+    figures: list[Figure] = []
+    seen: set[str] = set()
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    with LoadMonitor(getload, load_interval) as load:
+        for module, loader in modules:
+            def report(name: str, value: object, unit: str = "", bar: str | None = None,
+                       _module: str = module) -> None:
+                figure = judge(_module, name, value, unit, bar, seen)
+                figures.append(figure)
+                checked = ("" if figure.verdict == NO_BAR else
+                           f"  {figure.bar or 'no bar'}  {figure.verdict}")
+                echo(f"bench {figure.name}: {shown(figure.value)} {figure.unit}{checked}"
+                     f"{'  (' + figure.error + ')' if figure.error else ''}")
+
+            echo(f"== bench {module}")
+            module_started = time.perf_counter()
+            try:
+                loader()(report)
+            except Exception as exc:
+                message = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+                echo(traceback.format_exc().rstrip())
+                figures.append(Figure(module, f"{module} (module)", None, "", "no error", MISSED,
+                                      f"raised {message}"))
+                echo(f"bench {module}: MISSED (raised {message})")
+            timings[module] = round(time.perf_counter() - module_started, 1)
+    mean_load = load.mean
+    busy = mean_load is not None and mean_load >= cores
+    missed = [f for f in figures if f.verdict == MISSED]
+    for line in table(figures):
+        echo(line)
+    load_text = "unknown" if mean_load is None else f"{mean_load:.2f}"
+    if missed and busy:
+        verdict = (f"{len(missed)} bar(s) missed, but the machine was busy (load average "
+                   f"{load_text} over the run, {cores} usable cores): not a failure. Run "
+                   "`make bench` again on an idle machine.")
+    elif missed:
+        verdict = (f"{len(missed)} bar(s) MISSED on an idle machine (load average {load_text}, "
+                   f"{cores} usable cores): " + ", ".join(f.name for f in missed))
+    else:
+        verdict = (f"every bar met (load average {load_text}, {cores} usable cores"
+                   f"{', busy' if busy else ''})")
+    echo(verdict)
+    if output is not None:
+        results = {
+            **machine_facts(),
+            "usable_cores_judged": cores,
+            "load_average_before": load.before,
+            "load_average_after": load.after,
+            "load_average_mean_1min": None if mean_load is None else round(mean_load, 2),
+            "busy": busy,
+            "seconds": round(time.perf_counter() - started, 1),
+            "module_seconds": timings,
+            "missed": [f.name for f in missed],
+            "verdict": verdict,
+            "figures": [f.as_dict() for f in figures],
+        }
+        Path(output).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n",
+                                encoding="utf-8")
+    return 1 if missed and not busy else 0
+
+
+def table(figures: Sequence[Figure]) -> list[str]:
+    """The figures as aligned text columns: name, value, unit, bar, verdict (and any error)."""
+    rows = [("figure", "value", "unit", "bar", "verdict")]
+    rows += [(f.name, shown(f.value), f.unit, f.bar or NO_BAR,
+              f.verdict + (f"  {f.error}" if f.error else "")) for f in figures]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[4]
+             for row in rows]
+    return ["", lines[0], "-" * len(lines[0]), *lines[1:]]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("modules", nargs="*", help="bench modules to run (default: all)")
+    parser.add_argument("--output", default=DEFAULT_OUTPUT,
+                        help=f"where to write the results (default: {DEFAULT_OUTPUT})")
+    args = parser.parse_args(argv)
+    known = discover()
+    unknown = sorted(set(args.modules) - set(known))
+    if unknown:
+        parser.error(f"unknown bench module(s) {', '.join(unknown)}; known: "
+                     f"{', '.join(order_modules(known))}")
+    names = order_modules(args.modules or known)
+    return run_bench([(name, lambda name=name: _load(name)) for name in names],
+                     output=args.output)
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

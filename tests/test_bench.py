@@ -1,0 +1,168 @@
+"""`make bench`'s checker: bars parsed and checked, the table, the results file, the exit code.
+
+Only fake modules and figures here: no real benchmark runs in the test suite.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from bench.__main__ import (
+    MISSED,
+    NO_BAR,
+    OK,
+    LoadMonitor,
+    discover,
+    main,
+    order_modules,
+    parse_bar,
+    run_bench,
+)
+
+IDLE = (0.5, 0.5, 0.5)  # a 1-minute load average well under 2 usable cores
+BUSY = (6.0, 6.0, 6.0)
+
+
+@pytest.mark.parametrize(("bar", "value", "met"), [
+    (">= 1.85", 1.85, True), (">= 1.85", 1.849, False),
+    ("<= 1.3", 1.3, True), ("<= 1.3", 1.31, False),
+    ("< 0.4", 0.39, True), ("< 0.4", 0.4, False),
+    ("> 1", 1.01, True), ("> 1", 1, False),
+    ("== 0", 0, True), ("== 0", 1, False), ("== 1", True, True),
+    ("!= 0", 3, True), ("!= 0", 0.0, False),
+    ("0.8..1.2", 0.8, True), ("0.8..1.2", 1.2, True), ("0.8..1.2", 1.21, False),
+    ("0.8..1.2", 0.79, False), ("-1..1", -0.5, True),
+    ("  >=1e-3 ", 0.002, True), ("≤ 1.05", 1.06, False), ("≥ 2", 2, True),
+])
+def test_bars_are_parsed_and_checked(bar, value, met):
+    assert parse_bar(bar).check(value) is met
+
+
+@pytest.mark.parametrize("value", [math.nan, None, "1.0", [1.0]])
+def test_a_value_that_is_not_a_number_never_meets_a_bar(value):
+    assert parse_bar("<= 1e9").check(value) is False
+    assert parse_bar("0..1e9").check(value) is False
+
+
+@pytest.mark.parametrize("bar", ["", "1.3", "=> 1", "<= ", "within 0.8-1.2", "1.2..0.8",
+                                 ">= one", "0.8...1.2", 1.3])
+def test_unreadable_bars_are_refused_with_what_is_accepted(bar):
+    with pytest.raises(ValueError, match="bar"):
+        parse_bar(bar)
+
+
+def fake(*figures, raises: Exception | None = None):
+    """A fake bench module: `measure(report)` reports `figures`, then maybe raises."""
+    def measure(report):
+        for figure in figures:
+            report(*figure)
+        if raises is not None:
+            raise raises
+    return lambda: measure
+
+
+def run(modules, tmp_path, load=IDLE, cores=2):
+    lines: list[str] = []
+    code = run_bench(list(modules.items()), output=tmp_path / "results.json", cores=cores,
+                     getload=lambda: load, load_interval=0.01, echo=lines.append)
+    return code, "\n".join(lines), json.loads((tmp_path / "results.json").read_text())
+
+
+def test_every_bar_met_exits_0_and_the_table_lists_every_figure(tmp_path):
+    code, out, results = run({
+        "a": fake(("speedup", 1.9, "x serial", ">= 1.85"), ("start_ms", 6.0, "ms")),
+        "b": fake(("vs_bare", 1.1, "x bare", "0.8..1.2")),
+    }, tmp_path)
+    assert code == 0
+    assert "every bar met" in out
+    rows = out[out.index("figure"):].splitlines()
+    assert [r.split()[0] for r in rows[2:5]] == ["speedup", "start_ms", "vs_bare"]
+    assert rows[2].split()[-1] == OK and rows[3].split()[-1] == NO_BAR
+    assert [(f["name"], f["bar"], f["verdict"]) for f in results["figures"]] == [
+        ("speedup", ">= 1.85", OK), ("start_ms", None, NO_BAR), ("vs_bare", "0.8..1.2", OK)]
+
+
+def test_a_missed_bar_on_an_idle_machine_exits_non_zero(tmp_path):
+    code, out, results = run({"a": fake(("speedup", 1.5, "x serial", ">= 1.85"),
+                                        ("fine", 1.0, "x", "<= 1.3"))}, tmp_path)
+    assert code != 0
+    assert "MISSED on an idle machine" in out and "speedup" in out.splitlines()[-1]
+    assert results["missed"] == ["speedup"] and results["busy"] is False
+
+
+def test_a_missed_bar_on_a_busy_machine_says_so_and_exits_0(tmp_path):
+    code, out, results = run({"a": fake(("speedup", 1.5, "x serial", ">= 1.85"))}, tmp_path,
+                             load=BUSY)
+    assert code == 0
+    assert "busy" in out.splitlines()[-1]
+    assert results["busy"] is True and results["missed"] == ["speedup"]
+    assert results["load_average_before"] == list(BUSY) == results["load_average_after"]
+
+
+def test_busy_means_load_at_or_above_the_usable_cores(tmp_path):
+    figures = {"a": fake(("speedup", 1.5, "x serial", ">= 1.85"))}
+    assert run(figures, tmp_path, load=(3.9, 0, 0), cores=4)[0] != 0
+    assert run(figures, tmp_path, load=(4.0, 0, 0), cores=4)[0] == 0
+
+
+def test_a_module_that_raises_is_missed_and_the_run_goes_on(tmp_path):
+    code, out, results = run({
+        "broken": fake(("first", 1.0, "x", "<= 2"), raises=RuntimeError("no such demo")),
+        "unimportable": lambda: (_ for _ in ()).throw(ImportError("cannot import name 'x'")),
+        "after": fake(("later", 1.0, "x", "<= 2")),
+    }, tmp_path)
+    assert code != 0
+    by_name = {f["name"]: f for f in results["figures"]}
+    assert by_name["first"]["verdict"] == OK and by_name["later"]["verdict"] == OK
+    assert by_name["broken (module)"]["verdict"] == MISSED
+    assert "RuntimeError: no such demo" in by_name["broken (module)"]["error"]
+    assert "ImportError" in by_name["unimportable (module)"]["error"]
+    assert set(results["missed"]) == {"broken (module)", "unimportable (module)"}
+
+
+def test_bad_reports_are_missed_not_crashes(tmp_path):
+    code, _, results = run({"a": fake(("nan", math.nan, "x", "<= 1"),
+                                      ("bad_bar", 1.0, "x", "within 0.8-1.2"),
+                                      ("twice", 1.0, "x"), ("twice", 1.0, "x"))}, tmp_path)
+    verdicts = [(f["name"], f["verdict"]) for f in results["figures"]]
+    assert verdicts == [("nan", MISSED), ("bad_bar", MISSED), ("twice", NO_BAR),
+                        ("twice", MISSED)]
+    assert results["figures"][0]["value"] == "nan"  # JSON has no NaN: written as text
+    assert "duplicate" in results["figures"][3]["error"]
+    assert code != 0
+
+
+def test_the_results_file_describes_the_machine(tmp_path):
+    _, _, results = run({"a": fake(("x", 1, "x"))}, tmp_path)
+    cores = results["cores"]
+    assert cores["usable"] >= 1 and cores["logical"] >= cores["usable"]
+    assert cores["affinity"] is None or len(cores["affinity"]) == cores["usable"]
+    for key in ("python", "platform", "gevent", "greenlet", "load_average_mean_1min",
+                "module_seconds"):
+        assert key in results
+    assert results["gevent"] and results["greenlet"]  # both installed with the course
+
+
+def test_no_load_average_counts_as_idle():
+    with LoadMonitor(lambda: (_ for _ in ()).throw(OSError("no load average")), 0.01) as load:
+        pass
+    assert load.before is None and load.mean is None
+
+
+def test_modules_run_in_course_order_then_the_others():
+    assert order_modules(["zeta", "dask", "crawler", "foundation", "alpha", "coroutines",
+                          "pools", "ipc", "processes"]) == [
+        "foundation", "processes", "pools", "coroutines", "ipc", "crawler", "dask",
+        "alpha", "zeta"]
+    assert {"foundation", "processes", "pools", "coroutines"} <= set(discover())
+
+
+def test_an_unknown_module_is_refused_before_anything_runs(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["no_such_module", "--output", str(tmp_path / "r.json")])
+    assert exited.value.code == 2
+    assert "no_such_module" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
