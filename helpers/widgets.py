@@ -39,7 +39,7 @@ from matplotlib.figure import Figure
 
 from helpers.course import check_choice, check_float, check_int
 
-__all__ = ["Choice", "Float", "Int", "Panel"]
+__all__ = ["Choice", "Demo", "Float", "Int", "Panel", "Progress", "no_progress"]
 
 _FIGSIZE = (11, 4)  # inches: fills a notebook column; 12 pt text reads on a projector
 _DPI = 90
@@ -104,6 +104,10 @@ class Choice:
         return check_choice(self.name, value, list(self.options))
 
 
+# The one progress protocol of the course: a demo calls ``progress(fraction, text)`` with a
+# fraction from 0 to 1 and a short status ("starting the pool…"); the panel moves its bar.
+Progress = Callable[[float, str], None]
+# demo(fig, progress, **values) -> a one-line summary (str) or None; draws on `fig`.
 Demo = Callable[..., Any]
 
 
@@ -209,6 +213,11 @@ class Panel:
 
     def __repr__(self) -> str:
         return f"Panel({self.title!r}, values={self.values}, runs={self.runs})"
+
+
+def no_progress(fraction: float, text: str | None = None) -> None:
+    """A `Progress` that shows nothing: for demos called from code, outside a panel."""
+    return None
 
 
 def _png(fig: Figure) -> bytes:
