@@ -4,7 +4,10 @@ counter's final value, the printed file), under fork, spawn and forkserver where
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -56,6 +59,7 @@ def test_count_lines_tells_whole_from_broken():
 
 
 def test_printing_is_garbled_without_a_lock_and_whole_with_one(start_method):
+    files_before = set(Path(tempfile.gettempdir()).glob("cc-ch03-print-*"))
     garbled = _until(lambda: print_demo(3, 1000, start_method=start_method),
                      lambda r: r.broken > 0)
     assert garbled.broken > 0, "no line broken in three runs of 3 workers × 1000 lines"
@@ -63,6 +67,7 @@ def test_printing_is_garbled_without_a_lock_and_whole_with_one(start_method):
     clean = print_demo(3, 1000, locked=True, start_method=start_method)
     assert (clean.whole, clean.broken, clean.missing) == (3000, 0, 0)
     assert clean.text.count("\n") == 3000
+    assert set(Path(tempfile.gettempdir()).glob("cc-ch03-print-*")) == files_before
 
 
 # -- lost updates -----------------------------------------------------------------------------
@@ -263,3 +268,21 @@ def test_plot_count_draws_counted_and_lost():
     heights = [bar.get_height() for bar in axes[0].patches]
     assert heights == [result.final, result.lost]
     assert len(axes[1].collections) >= 1  # the two counting spans
+
+
+def test_a_worker_that_dies_before_the_start_releases_the_others(monkeypatch):
+    import helpers.chapters.ch03_locks.workers as workers_module
+
+    started = time.perf_counter()
+    with Workers("fork") as w:
+        w.add(take_turns, w.ctx.Lock(), 1, 0.01, 0.01)
+        w.add(take_turns, w.ctx.Lock(), 1, 0.01, 0.01)
+        real_child = workers_module._child
+        # Under fork the child runs this patched target: worker 1 dies before the barrier.
+        monkeypatch.setattr(workers_module, "_child", lambda results, barrier, index, *rest:
+                            os._exit(3) if index == 0 else real_child(results, barrier, index,
+                                                                      *rest))
+        w.run(30)
+    assert w.errors[0] == "died without reporting (exit code 3)"
+    assert "BrokenBarrierError" in w.errors[1]
+    assert time.perf_counter() - started < 10  # not the workers' 20 s barrier timeout

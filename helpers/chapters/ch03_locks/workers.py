@@ -177,6 +177,9 @@ class Workers:
             except queue_module.Empty:
                 pending.discard(index)
                 self.errors[index] = f"died without reporting (exit code {code})"
+                # The others may still wait for it at the start: let them go (they report a
+                # BrokenBarrierError) instead of waiting out their timeout.
+                self._barrier.abort()
                 continue
             late_index, value, error, recording = late
             pending.discard(late_index)
