@@ -1,0 +1,62 @@
+"""Chapter 02: how separate processes share data, measured byte by byte.
+
+Processes do not share memory, so every byte that crosses between them goes through a go-between.
+The modules, in the order the chapter uses them::
+
+    visibility         a child changes a global: the parent never sees it (fork: copy-on-write
+                       pages; spawn / forkserver: the module imported afresh)
+    channels           Queue = pipe + feeder thread + locks; what crosses (pickled bytes, a new
+                       object), the join-before-drain deadlock, what cannot be pickled, Pipe ends,
+                       ping-pong round trips, the cost of pickling by payload
+    throughput         one sender, one receiver, four channels (Queue, Pipe, shared memory ring,
+                       Manager) and memcpy: throughput by message size, both ends on a timeline
+    shared             Value/Array and their lock, SharedMemory + numpy, ShareableList, who
+                       unlinks, the resource tracker's warning, Manager proxies; cost per access
+    producer_consumer  N producers × M consumers over one Queue with sentinels, every message
+                       counted and checked
+    views              the plots and `make_panel()`
+    _common            `started` (children that always stop), `run_children`, `SpanLog`, `Table`
+
+    kernel ──Process(target=helpers function, args=(queue, ...))──> child
+       ▲                                                              │
+       └──────────── pickled bytes through a pipe, or pages of shared memory ◄┘
+"""
+
+import importlib
+from typing import Any
+
+# Each public name and the module that defines it. Imported on first use (PEP 562): a child
+# process unpickling `helpers.chapters.ch02_ipc.channels.echo` imports this package first, and
+# should not pay for matplotlib and ipywidgets, which only the views need.
+_WHERE = {
+    "channels": None, "producer_consumer": None, "shared": None,
+    "throughput": None, "views": None, "visibility": None,
+    "pickle_failures": "channels", "pickling_costs": "channels", "queue_anatomy": "channels",
+    "round_trips": "channels", "run_feeder_error": "channels",
+    "SIZE_NAMES": "_common", "Table": "_common", "format_bytes": "_common",
+    "format_rate": "_common",
+    "parse_size": "_common", "started": "_common",
+    "PipelineRun": "producer_consumer", "run_pipeline": "producer_consumer",
+    "access_costs": "shared", "leak_warning": "shared", "per_mib_costs": "shared",
+    "share_array_demo": "shared",
+    "CHANNELS": "throughput", "SWEEP_SIZES": "throughput", "Sweep": "throughput",
+    "TransferRun": "throughput", "measure_memcpy": "throughput", "sweep": "throughput",
+    "transfer": "throughput",
+    "make_panel": "views", "plot_pipeline": "views", "plot_sweep": "views",
+    "plot_transfer": "views",
+    "compare_start_methods": "visibility", "copy_on_write": "visibility",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f"{__name__}.{_WHERE[name] or name}")
+    value = module if _WHERE[name] is None else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

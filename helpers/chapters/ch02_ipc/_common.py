@@ -1,0 +1,303 @@
+"""What every part of chapter 02 shares: children that always stop, compact spans, sizes, tables.
+
+Two ways to run children, both leaving nothing behind::
+
+    with started(ctx.Process(target=f, args=(q,))) as p:     the notebook's own cells: start,
+        ... q.get(timeout=10) ...                             then on leaving join (bounded) and
+                                                              terminate/kill whatever is still alive
+    run_children([Child("sender", f, args), ...],             the measured demos: each child runs
+                 start_method=...)                            f(*args) -> TracedResult and reports
+      child i ──(i, TracedResult | Failure)──> results          once; the parent collects, watching
+      queue (pickled once)                      queue            for children that die silently
+                                              ──> Children(values, trace, seconds)
+
+A child's spans come from a `SpanLog`, which keeps them at the resolution a timeline can show,
+so 100,000 messages make a few hundred spans rather than 200,000.
+"""
+
+from __future__ import annotations
+
+import os
+import queue as queue_module
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from helpers.course import (
+    check_float,
+    check_int,
+    check_start_method,
+    check_timeout,
+    mp_context,
+    quiet_fork_warnings,
+)
+from helpers.runners.cleanup import close_queue, ignore_sigint, release_semaphores, stop_processes
+from helpers.runners.processes import explain_exitcode
+from helpers.runners.run import Failure
+from helpers.timeline import Recorder, Trace, TracedResult
+
+__all__ = [
+    "SIZE_NAMES",
+    "Child",
+    "Children",
+    "SpanLog",
+    "Table",
+    "format_bytes",
+    "format_rate",
+    "parse_size",
+    "run_children",
+    "started",
+]
+
+# The longest a chapter 02 demo should take is ~10 s; a wait 6× longer means something is stuck.
+DEFAULT_TIMEOUT_SECONDS = 60.0
+# How often a waiting parent checks for a child that died without reporting (killed, os._exit).
+_POLL_SECONDS = 0.05
+# A span log keeps time in bins of this size: a timeline of a 0.25–10 s run is drawn ~1,000 px
+# wide, 0.25 ms or more per pixel, so finer detail could not be seen; and a lane of a 10 s run
+# holds at most 40,000 spans.
+_BIN_NS = 250_000
+
+_UNITS = (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("B", 1))
+# The message sizes the chapter talks about, by name (the panel's choices).
+SIZE_NAMES = ("64 B", "1 KiB", "16 KiB", "256 KiB", "1 MiB", "4 MiB", "16 MiB", "64 MiB")
+
+
+def parse_size(name: str) -> int:
+    """``"16 KiB"`` -> 16384. Raises ValueError naming the parameter for anything else."""
+    try:
+        number, unit = str(name).split()
+        return int(number) * dict(_UNITS)[unit]
+    except (ValueError, KeyError):
+        raise ValueError(f"message_size must be one of {', '.join(SIZE_NAMES)}, "
+                         f"got {name!r}") from None
+
+
+# The largest amount the formatters accept: far above any size or rate one machine shows.
+_MAX_FORMATTED = 5e11
+
+
+def format_bytes(n: float) -> str:
+    """1048576 -> '1 MiB'; 1536 -> '1.5 KiB'."""
+    n = check_float("n", n, 0, _MAX_FORMATTED)
+    for unit, scale in _UNITS:
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n:.3g} B"
+
+
+def format_rate(bytes_per_second: float) -> str:
+    """Bytes per second in GB/s or MB/s (decimal: what bandwidth figures are quoted in)."""
+    bytes_per_second = check_float("bytes_per_second", bytes_per_second, 0, _MAX_FORMATTED)
+    if bytes_per_second >= 1e9:
+        return f"{bytes_per_second / 1e9:.3g} GB/s"
+    return f"{bytes_per_second / 1e6:.3g} MB/s"
+
+
+class Table(list):
+    """Rows (dicts with the same keys) that show as a table in a notebook and as text elsewhere."""
+
+    def _repr_html_(self) -> str:
+        import html
+
+        if not self:
+            return "<p>(no rows)</p>"
+        head = "".join(f"<th style='text-align:left'>{html.escape(str(k))}</th>" for k in self[0])
+        body = "".join(
+            "<tr>" + "".join(f"<td style='text-align:left'>{html.escape(str(v))}</td>"
+                             for v in row.values()) + "</tr>"
+            for row in self)
+        return f"<table><tr>{head}</tr>{body}</table>"
+
+    def __repr__(self) -> str:
+        if not self:
+            return "(no rows)"
+        keys = list(self[0])
+        cells = [[str(k) for k in keys]] + [[str(row[k]) for k in keys] for row in self]
+        widths = [max(len(r[i]) for r in cells) for i in range(len(keys))]
+        return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
+                         for r in cells)
+
+
+class SpanLog:
+    """The spans of one lane, kept at the timeline's resolution: cheap to call once per message.
+
+    Time is cut into bins of `bin_ns`; each bin is drawn as the kind that took most of it, and
+    neighbouring bins of one kind become one span. 100,000 messages thus give at most one span per
+    bin — what a 1,000-pixel timeline can show anyway — instead of 200,000.
+
+    >>> log = SpanLog("demo", bin_ns=1000)
+    >>> log.add("get", "wait", 0, 1200); log.add("work", "run", 1200, 1600)
+    >>> log.add("work", "run", 1600, 3000)
+    >>> [(e.kind, e.start_ns, e.end_ns) for e in log.recording().events]
+    [('wait', 0, 1000), ('run', 1000, 3000)]
+    """
+
+    def __init__(self, lane: str, *, bin_ns: int = _BIN_NS) -> None:
+        self.lane = f"{lane} [pid {os.getpid()}]"
+        self._bin_ns = check_int("bin_ns", bin_ns, 1, 10**10)
+        self._bins: dict[int, dict[str, int]] = {}  # bin -> kind -> ns spent in it
+        self._edges: dict[int, list[int]] = {}  # bin -> [first ns recorded, last ns recorded]
+        self._labels: dict[str, str] = {}  # kind -> the label last seen for it
+
+    def add(self, label: str, kind: str, start_ns: int, end_ns: int) -> None:
+        self._labels[kind] = label
+        size = self._bin_ns
+        index = start_ns // size
+        while True:
+            stop = min(end_ns, (index + 1) * size)
+            kinds = self._bins.setdefault(index, {})
+            kinds[kind] = kinds.get(kind, 0) + stop - start_ns
+            edges = self._edges.setdefault(index, [start_ns, stop])
+            edges[0], edges[1] = min(edges[0], start_ns), max(edges[1], stop)
+            if stop >= end_ns:
+                return
+            start_ns, index = stop, index + 1
+
+    @contextmanager
+    def span(self, label: str, kind: str = "run") -> Iterator[None]:
+        start = time.perf_counter_ns()
+        try:
+            yield
+        finally:
+            self.add(label, kind, start, time.perf_counter_ns())
+
+    def recording(self) -> Trace:
+        spans: list[list[Any]] = []  # [kind, start, end]
+        for index in sorted(self._bins):
+            kinds = self._bins[index]
+            kind = max(kinds, key=kinds.__getitem__)
+            first, last = self._edges[index]
+            if spans and spans[-1][0] == kind and spans[-1][2] >= first:
+                spans[-1][2] = last
+            else:
+                spans.append([kind, first, last])
+        recorder = Recorder(self.lane, cpus=False)
+        for kind, start, end in spans:
+            recorder.add(self._labels[kind], kind, start, end)
+        return recorder.recording()
+
+
+# -- the notebook's own children -------------------------------------------------------------------
+@contextmanager
+def started(*processes: Any, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> Iterator[Any]:
+    """Start `processes`; on leaving, join them (at most `timeout` s in all), then stop any left.
+
+    Yields the process (or the tuple of them). Whatever happens in the block — an error, a
+    ``KeyboardInterrupt`` — no child outlives it.
+    """
+    timeout = check_timeout("timeout", timeout)
+    begun: list[Any] = []
+    try:
+        with quiet_fork_warnings("fork"):  # a no-op for spawn and forkserver children
+            for process in processes:
+                process.start()
+                begun.append(process)
+        yield processes[0] if len(processes) == 1 else processes
+        deadline = time.perf_counter() + timeout
+        for process in begun:
+            process.join(max(0.0, deadline - time.perf_counter()))
+    finally:
+        stop_processes(begun)
+
+
+# -- measured demos: children that report once -----------------------------------------------------
+@dataclass(frozen=True)
+class Child:
+    """One child to run: its lane name, a top-level function and its arguments."""
+
+    lane: str
+    fn: Callable[..., Any]
+    args: tuple = ()
+
+
+@dataclass
+class Children:
+    """What `run_children` brings back: each child's value (by lane), the joint trace, the time."""
+
+    values: dict[str, Any]
+    trace: Trace
+    seconds: float
+    start_method: str
+    failures: dict[str, Failure] = field(default_factory=dict)
+
+    def raise_failures(self) -> None:
+        """Raise a RuntimeError that quotes the first child failure, if any child failed."""
+        for lane, failure in self.failures.items():
+            raise RuntimeError(f"{lane} failed: {failure}\n{failure.traceback_text}")
+
+
+def _child_main(results: Any, index: int, fn: Callable[..., Any], args: tuple) -> None:
+    ignore_sigint()  # the kernel's interrupt reaches the whole group; the parent decides
+    try:
+        report: Any = fn(*args)
+        if not isinstance(report, TracedResult):
+            report = TracedResult(report, Trace())
+    except Exception as exc:
+        report = Failure.from_exception(exc, traceback.format_exc())
+    results.put((index, report))
+
+
+def run_children(children: Sequence[Child], *, start_method: str | None = None,
+                 timeout: float = DEFAULT_TIMEOUT_SECONDS, ctx: Any = None) -> Children:
+    """Run each child's ``fn(*args)`` in its own process, all at once; collect what each returns.
+
+    `fn` returns a `TracedResult` (its value and its spans) or a plain value. A child that raises
+    or dies comes back in ``failures``; on a timeout or an interrupt every child is stopped first.
+    """
+    start_method = check_start_method(start_method)
+    timeout = check_timeout("timeout", timeout)
+    ctx = ctx or mp_context(start_method)
+    results = ctx.Queue()
+    processes: list[Any] = []
+    reports: dict[int, Any] = {}
+    began = time.perf_counter()
+    try:
+        with quiet_fork_warnings(start_method):
+            for index, child in enumerate(children):
+                process = ctx.Process(target=_child_main, args=(results, index, child.fn,
+                                                                child.args), name=child.lane)
+                process.start()
+                processes.append(process)
+        _collect(results, processes, reports, began + timeout)
+        for process in processes:
+            process.join(max(0.0, began + timeout - time.perf_counter()))
+        seconds = time.perf_counter() - began
+    finally:
+        stop_processes(processes)
+        close_queue(results)
+        release_semaphores(results)
+    out = Children({}, Trace(), seconds, start_method)
+    for index, report in sorted(reports.items()):
+        lane = children[index].lane
+        if isinstance(report, TracedResult):
+            out.values[lane] = report.value
+            out.trace.extend(report.recording)
+        else:
+            out.failures[lane] = report
+    return out
+
+
+def _collect(results: Any, processes: Sequence[Any], reports: dict[int, Any],
+             deadline: float) -> None:
+    """One report per child; a child that died without one gets a `Failure` saying how."""
+    while len(reports) < len(processes):
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"{len(processes) - len(reports)} of {len(processes)} children "
+                               "did not report in time")
+        try:
+            index, report = results.get(timeout=_POLL_SECONDS)
+            reports[index] = report
+            continue
+        except queue_module.Empty:
+            pass
+        for index, process in enumerate(processes):
+            if index not in reports and process.exitcode is not None:
+                try:  # a report written just before the exit may still be in the pipe
+                    late, report = results.get(timeout=_POLL_SECONDS)
+                    reports[late] = report
+                except queue_module.Empty:
+                    reports[index] = Failure("ProcessDied", explain_exitcode(process.exitcode))

@@ -1,0 +1,207 @@
+"""Sharing without copying — Value/Array, shared_memory, ShareableList — and sharing by asking,
+through a Manager. What each costs per access and per MiB, measured side by side::
+
+    Value('i') / Array('d', n)   ctypes objects in a shared mmap; each .value / [i] access takes
+                                 the object's lock (get_lock()) unless made with lock=False
+    SharedMemory(create=True)    a named block in /dev/shm; np.ndarray(buffer=shm.buf) is an array
+      └─ another process         SharedMemory(name) maps the same pages: no copy at all
+      └─ who unlinks             the creator, once, after everyone closed (else the block outlives
+                                 the program, and the resource tracker warns when it cleans up)
+    ShareableList([...])         a fixed-length list of int/float/bool/str/bytes/None in a block
+    Manager()                    a server process; d = m.dict() is a proxy: every d[k] = v is a
+                                 message to the server and a reply (a round trip)
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from multiprocessing import shared_memory
+from typing import Any
+
+import numpy as np
+
+from helpers.course import check_float, check_int, check_start_method, check_timeout, mp_context
+from helpers.runners.cleanup import release_semaphores, unlink_shared_memory
+
+from ._common import Table, format_bytes, started
+
+__all__ = ["access_costs", "leak_warning", "per_mib_costs", "share_array_demo"]
+
+_BATCHES = 5  # access costs: the best of this many batches
+# The program `leak_warning` runs: it makes a block and exits without unlinking it.
+_LEAKER = """
+from multiprocessing import shared_memory
+block = shared_memory.SharedMemory(create=True, size=1 << 20)
+print(block.name, flush=True)
+block.close()   # closed, but nobody unlinks it
+"""
+
+
+# -- workers: the targets of the chapter's Process calls (module level, so every start method finds
+# them; not in __all__, as nothing in this process calls them) -----------------------------------
+def bump(counter: Any, numbers: Any, times: int) -> None:
+    """Add 1 to a shared Value and to every item of a shared Array, `times` times, under their
+    locks (``+=`` is a read then a write: without the lock another process can come between)."""
+    for _ in range(times):
+        with counter.get_lock():
+            counter.value += 1
+        with numbers.get_lock():
+            for i in range(len(numbers)):
+                numbers[i] += 1
+
+
+def fill_block(name: str, shape: tuple, dtype: str, value: float) -> None:
+    """Attach to the block `name`, view it as an array, fill it with `value`, detach."""
+    block = shared_memory.SharedMemory(name=name)
+    try:
+        array = np.ndarray(shape, dtype, buffer=block.buf)
+        array[:] = value
+        del array  # a view still alive would make close() raise BufferError
+    finally:
+        block.close()  # detach only: the creator unlinks
+
+
+def change_shareable_list(name: str) -> None:
+    """Attach to a ShareableList by name and change two of its items."""
+    items = shared_memory.ShareableList(name=name)
+    try:
+        items[0] = items[0] + 1
+        items[2] = "child"  # a str may not be longer than the one it replaces (8-byte slots)
+    finally:
+        items.shm.close()
+
+
+def update_managed(shared_dict: Any, shared_list: Any) -> None:
+    """Change a Manager's dict and list through their proxies: the server holds the change."""
+    shared_dict["changed by"] = f"child {os.getpid()}"
+    shared_list.append("from the child")
+
+
+# -- the resource tracker's warning, in a program of its own --------------------------------------
+def leak_warning(timeout: float = 30.0) -> dict[str, str]:
+    """Run a separate Python program that leaves a block linked; return what its exit printed.
+
+    A separate program, not a multiprocessing child: a child shares the kernel's resource tracker,
+    which would only complain when the kernel exits. If the tracker did not remove the block,
+    it is unlinked here, so nothing is left in /dev/shm either way.
+    """
+    timeout = check_timeout("timeout", timeout)
+    done = subprocess.run([sys.executable, "-c", _LEAKER], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    name = done.stdout.strip()
+    still_there = bool(name) and os.path.exists(f"/dev/shm/{name}")
+    if still_there:  # pragma: no cover - the tracker removes it on Linux
+        block = shared_memory.SharedMemory(name=name)
+        unlink_shared_memory(block)
+    warning = [line.strip() for line in done.stderr.splitlines() if "leaked" in line]
+    return {"block": name, "its program printed on exit": warning[0] if warning else "(nothing)",
+            "still in /dev/shm afterwards": "yes (unlinked now)" if still_there else
+            "no: the tracker unlinked it"}
+
+
+# -- what each way of sharing costs ----------------------------------------------------------------
+def _per_call_ns(fn: Callable[[int], Any], calls: int) -> float:
+    """Nanoseconds per call: the best of `_BATCHES` batches (the least disturbed on a busy box)."""
+    best = float("inf")
+    per_batch = max(1, calls // _BATCHES)
+    for _ in range(_BATCHES):
+        t = time.perf_counter_ns()
+        for i in range(per_batch):
+            fn(i)
+        best = min(best, (time.perf_counter_ns() - t) / per_batch)
+    return best
+
+
+def access_costs(accesses: int = 20_000, *, start_method: str | None = None) -> Table:
+    """The cost of one read or write of one small item, for each way of sharing it."""
+    check_int("accesses", accesses, 100, 1_000_000)
+    ctx = mp_context(check_start_method(start_method))
+    plain: dict[str, int] = {}
+    value, raw = ctx.Value("q", 0), ctx.Value("q", 0, lock=False)
+    block = shared_memory.SharedMemory(create=True, size=8 * 1024)
+    views = [np.ndarray((1024,), np.int64, buffer=block.buf)]  # a list: emptied before close()
+    lock = value.get_lock()
+    rows = Table()
+
+    def add(what: str, shared: str, fn: Callable[[int], Any], calls: int = accesses) -> None:
+        ns = _per_call_ns(fn, calls)
+        rows.append({"one access": what, "shared with other processes": shared,
+                     "cost": f"{ns / 1000:.2f} µs" if ns >= 1000 else f"{ns:.0f} ns"})
+
+    def set_item(i: int) -> None:
+        plain["k"] = i
+
+    def set_value(i: int) -> None:
+        value.value = i
+
+    def set_raw(i: int) -> None:
+        raw.value = i
+
+    def locked_add(i: int) -> None:
+        with lock:
+            raw.value += 1
+
+    def set_array(i: int) -> None:
+        views[0][i & 1023] = i
+
+    try:
+        add("d['k'] = i on a plain dict", "no (the baseline)", set_item)
+        add("v.value = i, Value('q') (takes its lock)", "yes", set_value)
+        add("v.value = i, Value('q', lock=False)", "yes", set_raw)
+        add("with lock: v.value += 1", "yes", locked_add)
+        add("a[i] = i, numpy array on SharedMemory", "yes", set_array)
+        manager = ctx.Manager()
+        try:
+            shared = manager.dict()
+            calls = max(100, accesses // 50)  # a round trip costs ~50× more: fewer calls
+
+            def set_managed(i: int) -> None:
+                shared["k"] = i
+
+            def get_managed(i: int) -> int:
+                return shared["k"]
+
+            add("d['k'] = i on a Manager dict", "yes, by a round trip", set_managed, calls)
+            add("d['k'] read from a Manager dict", "yes, by a round trip", get_managed, calls)
+        finally:
+            manager.shutdown()
+    finally:
+        views.clear()  # no numpy view may outlive the mapping
+        unlink_shared_memory(block)
+        release_semaphores(value)
+    return rows
+
+
+def per_mib_costs(rates: dict[str, float]) -> Table:
+    """Milliseconds per MiB moved, from throughputs in bytes per second (e.g. a Sweep at 1 MiB)."""
+    if not isinstance(rates, dict) or not rates:
+        raise ValueError(f"rates must be a non-empty dict of channel name -> bytes per second, "
+                         f"got {rates!r}")
+    for channel, rate in rates.items():
+        check_float(f"rates[{channel!r}]", rate, 1.0, 1e13)
+    rows = Table()
+    for channel, rate in sorted(rates.items(), key=lambda item: -item[1]):
+        rows.append({"channel": channel, "per MiB": f"{(1 << 20) / rate * 1e3:.3f} ms",
+                     "throughput": f"{rate / 1e9:.3g} GB/s"})
+    return rows
+
+
+def share_array_demo(shape: tuple = (1000, 1000), *, start_method: str | None = None) -> dict:
+    """A child fills a numpy array that lives in shared memory; the kernel sees it, uncopied."""
+    ctx = mp_context(check_start_method(start_method))
+    block = shared_memory.SharedMemory(create=True, size=int(np.prod(shape)) * 8)
+    try:
+        array = np.ndarray(shape, np.float64, buffer=block.buf)
+        array[:] = 0.0
+        with started(ctx.Process(target=fill_block, args=(block.name, shape, "float64", 7.0))):
+            pass
+        result = {"block": block.name, "size": format_bytes(block.size),
+                  "kernel sees": float(array.mean())}
+        del array
+        return result
+    finally:
+        unlink_shared_memory(block)

@@ -1,0 +1,414 @@
+"""Moving bytes between two processes: four channels, one interface, measured against memcpy.
+
+Every channel has the same two ends, so one sender and one receiver measure all of them::
+
+    sender process                                               receiver process
+    --------------                                               ----------------
+    barrier.wait()  ─────────── both start the clock together ──  barrier.wait()
+    t0 = now
+    for each message:                                             for each message:
+      end.wait_send()   "wait"  (shared memory: a free slot)        end.wait_recv()  "wait"
+      end.send(data)    "send"  ─────── the channel ───────>        end.recv()       "send"
+                                                                  t1 = now
+    throughput = bytes / (t1 - t0)       memcpy: numpy.copyto of the same sizes, in the kernel
+
+    Queue          put() hands the object to a feeder thread, which pickles it and writes the
+                   bytes into a pipe; get() reads them and unpickles a new object
+    Pipe           send_bytes()/recv_bytes(): the bytes through an OS pipe, no pickling
+    shared memory  a ring of slots in one SharedMemory block and two semaphores (free, full):
+                   the sender copies into a slot, the receiver copies out of it
+    Manager        a queue in the manager's server process: every put and get is a round trip
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from multiprocessing import shared_memory
+from typing import Any
+
+import numpy as np
+
+from helpers.course import check_choice, check_int, check_start_method, mp_context
+from helpers.runners.cleanup import release_semaphores, unlink_shared_memory
+from helpers.timeline import Trace, TracedResult
+
+from ._common import DEFAULT_TIMEOUT_SECONDS, Child, SpanLog, run_children
+
+__all__ = [
+    "CHANNELS",
+    "SWEEP_SIZES",
+    "Sweep",
+    "TransferRun",
+    "measure_memcpy",
+    "sweep",
+    "transfer",
+]
+
+CHANNELS = ("Queue", "Pipe", "shared memory", "Manager")
+# 64 B to 64 MiB in steps of 4: from "one small record" to "a large array", 11 points a decade
+# and a half apart on a log axis.
+SWEEP_SIZES = tuple(64 * 4**k for k in range(11))
+# A message this large or larger goes through a ring of 2 slots (2 × 64 MiB of /dev/shm at most);
+# smaller ones get 4 slots, so the sender can run ahead of the receiver (measured here: more
+# slots than that only spread the copies over more cache).
+_BIG_MESSAGE = 4 << 20
+_SLOTS_SMALL, _SLOTS_BIG = 4, 2
+# One channel operation waits at most this long: a peer that died is noticed instead of awaited.
+_OP_TIMEOUT_SECONDS = 30.0
+# The most messages and bytes one transfer may move: a typo must not fill the reader's memory or
+# keep a cell busy for minutes (2 GiB at ~0.5 GB/s through a Pipe is ~4 s).
+MAX_MESSAGES = 200_000
+MAX_TOTAL_BYTES = 2 << 30
+MAX_MESSAGE_BYTES = 128 << 20  # one message: room for the exercise's 100 MiB array
+_MAX_SENDERS = 8
+_PAGE = 4096  # bytes: touching one byte per page maps the page
+
+
+# -- the four channels, one interface -------------------------------------------------------------
+class _QueueEnd:
+    def __init__(self, queue: Any) -> None:
+        self.queue = queue
+
+    def wait_send(self) -> bool:
+        return True  # an unbounded Queue never blocks put(): the feeder thread buffers
+
+    def send(self, data: Any) -> None:
+        self.queue.put(data)
+
+    def wait_recv(self) -> bool:
+        # Waiting for data apart from reading it, to draw them apart: concurrent.futures waits on
+        # the same internal connection of its result queue.
+        return self.queue._reader.poll(_OP_TIMEOUT_SECONDS)
+
+    def recv(self) -> int:
+        return len(self.queue.get(timeout=_OP_TIMEOUT_SECONDS))
+
+    def warm(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _PipeEnd:
+    def __init__(self, reader: Any, writer: Any) -> None:
+        self.reader, self.writer = reader, writer
+
+    def wait_send(self) -> bool:
+        return True  # send_bytes blocks while the OS pipe is full: that shows as "send"
+
+    def send(self, data: Any) -> None:
+        self.writer.send_bytes(data)
+
+    def wait_recv(self) -> bool:
+        return self.reader.poll(_OP_TIMEOUT_SECONDS)
+
+    def recv(self) -> int:
+        return len(self.reader.recv_bytes())
+
+    def warm(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _ShmRing:
+    """A ring of `slots` slots in one `SharedMemory` block; `free` and `full` count the slots."""
+
+    def __init__(self, ctx: Any, slot_bytes: int, slots: int) -> None:
+        self.slot_bytes, self.slots = slot_bytes, slots
+        self.shm = shared_memory.SharedMemory(create=True, size=slot_bytes * slots)
+        self.lengths = ctx.Array("q", slots, lock=False)  # bytes in each slot
+        self.free, self.full = ctx.Semaphore(slots), ctx.Semaphore(0)
+        self._reset()
+        self._view.fill(0)  # allocate every page now, not during the first messages
+
+    def _reset(self) -> None:
+        self._next = 0
+        self._view = np.ndarray((self.slots, self.slot_bytes), np.uint8, buffer=self.shm.buf)
+        self._out: np.ndarray | None = None
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        for name in ("_view", "_out", "_next"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._reset()
+
+    def warm(self) -> None:
+        """Map every page of the ring into this process, as a steady stream of messages would."""
+        int(self._view[:, ::_PAGE].sum())
+        self._out = np.ones(self.slot_bytes, np.uint8)
+
+    def wait_send(self) -> bool:
+        return self.free.acquire(timeout=_OP_TIMEOUT_SECONDS)
+
+    def send(self, data: Any) -> None:
+        slot, n = self._next, len(data)
+        self._view[slot, :n] = np.frombuffer(data, np.uint8)  # the one copy in
+        self.lengths[slot] = n
+        self._next = (slot + 1) % self.slots
+        self.full.release()
+
+    def wait_recv(self) -> bool:
+        return self.full.acquire(timeout=_OP_TIMEOUT_SECONDS)
+
+    def recv(self) -> int:
+        slot = self._next
+        n = self.lengths[slot]
+        if self._out is None:
+            self._out = np.empty(self.slot_bytes, np.uint8)
+        np.copyto(self._out[:n], self._view[slot, :n])  # the one copy out, then the slot is free
+        self._next = (slot + 1) % self.slots
+        self.free.release()
+        return int(n)
+
+    def close(self) -> None:
+        self._view = self._out = None  # no numpy view may outlive the mapping
+        self.shm.close()
+
+
+class _ManagerEnd(_QueueEnd):
+    def wait_recv(self) -> bool:
+        return True  # a proxy cannot wait without asking the server: get() does both
+
+    def recv(self) -> int:
+        return len(self.queue.get(timeout=_OP_TIMEOUT_SECONDS))
+
+
+@dataclass
+class _Channels:
+    """The send and receive end for each sender, and everything to release afterwards."""
+
+    kind: str
+    senders: list[Any]
+    receivers: list[Any]
+    owned: list[Any] = field(default_factory=list)
+
+    def close(self) -> None:
+        for ring in self.owned:
+            if isinstance(ring, _ShmRing):
+                ring._view = ring._out = None
+                unlink_shared_memory(ring.shm)
+        release_semaphores(*self.owned)
+
+
+def _open_channels(kind: str, ctx: Any, *, senders: int, sizes: Sequence[int],
+                  manager: Any = None) -> _Channels:
+    """Ends for each step of a plan: ``senders[step][i]`` sends to ``receivers[step][i]``.
+
+    Queue and Manager: one queue shared by every sender and step. Pipe: one pipe per sender.
+    Shared memory: one ring per sender and message size, each slot exactly one message long.
+    """
+    check_choice("channel", kind, CHANNELS)
+    steps = len(sizes)
+    if kind in ("Queue", "Manager"):
+        if kind == "Manager" and manager is None:
+            raise ValueError("channel 'Manager' needs manager=ctx.Manager(), started")
+        queue = ctx.Queue() if kind == "Queue" else manager.Queue()
+        end = _QueueEnd(queue) if kind == "Queue" else _ManagerEnd(queue)
+        return _Channels(kind, [[end] * senders] * steps, [[end]] * steps,
+                         [queue] if kind == "Queue" else [])
+    if kind == "Pipe":
+        ends = [_PipeEnd(*ctx.Pipe(duplex=False)) for _ in range(senders)]
+        return _Channels(kind, [ends] * steps, [ends] * steps)
+    channels = _Channels(kind, [], [])
+    try:
+        for size in sizes:
+            slots = _SLOTS_BIG if size >= _BIG_MESSAGE else _SLOTS_SMALL
+            rings = [_ShmRing(ctx, size, slots) for _ in range(senders)]
+            channels.owned.extend(rings)
+            channels.senders.append(rings)
+            channels.receivers.append(rings)
+    except BaseException:
+        channels.close()
+        raise
+    return channels
+
+
+# -- the two ends' loops (run in children) --------------------------------------------------------
+def _send_loop(name: str, ends: Sequence[Any], plan: Sequence[tuple[int, int]],
+               barrier: Any) -> TracedResult:
+    """For each (size, count): wait for the receiver, then send `count` messages of `size` bytes."""
+    log, starts = SpanLog(name), []
+    payload = np.random.default_rng(0).integers(0, 256, max(s for s, _ in plan), np.uint8)
+    try:
+        for end, (size, count) in zip(ends, plan):
+            data = payload[:size].tobytes()  # one bytes object per size, sent `count` times
+            end.warm()
+            barrier.wait(_OP_TIMEOUT_SECONDS)
+            starts.append(time.perf_counter_ns())
+            for _ in range(count):
+                t = time.perf_counter_ns()
+                if not end.wait_send():
+                    raise TimeoutError("no free slot: the receiver stopped reading")
+                u = time.perf_counter_ns()
+                end.send(data)
+                log.add("wait", "wait", t, u)
+                log.add(f"send {size} B", "send", u, time.perf_counter_ns())
+    finally:
+        for end in set(ends):
+            end.close()
+    return TracedResult(starts, log.recording())
+
+
+def _receive_loop(name: str, steps: Sequence[Sequence[Any]], plan: Sequence[tuple[int, int]],
+                  barrier: Any) -> TracedResult:
+    """For each (size, count): receive `count` messages from each end, round robin; time the end."""
+    log, ends_ns = SpanLog(name), []
+    try:
+        for ends, (size, count) in zip(steps, plan):
+            for end in ends:
+                end.warm()
+            barrier.wait(_OP_TIMEOUT_SECONDS)
+            for _ in range(count):
+                for end in ends:
+                    t = time.perf_counter_ns()
+                    if not end.wait_recv():
+                        raise TimeoutError("no message came: the sender stopped")
+                    u = time.perf_counter_ns()
+                    got = end.recv()
+                    log.add("wait", "wait", t, u)
+                    log.add(f"recv {size} B", "send", u, time.perf_counter_ns())
+                    if got != size:
+                        raise ValueError(f"received {got} bytes, expected {size}")
+            ends_ns.append(time.perf_counter_ns())
+    finally:
+        for end in {id(e): e for ends in steps for e in ends}.values():
+            end.close()
+    return TracedResult(ends_ns, log.recording())
+
+
+# -- measurements ------------------------------------------------------------------------------
+@dataclass
+class TransferRun:
+    """One channel at one or more sizes: bytes per second for each, and both ends' timeline."""
+
+    channel: str
+    plan: list[tuple[int, int]]  # (message size, messages per sender)
+    senders: int
+    rates: dict[int, float]  # message size -> bytes per second, all senders together
+    trace: Trace
+    seconds: float
+    start_method: str
+
+    def summary(self) -> str:
+        from ._common import format_bytes, format_rate
+
+        parts = [f"{format_bytes(s)}: {format_rate(r)}" for s, r in self.rates.items()]
+        return f"{self.channel} ({self.senders} sender(s)): " + ", ".join(parts)
+
+
+def _check_list(name: str, value: object) -> None:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
+        raise ValueError(f"{name} must be a non-empty list, got {value!r}")
+
+
+def _check_plan(plan: Sequence[tuple[int, int]], senders: int) -> list[tuple[int, int]]:
+    _check_list("plan", plan)
+    checked = []
+    for size, count in plan:
+        check_int("message_size", size, 1, MAX_MESSAGE_BYTES)
+        check_int("message_count", count, 1, MAX_MESSAGES)
+        if size * count * senders > MAX_TOTAL_BYTES:
+            raise ValueError(f"message_size × message_count × senders must be at most "
+                             f"{MAX_TOTAL_BYTES >> 30} GiB, got {size * count * senders} bytes")
+        checked.append((size, count))
+    if not checked:
+        raise ValueError("plan must hold at least one (message_size, message_count) pair")
+    return checked
+
+
+def transfer(channel: str = "Pipe", plan: Sequence[tuple[int, int]] = ((1 << 20, 16),), *,
+             senders: int = 1,
+             start_method: str | None = None,
+             timeout: float = DEFAULT_TIMEOUT_SECONDS) -> TransferRun:
+    """Send, for each ``(size, count)`` of `plan`, `count` messages of `size` bytes from each of
+    `senders` processes to one receiver process over `channel`; measure and record both ends."""
+    check_choice("channel", channel, CHANNELS)
+    check_int("senders", senders, 1, _MAX_SENDERS)
+    plan = _check_plan(plan, senders)
+    start_method = check_start_method(start_method)
+    ctx = mp_context(start_method)
+    manager = ctx.Manager() if channel == "Manager" else None
+    channels = None
+    try:
+        channels = _open_channels(channel, ctx, senders=senders, sizes=[s for s, _ in plan],
+                                 manager=manager)
+        barrier = ctx.Barrier(senders + 1)
+        children = [Child(f"sender {i + 1}", _send_loop,
+                          (f"sender {i + 1}", [step[i] for step in channels.senders], plan,
+                           barrier))
+                    for i in range(senders)]
+        children.append(Child("receiver", _receive_loop,
+                              ("receiver", channels.receivers, plan, barrier)))
+        ran = run_children(children, start_method=start_method, timeout=timeout, ctx=ctx)
+        release_semaphores(barrier)
+    finally:
+        if channels is not None:
+            channels.close()
+        if manager is not None:
+            manager.shutdown()
+    ran.raise_failures()
+    rates = {}
+    for k, (size, count) in enumerate(plan):
+        t0 = min(ran.values[f"sender {i + 1}"][k] for i in range(senders))
+        t1 = ran.values["receiver"][k]
+        rates[size] = size * count * senders / max(t1 - t0, 1) * 1e9
+    return TransferRun(channel, plan, senders, rates, ran.trace, ran.seconds, start_method)
+
+
+def measure_memcpy(size: int, count: int) -> float:
+    """Bytes per second of `count` ``numpy.copyto`` calls of `size` bytes, in this process."""
+    check_int("message_size", size, 1, MAX_MESSAGE_BYTES)
+    check_int("message_count", count, 1, MAX_MESSAGES)
+    src = np.random.default_rng(0).integers(0, 256, size, np.uint8)
+    dst = np.empty_like(src)
+    np.copyto(dst, src)  # touch the destination pages once, as a ring's slots are
+    t0 = time.perf_counter_ns()
+    for _ in range(count):
+        np.copyto(dst, src)
+    return size * count / max(time.perf_counter_ns() - t0, 1) * 1e9
+
+
+@dataclass
+class Sweep:
+    """Throughput of each channel (and memcpy) by message size, all measured in one run."""
+
+    sizes: list[int]
+    rates: dict[str, dict[int, float]]  # channel (or "memcpy") -> size -> bytes per second
+    runs: dict[str, TransferRun]
+    start_method: str
+
+    def ratio(self, channel: str, size: int) -> float:
+        """The channel's throughput as a fraction of memcpy's at `size`."""
+        return self.rates[channel][size] / self.rates["memcpy"][size]
+
+
+def messages_for(size: int, volume: int, *, least: int = 3, most: int = 2000) -> int:
+    """How many messages of `size` make about `volume` bytes (at least `least`, at most `most`)."""
+    return max(least, min(most, volume // size))
+
+
+def sweep(channels: Sequence[str] = ("Queue", "Pipe", "shared memory"),
+          sizes: Sequence[int] = SWEEP_SIZES, *, volume: int = 64 << 20,
+          start_method: str | None = None) -> Sweep:
+    """Every channel at every size, `volume` bytes or so each, plus memcpy of the same sizes."""
+    _check_list("channels", channels)
+    for channel in channels:
+        check_choice("channel", channel, CHANNELS)
+    _check_list("sizes", sizes)
+    check_int("volume", volume, 1 << 10, 1 << 30)
+    plan = [(check_int("message_size", s, 1, MAX_MESSAGE_BYTES), messages_for(s, volume))
+            for s in sizes]
+    start_method = check_start_method(start_method)
+    runs = {c: transfer(c, plan, start_method=start_method) for c in channels}
+    rates = {c: run.rates for c, run in runs.items()}
+    rates["memcpy"] = {size: measure_memcpy(size, count) for size, count in plan}
+    return Sweep([s for s, _ in plan], rates, runs, start_method)

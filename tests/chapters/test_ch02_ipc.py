@@ -1,0 +1,264 @@
+"""Chapter 02: what a child sees, what crosses a Queue, the deadlock, what cannot be pickled, the
+Pipe's ends, the channels' throughput and both ends' spans, shared memory, the Manager and the
+producer/consumer pipeline — each asserted from what the child processes really did, under fork,
+spawn and forkserver where the start method matters."""
+
+from __future__ import annotations
+
+import _thread
+import threading
+
+import pytest
+from matplotlib.figure import Figure
+
+from helpers.chapters.ch02_ipc import (
+    access_costs,
+    channels,
+    compare_start_methods,
+    copy_on_write,
+    leak_warning,
+    make_panel,
+    parse_size,
+    pickle_failures,
+    pickling_costs,
+    plot_pipeline,
+    plot_sweep,
+    round_trips,
+    run_feeder_error,
+    run_pipeline,
+    share_array_demo,
+    shared,
+    started,
+    sweep,
+    transfer,
+    visibility,
+)
+from helpers.chapters.ch02_ipc._common import SpanLog
+from helpers.course import mp_context
+
+
+# -- 1. what a child sees -----------------------------------------------------------------------
+def test_a_childs_change_never_reaches_the_kernel(start_method):
+    (row,) = compare_start_methods([start_method])
+    saw = row["the child saw ITEMS"]
+    assert saw == (["added by the kernel"] if start_method == "fork" else [])
+    assert row["the child's ITEMS after its change"][-1].startswith("added by the child")
+    assert row["the kernel's ITEMS afterwards"] == ["added by the kernel"]
+    assert visibility.ITEMS == []  # the demo took its own item back out
+
+
+def test_fork_copies_pages_only_when_written():
+    rows = {r["start method"]: r for r in copy_on_write(16)}
+    grew = {m: float(r["grew by"].split()[0]) for m, r in rows.items()}
+    assert "fork" in rows and rows["fork"]["the buffer in the child"].startswith("16 MiB")
+    assert grew["fork"] >= 12, rows["fork"]  # ~16 MiB of pages copied on write
+    for method in set(rows) - {"fork"}:
+        assert rows[method]["the buffer in the child"].startswith("none"), rows[method]
+        assert grew[method] < 4, rows[method]
+    assert visibility._BIG is None
+
+
+# -- 2. Queue ------------------------------------------------------------------------------------
+def test_a_queue_delivers_a_new_object_and_changes_do_not_come_back(start_method):
+    ctx = mp_context(start_method)
+    inbox, outbox = ctx.Queue(), ctx.Queue()
+    original = {"numbers": [1, 2, 3]}
+    with started(ctx.Process(target=channels.mutate_and_return, args=(inbox, outbox))):
+        inbox.put(original)
+        returned, child_id = outbox.get(timeout=30)
+    assert original == {"numbers": [1, 2, 3]}
+    assert returned == {"numbers": [1, 2, 3], "changed by": "the child"}
+    assert returned is not original and id(returned) != id(original)
+    assert isinstance(child_id, int)
+
+
+def test_joining_before_draining_waits_until_the_queue_is_read(start_method):
+    ctx = mp_context(start_method)
+    q = ctx.Queue()
+    p = ctx.Process(target=channels.put_big, args=(q, 1_000_000))
+    with started(p):
+        p.join(timeout=1.0)
+        assert p.exitcode is None  # its function returned, but its 1 MB is still in the feeder
+        data = q.get(timeout=30)
+        p.join(timeout=30)
+    assert p.exitcode == 0 and len(data) == 1_000_000
+    q.close()
+    q.join_thread()
+
+
+def test_queue_anatomy_names_the_pipe_the_locks_and_the_feeder():
+    rows = {r["part"]: r["what it is"] for r in channels.queue_anatomy()}
+    assert rows["q._thread before put()"] == "None"
+    assert rows["q._thread after put()"].startswith("QueueFeederThread")
+    assert "Lock" in rows["q._rlock, q._wlock"]
+
+
+def test_what_cannot_be_pickled_and_the_error_each_gives():
+    errors = {r["object"]: r["error"] for r in pickle_failures()}
+    assert errors == {
+        "a lambda": "PicklingError",
+        "a threading.Lock": "TypeError",
+        "an open file": "TypeError",
+        "a generator": "TypeError",
+        "a multiprocessing.Lock (sent, not inherited)": "RuntimeError",
+    }
+
+
+def test_a_queue_put_of_an_unpicklable_does_not_raise_and_the_item_is_lost():
+    report = run_feeder_error()
+    assert report["put() returned"] is True
+    assert "queue.Empty" in report["get()"]
+    assert "cannot pickle 'generator' object" in report["the feeder thread printed"]
+
+
+# -- 3. Pipe and round trips ---------------------------------------------------------------------
+def test_round_trips_come_back_for_every_channel(start_method):
+    rows = round_trips(50, start_method=start_method)
+    assert [r["channel"] for r in rows] == ["Queue", "Pipe", "SimpleQueue"]
+    for row in rows:
+        assert 0 < float(row["median round trip"].split()[0]) < 100_000  # µs: under 0.1 s
+
+
+# -- 4. pickling ---------------------------------------------------------------------------------
+def test_out_of_band_pickle_holds_only_a_header():
+    rows = {r["payload"]: r for r in pickling_costs(1 << 20, repeat=1)}
+    assert rows["bytes"]["pickle size"].startswith("1 MiB")
+    oob = rows["numpy array, protocol 5 out-of-band"]["pickle size"]
+    assert oob.split()[1] == "B" and int(float(oob.split()[0])) < 1024, oob  # bytes, not KiB
+
+
+# -- 5. throughput and both ends' spans ----------------------------------------------------------
+@pytest.mark.parametrize("channel", ["Queue", "Pipe", "shared memory"])
+def test_transfer_moves_every_byte_and_records_send_spans_at_both_ends(channel, start_method):
+    run = transfer(channel, [(64 << 10, 30), (1 << 20, 5)], start_method=start_method)
+    assert set(run.rates) == {64 << 10, 1 << 20} and all(r > 1e6 for r in run.rates.values())
+    lanes = run.trace.lanes()
+    sender = next(lane for lane in lanes if lane.startswith("sender 1"))
+    receiver = next(lane for lane in lanes if lane.startswith("receiver"))
+    assert run.trace.busy_ns(sender, "send") > 0 and run.trace.busy_ns(receiver, "send") > 0
+
+
+def test_manager_channel_and_several_senders():
+    run = transfer("Manager", [(4 << 10, 20)], senders=2)
+    assert len([lane for lane in run.trace.lanes() if lane.startswith("sender")]) == 2
+    assert run.rates[4 << 10] > 0
+
+
+def test_shared_memory_beats_the_pipe_at_one_mib():
+    rates = {c: transfer(c, [(1 << 20, 40)]).rates[1 << 20] for c in ("Pipe", "shared memory")}
+    assert rates["shared memory"] > 2 * rates["Pipe"], rates  # measured here: ~20×
+
+
+def test_sweep_has_every_channel_and_memcpy_and_plots():
+    result = sweep(sizes=[64, 64 << 10], volume=256 << 10)
+    assert set(result.rates) == {"Queue", "Pipe", "shared memory", "memcpy"}
+    fig = Figure()
+    assert len(plot_sweep(result, fig.add_subplot())) == 4
+
+
+@pytest.mark.parametrize("bad, name", [
+    (dict(channel="Carrier pigeon", plan=[(64, 1)]), "channel"),
+    (dict(channel="Pipe", plan=[(0, 1)]), "message_size"),
+    (dict(channel="Pipe", plan=[(64, 0)]), "message_count"),
+    (dict(channel="Pipe", plan=[(64, 1)], senders=99), "senders"),
+    (dict(channel="Pipe", plan=[(64 << 20, 100)]), "message_size × message_count"),
+])
+def test_bad_parameters_are_refused_before_any_work(bad, name):
+    with pytest.raises(ValueError, match=name):
+        transfer(**bad)
+    with pytest.raises(ValueError, match="message_size"):
+        parse_size("3 parsecs")
+
+
+def test_an_interrupt_leaves_no_process_and_no_segment():
+    # The autouse no_leftovers fixture fails this test if a child or a /dev/shm block is left.
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            transfer("shared memory", [(1 << 20, 200_000 // 100)] * 50)
+    finally:
+        timer.cancel()
+
+
+# -- 6. sharing without copying ------------------------------------------------------------------
+def test_value_array_shared_memory_shareable_list_and_manager(start_method):
+    ctx = mp_context(start_method)
+    counter, numbers = ctx.Value("i", 0), ctx.Array("d", 3)
+    with started(ctx.Process(target=shared.bump, args=(counter, numbers, 25))):
+        pass
+    assert counter.value == 25 and numbers[:] == [25.0, 25.0, 25.0]
+    assert share_array_demo((100, 100), start_method=start_method)["kernel sees"] == 7.0
+    from multiprocessing import shared_memory
+
+    items = shared_memory.ShareableList([41, 2.5, "kernel", None])
+    try:
+        with started(ctx.Process(target=shared.change_shareable_list, args=(items.shm.name,))):
+            pass
+        assert list(items) == [42, 2.5, "child", None]
+    finally:
+        items.shm.close()
+        items.shm.unlink()
+    with ctx.Manager() as manager:
+        d, lst = manager.dict(), manager.list()
+        with started(ctx.Process(target=shared.update_managed, args=(d, lst))):
+            pass
+        assert d["changed by"].startswith("child") and list(lst) == ["from the child"]
+
+
+def test_a_block_nobody_unlinks_gets_the_trackers_warning_and_is_removed():
+    report = leak_warning()
+    assert "leaked shared_memory objects" in report["its program printed on exit"]
+    assert report["still in /dev/shm afterwards"].startswith("no")
+
+
+def test_a_manager_access_costs_far_more_than_a_plain_one():
+    rows = {r["one access"]: r["cost"] for r in access_costs(2_000)}
+
+    def ns(text):
+        number, unit = text.split()
+        return float(number) * (1000 if unit == "µs" else 1)
+
+    assert ns(rows["d['k'] = i on a Manager dict"]) > 10 * ns(rows["d['k'] = i on a plain dict"])
+
+
+# -- 7. producers and consumers ------------------------------------------------------------------
+def test_pipeline_loses_and_duplicates_nothing(start_method):
+    run = run_pipeline(2, 2, 20_000, start_method=start_method)
+    assert run.ok, run.summary()
+    assert run.received == 20_000 and run.lost == 0 and run.duplicated == 0
+    assert sum(run.per_consumer) == 20_000
+    lanes = run.trace.lanes()
+    assert sum(lane.startswith("producer") for lane in lanes) == 2
+    assert sum(lane.startswith("consumer") for lane in lanes) == 2
+    assert any(lane.startswith("closer") for lane in lanes)
+    # the sentinels went out only after every producer's data was in the pipe
+    assert max(run.flushed_ns) <= run.sentinels_ns
+
+
+def test_a_slow_consumer_makes_the_producers_wait():
+    run = run_pipeline(2, 1, 3_000, maxsize=50, consumer_work_us=100)
+    assert run.ok, run.summary()
+    for lane in run.trace.lanes():
+        if lane.startswith("producer"):
+            assert run.trace.busy_ns(lane, "wait") > run.trace.busy_ns(lane, "run"), lane
+    assert len(plot_pipeline(run, Figure().add_subplot())) > 0
+
+
+def test_span_log_keeps_one_span_per_bin_at_most():
+    log = SpanLog("lane", bin_ns=1_000)
+    for i in range(10_000):  # alternating 10 ns kinds: 100,000 ns in all, 100 bins
+        log.add("w", "wait" if i % 2 else "run", i * 10, i * 10 + 10)
+    events = log.recording().events
+    assert 1 <= len(events) <= 100
+
+
+def test_panel_runs_each_channel_and_refuses_bad_values():
+    panel = make_panel()
+    for channel in ("Queue", "Pipe", "shared memory", "Manager"):
+        summary = panel.run(channel=channel, message_size="16 KiB", message_count=10)
+        assert channel in summary and "/s" in summary
+    with pytest.raises(ValueError, match="message_count"):
+        panel.run(message_count=0)
+    with pytest.raises(ValueError, match="message_size"):
+        panel.run(channel="Pipe", message_size="64 MiB", message_count=2000, processes=4)
