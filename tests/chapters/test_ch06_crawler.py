@@ -92,7 +92,7 @@ def test_a_reference_taken_before_a_late_patch_blocks_everyone():
 
 def test_throughput_rises_with_the_pool_then_stops_at_the_site_capacity():
     with Site(200, latency=0.03, capacity=4) as site:
-        rows = run_patched(throughput_sweep, site.start_url, [1, 4, 16], 40, trace=False,
+        rows = run_patched(throughput_sweep, site.start_url, [1, 4, 16], 10, trace=False,
                            timeout=60).value
     rate = {row["pool size"]: row["pages per second"] for row in rows}
     assert rate[4] > 2.5 * rate[1]

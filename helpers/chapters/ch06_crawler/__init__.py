@@ -1,1 +1,91 @@
-"""Chapter 06: a crawler on gevent, against a local site (see each module's docstring)."""
+"""Chapter 06, a crawler: a local site with latencies and faults, crawled serially, with threads,
+with gevent (patched, in a child) and with asyncio — checked against what the site served.
+
+    sitemap.py   SiteSpec, build_sitemap: the site's pages, links, latencies and faults (a seed)
+    site.py      Site: the site served by a gevent WSGI server in a child process (and its CLI)
+    crawler.py   crawl_gevent, CrawlResult, verify: the real crawler and its check
+    models.py    crawl_serial, crawl_threads, crawl_asyncio, run_model, throughput_sweep,
+                 hold_requests: the other models, each in a fresh child
+    views.py     plot_requests, plot_totals, plot_throughput, plot_memory, crawl_live, make_panel
+
+The views (matplotlib, ipywidgets) load on first use: every child process that serves the site
+or runs a crawl imports this package, and would otherwise spend half a second importing them.
+"""
+
+import importlib
+
+from .crawler import (
+    RETRIED,
+    SPAN_KINDS,
+    CrawlResult,
+    CrawlState,
+    RetryPolicy,
+    crawl_gevent,
+    crawl_patched_late,
+    fetch_once,
+    fetch_with_retries,
+    links_in,
+    verify,
+)
+from .models import (
+    MODELS,
+    crawl_asyncio,
+    crawl_reporting,
+    crawl_serial,
+    crawl_threads,
+    hold_requests,
+    run_model,
+    throughput_sweep,
+)
+from .site import LOOPBACK, Served, Site, SiteError
+from .sitemap import FAULTS, LATENCIES, Page, Sitemap, SiteSpec, build_sitemap, page_path
+
+_VIEWS = ("OUTCOME_LEGEND", "check_lines", "crawl_live", "make_panel", "plot_memory",
+          "plot_requests", "plot_throughput", "plot_totals")
+
+
+def __getattr__(name: str):
+    if name in _VIEWS:
+        return getattr(importlib.import_module(".views", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+__all__ = [
+    "FAULTS",
+    "LATENCIES",
+    "LOOPBACK",
+    "MODELS",
+    "OUTCOME_LEGEND",
+    "RETRIED",
+    "SPAN_KINDS",
+    "CrawlResult",
+    "CrawlState",
+    "Page",
+    "RetryPolicy",
+    "Served",
+    "Site",
+    "SiteError",
+    "SiteSpec",
+    "Sitemap",
+    "build_sitemap",
+    "check_lines",
+    "crawl_asyncio",
+    "crawl_gevent",
+    "crawl_live",
+    "crawl_patched_late",
+    "crawl_reporting",
+    "crawl_serial",
+    "crawl_threads",
+    "fetch_once",
+    "fetch_with_retries",
+    "hold_requests",
+    "links_in",
+    "make_panel",
+    "page_path",
+    "plot_memory",
+    "plot_requests",
+    "plot_throughput",
+    "plot_totals",
+    "run_model",
+    "throughput_sweep",
+    "verify",
+]

@@ -237,52 +237,68 @@ def crawl_reporting(model: str, start_url: str, concurrency: int, **options: Any
     return _CRAWLERS[model](start_url, concurrency, **options)
 
 
-def throughput_sweep(start_url: str, sizes: list[int], max_pages: int,
+def throughput_sweep(start_url: str, sizes: list[int], pages_per_worker: int = 20,
                      request_timeout: float = 5.0) -> list[dict[str, float]]:
-    """In a patched child: one gevent crawl of `max_pages` pages per pool size; pages per second."""
+    """In a patched child: one gevent crawl per pool size; pages per second for each.
+
+    A pool of `size` crawls ``size × pages_per_worker`` pages (the whole site at most), so every
+    size runs for about the same time: a pool of 1 does not crawl for minutes.
+    """
+    for size in sizes:
+        check_int("sizes", size, 1, MAX_CONCURRENCY)
+    check_int("pages_per_worker", pages_per_worker, 1, MAX_PAGES)
     rows = []
     for size in sizes:
         result = crawl_gevent(start_url, size, request_timeout=request_timeout,
-                              max_pages=max_pages).value
+                              max_pages=min(MAX_PAGES, size * pages_per_worker)).value
         rows.append({"pool size": size, "pages": len(result.outcomes),
                      "seconds": result.seconds, "pages per second": result.pages_per_second,
                      "most in flight": result.peak_in_flight})
     return rows
 
 
-def _rss() -> int:
+def _memory() -> tuple[int, int]:
     import psutil
 
-    return psutil.Process().memory_info().rss
+    info = psutil.Process().memory_info()
+    return info.rss, info.vms
 
 
 class _PeakSampler:
-    """Reads the resident size every few ms in a thread (a greenlet once patched); keeps the max."""
+    """Reads the process's memory every few ms in a thread (a greenlet once patched); keeps the
+    peak of the resident size and of the address space."""
 
     def __init__(self) -> None:
-        self.baseline = _rss()
+        self.baseline = _memory()
         self.peak = self.baseline
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, name="rss sampler", daemon=True)
         self._thread.start()
 
+    def _take(self) -> None:
+        rss, vms = _memory()
+        self.peak = (max(self.peak[0], rss), max(self.peak[1], vms))
+
     def _sample(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, _rss())
+            self._take()
             time.sleep(_SAMPLE_SECONDS)
 
-    def stop(self) -> int:
+    def stop(self) -> tuple[int, int]:
+        """(resident growth, address-space growth) in bytes, peak over baseline."""
         self._stop.set()
         self._thread.join(timeout=1.0)
-        return max(self.peak, _rss()) - self.baseline
+        self._take()
+        return self.peak[0] - self.baseline[0], self.peak[1] - self.baseline[1]
 
 
 def hold_requests(model: str, base_url: str, count: int, request_timeout: float = 10.0) -> dict:
     """Put `count` requests (pages 0…count-1) in flight at once with `model`; measure the growth.
 
     Run it in a fresh child (patched for gevent). Returns ``{"model", "requests", "ok",
-    "seconds", "KiB per request"}``: the peak resident-size growth over the baseline taken after
-    the client was made, divided by `count`.
+    "seconds", "KiB per request", "address space KiB per request"}``: the peak growth of the
+    resident size (and of the address space) over the baseline taken after the client was made,
+    divided by `count`.
     """
     check_choice("model", model, MODELS[1:])
     check_int("count", count, 1, MAX_CONCURRENCY)
@@ -312,10 +328,11 @@ def hold_requests(model: str, base_url: str, count: int, request_timeout: float 
         grown = sampler.stop()
         http.clear()
     return {"model": model, "requests": count, "ok": outcomes.count("200"),
-            "seconds": time.perf_counter() - started, "KiB per request": grown / 1024 / count}
+            "seconds": time.perf_counter() - started, "KiB per request": grown[0] / 1024 / count,
+            "address space KiB per request": grown[1] / 1024 / count}
 
 
-async def _hold_asyncio(urls: list[str], timeout: float) -> tuple[list[str], int]:
+async def _hold_asyncio(urls: list[str], timeout: float) -> tuple[list[str], tuple[int, int]]:
     import asyncio
 
     import httpx
