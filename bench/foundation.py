@@ -1,26 +1,40 @@
 """Foundation figures: what recording a timeline costs, and how fast a big one draws.
 
-- ``process_recording_overhead``: what recording adds to a ~1 s task: the measured cost of one
-  traced span (recorded and pickled, timed over 2,000 calls) against the measured task. Bar: ≤ 1.03.
+- ``process_recording_cost_per_task``: one `Traced` span (recorded and pickled), in µs, and
+  ``process_recording_overhead``: what it adds to a ~1 s task (chapters 00/01). Bar: ≤ 1.03.
   ``process_recording_side_by_side`` is the direct check: two processes each run ~1 s of CPU work,
   bare and `Traced`, interleaved; on a shared VM it moves by a few percent either way.
-- ``chunked_recording_overhead``: the same with chapter 00's chunked recorder, which splits the work
-  into ~0.2 ms chunks to show GIL waits. Not a bar: the price of the finer picture.
-- ``greenlet_trace_overhead``: see ``bench/coroutines.py`` (the switching benchmark). Bar: ≤ 1.3.
+- ``pool_recording_cost_per_span`` and ``pool_recording_overhead_0.2ms_task``: the same at the
+  task size of chapter 04's chunksize demo (~0.2 ms), where recording matters most. A span there
+  is what a pool worker adds per task — a `Recorder`, its span, the `TracedResult` pickled in the
+  worker and unpickled into the kernel's `Trace` — against the bare task's value pickled and
+  unpickled. Bar: ≤ 1.10 (recording adds at most a tenth to the demo's tasks; the chunksize lesson
+  is a 2x gap). ``pool_recording_side_by_side_0.2ms`` is `run_pool` against a warm bare
+  ``Pool(2).map`` of the same tasks and chunksize (noisy; no bar).
+- ``chunked_recording_overhead``: chapter 00's chunked recorder, which splits the work into
+  ~0.2 ms chunks to show GIL waits. Not a bar: the price of the finer picture.
 - ``plot_100k_spans``: `plot_timeline` on 100,000 spans, drawn to a canvas. Bar: ≤ 1 s.
+
+The greenlet recorder's figures are in ``bench/coroutines.py``.
 """
 
 from __future__ import annotations
 
+import inspect
+import os
 import pickle
 import statistics
 import time
 from functools import partial
 
 from helpers.chapters.ch00_start_here import record_cpu_work
-from helpers.course import available_start_methods, mp_context
-from helpers.timeline import KINDS, Event, Recorder, Traced, plot_timeline
+from helpers.chapters.ch04_pools import compare_chunksizes, task_items
+from helpers.course import kernel_safe_start_method, mp_context
+from helpers.runners import default_chunksize, run_pool
+from helpers.timeline import KINDS, Event, Recorder, Trace, Traced, TracedResult, plot_timeline
 from helpers.workloads import cpu_task, iterations_for
+
+__all__ = ["measure"]
 
 # Pairs of (bare, recorded) runs, interleaved so slow drifts hit both sides. Each task is timed
 # in its own process by CPU time (`time.process_time`), recording included: on this shared virtual
@@ -28,6 +42,12 @@ from helpers.workloads import cpu_task, iterations_for
 # far less. The figure is the ratio of the medians.
 _PAIRS = 7
 _TASK_SECONDS = 1.0
+# The chunksize demo's own task size (its default), so the two cannot drift apart.
+_CHUNK_TASK_MS = inspect.signature(compare_chunksizes).parameters["task_ms"].default
+# Calls per timed batch of the per-span cost, and batches: ~0.1 s per batch, the median of 7.
+_SPAN_CALLS, _SPAN_BATCHES = 2_000, 7
+# The side-by-side pool check: the demo's 4,000 tasks (~0.4 s on 2 workers), 5 pairs.
+_POOL_TASKS, _POOL_PAIRS = 4_000, 5
 
 
 def _bare(iterations: int) -> int:
@@ -62,21 +82,62 @@ def _overhead(pool, variant: str, n: int) -> float:
     return statistics.median(recorded) / statistics.median(bare)
 
 
-def _recording_cost_s(calls: int = 2000) -> float:
-    """Seconds one traced task spends recording and pickling its span, beyond the task itself."""
-    started = time.perf_counter()
+def _pool_bare_job(iterations: int, index: int = 0) -> object:
+    """A bare pool task's round trip: the value pickled in the worker, unpickled in the kernel."""
+    return pickle.loads(pickle.dumps((index, cpu_task(iterations))))
+
+
+def _pool_traced_job(iterations: int, index: int = 0) -> object:
+    """The same with what a pool worker records per task (see `helpers.runners.run_pool`)."""
+    recorder = Recorder(f"worker [pid {os.getpid()}]")
+    with recorder.span(f"task {index}"):
+        value = cpu_task(iterations)
+    _, result = pickle.loads(pickle.dumps((index, TracedResult(value, recorder.recording()))))
+    return Trace().extend(result.recording)
+
+
+def _extra_seconds(bare, traced, calls: int = _SPAN_CALLS, batches: int = _SPAN_BATCHES) -> float:
+    """CPU seconds one `traced(0)` call costs beyond one `bare(0)`: median of timed batches."""
+    extra = []
+    for _ in range(batches):
+        started = time.process_time_ns()
+        for _ in range(calls):
+            bare(0)
+        middle = time.process_time_ns()
+        for _ in range(calls):
+            traced(0)
+        extra.append((time.process_time_ns() - 2 * middle + started) / calls)
+    return max(0.0, statistics.median(extra)) / 1e9
+
+
+def _task_cpu_seconds(iterations: int, calls: int = 500) -> float:
+    times = []
     for _ in range(calls):
-        _bare(0)
-    bare = time.perf_counter() - started
-    started = time.perf_counter()
-    for _ in range(calls):
-        _traced(0)
-    return max(0.0, time.perf_counter() - started - bare) / calls
+        started = time.process_time_ns()
+        cpu_task(iterations)
+        times.append(time.process_time_ns() - started)
+    return statistics.median(times) / 1e9
+
+
+def _pool_side_by_side(items: list[int], method: str) -> float:
+    """run_pool's time / a warm bare Pool(2).map's, same tasks and chunksize (median of pairs)."""
+    chunksize = default_chunksize(len(items), 2)
+    ratios = []
+    with mp_context(method).Pool(2) as pool:
+        pool.map(cpu_task, [1000, 1000])
+        for _ in range(_POOL_PAIRS):
+            started = time.perf_counter()
+            pool.map_async(cpu_task, items, chunksize=chunksize).get(120)
+            bare = time.perf_counter() - started
+            traced = run_pool(cpu_task, items, workers=2, chunksize=chunksize,
+                              start_method=method).seconds
+            ratios.append(traced / bare)
+    return statistics.median(ratios)
 
 
 def measure(report) -> None:
     n = iterations_for(_TASK_SECONDS)
-    method = "forkserver" if "forkserver" in available_start_methods() else "spawn"
+    method = kernel_safe_start_method()
     # multiprocessing.Pool starts both workers at once (ProcessPoolExecutor starts them on
     # demand, and may then give both tasks to one worker), so each task has a core of its own.
     with mp_context(method).Pool(2) as pool:
@@ -84,24 +145,25 @@ def measure(report) -> None:
         side_by_side = _overhead(pool, "traced", n)
         task_seconds = statistics.median(
             pool.map_async(partial(_cpu_seconds, "bare"), [n, n], chunksize=1).get(120))
-    cost = _recording_cost_s()
+        chunked = _overhead(pool, "chunked", n)
+    cost = _extra_seconds(_bare, _traced)
     report("process_recording_cost_per_task", cost * 1e6, "µs (one span, recorded and pickled)")
     report("process_recording_overhead", (task_seconds + cost) / task_seconds,
            "x bare (~1 s task + the recording cost above)", "<= 1.03")
     report("process_recording_side_by_side", side_by_side,
            "x bare (CPU time, 2 processes, ~1 s each; ±5 % noise on this VM)")
-    with mp_context(method).Pool(2) as pool:
-        pool.map(cpu_task, [1000, 1000])
-        report("chunked_recording_overhead", _overhead(pool, "chunked", n),
-               "x bare (CPU time, 2 processes, ~1 s each)")
+    report("chunked_recording_overhead", chunked, "x bare (CPU time, 2 processes, ~1 s each)")
 
-    try:
-        from bench.coroutines import pingpong_overhead
-    except ImportError:
-        pass
-    else:
-        report("greenlet_trace_overhead", pingpong_overhead(), "x untraced (sleep(0) ping-pong)",
-               "<= 1.3")
+    items = task_items(_POOL_TASKS, _CHUNK_TASK_MS)
+    span = _extra_seconds(_pool_bare_job, _pool_traced_job)
+    small_task = _task_cpu_seconds(items[0])
+    report("pool_recording_cost_per_span", span * 1e6,
+           "µs (recorded, pickled, unpickled into the trace)")
+    report("pool_recording_overhead_0.2ms_task", (small_task + span) / small_task,
+           f"x bare ({small_task * 1e3:.2f} ms task, the chunksize demo's, + the span above)",
+           "<= 1.10")
+    report("pool_recording_side_by_side_0.2ms", _pool_side_by_side(items, method),
+           f"x a warm bare Pool(2).map ({_POOL_TASKS} tasks of ~{_CHUNK_TASK_MS} ms, wall time)")
 
     from matplotlib.figure import Figure
 
