@@ -21,10 +21,15 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import os
+import tempfile
 import time
+import types
 from pathlib import Path
 
 from . import Point, exercise
+
+__all__ = ["BOTH_ROUNDS", "COUNTER_INCREMENTS", "COUNTER_PROCESSES", "SLOWDOWN_LIMIT",
+           "scratch_dir"]
 
 # 03.1: processes and increments per process: as in the chapter's demo, enough that an unlocked
 # counter loses a good part of its increments on two cores.
@@ -45,30 +50,43 @@ _BOTH_TIMEOUT_SECONDS = 4.0
 _CRITICAL_SECONDS = 0.002  # inside the critical section: long enough for the other to arrive
 
 
+def scratch_dir() -> str:
+    """A folder outside the course's files for the modules a reader writes (made if missing)."""
+    path = os.path.join(tempfile.gettempdir(), "cores-coroutines-ch03")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
 def _load(path: str, name: str):
     spec = importlib.util.spec_from_file_location(f"reader_{os.getpid()}_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return getattr(module, name)
+    return getattr(module, name, None)
 
 
 def _module_points(answer, name: str, params: int):
     """(function or None, points): the answer must be a readable module defining `name`."""
-    if not isinstance(answer, (str, Path)) or not str(answer).endswith(".py"):
-        return None, [Point(False, "answer should be the path of your module, like "
-                                   "'counter.py' (the name after %%writefile)")]
+    if isinstance(answer, types.ModuleType):
+        answer = getattr(answer, "__file__", None) or ""
+    if not isinstance(answer, (str, os.PathLike)) or not os.fspath(answer).endswith(".py"):
+        return None, [Point(False, "answer should be the path of your module: the "
+                                   "file name after %%writefile")]
     path = Path(answer)
     if not path.is_file():
         return None, [Point(False, f"there is no file {str(path)!r}: run the %%writefile cell")]
     try:
         fn = _load(str(path), name)
-    except AttributeError:
-        return None, [Point(False, f"{path.name} defines no function {name}()")]
     except Exception as exc:
         return None, [Point(False, f"{path.name} does not import: {type(exc).__name__}: {exc}")]
+    if fn is None:
+        return None, [Point(False, f"{path.name} defines no function {name}()")]
     if not callable(fn) or len(inspect.signature(fn).parameters) != params:
         return None, [Point(False, f"{name} should be a function of {params} parameters")]
     return fn, [Point(True, f"{path.name} defines {name}()")]
+
+
+def _path(answer) -> str:
+    return answer.__file__ if isinstance(answer, types.ModuleType) else os.fspath(answer)
 
 
 # -- 03.1 ------------------------------------------------------------------------------------
@@ -104,7 +122,7 @@ def _counter(answer):
     yield from points
     if fn is None:
         return
-    path = str(Path(answer).resolve())
+    path = str(Path(_path(answer)).resolve())
     expected = COUNTER_PROCESSES * COUNTER_INCREMENTS
     best_ratio, finals, baseline_lost = float("inf"), [], 0
     for _ in range(_ATTEMPTS):
@@ -196,7 +214,7 @@ def _both(answer):
     yield from points
     if fn is None:
         return
-    path = str(Path(answer).resolve())
+    path = str(Path(_path(answer)).resolve())
     stuck, overlaps, unheld, calls = _both_once(path)
     if stuck:
         yield Point(False, f"the two workers got stuck (stopped after "
@@ -206,8 +224,8 @@ def _both(answer):
     yield Point(True, f"two workers wanting ('A', 'B') and ('B', 'A'), {BOTH_ROUNDS} rounds "
                       "each: never stuck")
     if unheld or overlaps:
-        yield Point(False, f"critical() found a lock free {unheld} times and another worker "
-                           f"inside {overlaps} times: it must run while this worker holds "
+        yield Point(False, f"critical() found a lock that nobody held ({unheld}×) or another "
+                           f"worker inside ({overlaps}×): it must run while this worker holds "
                            "both locks")
     else:
         yield Point(True, "critical() always ran holding both locks, alone")

@@ -17,7 +17,7 @@ import helpers.exercises
 from helpers.exercises import check
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "03_locks.ipynb"
-_WRITEFILE = re.compile(r"%%writefile \{WORK\}/(\w+\.py)\n(.*)", re.S)
+_WRITEFILE = re.compile(r"%%writefile \{SCRATCH\}/(\w+\.py)\n(.*)", re.S)
 _FENCE = re.compile(r"```python\n(.*?)```", re.S)
 
 
@@ -98,7 +98,7 @@ def test_unlocked_critical_section_is_caught(tmp_path):
     path.write_text("def with_both(locks, names, critical):\n    critical()\n", encoding="utf-8")
     feedback = check("03.2", str(path))
     assert not feedback.passed
-    assert any("free" in p.message for p in feedback.points if not p.ok)
+    assert any("nobody held" in p.message for p in feedback.points if not p.ok)
 
 
 @pytest.mark.parametrize("answer", [..., "nowhere.py", 42, "notes.txt"])
