@@ -1,0 +1,201 @@
+"""The chapter's measurements, run from the kernel: servers in children, clients bounded.
+
+Every function here starts what it needs, measures, and stops everything before it returns
+(``finally``: an error or a kernel interrupt kills the children instead)::
+
+    one_client_at_a_time(models)  socketserver's plain / threading / forking: a second client
+                                  waits on the plain one, measured from the client side
+    compare_models(models, ...)   every server up at once, one load generator child loads each
+                                  in turn: requests/s, p50/p99 latency, errors
+    prefork_scaling(workers)      the gevent server in 1..N processes on one socket, CPU-bound
+                                  handler: requests/s against N, and who served which client
+    misbehaving_clients(model)    silent, half-a-line and leave-mid-reply clients beside a good
+                                  one: the server reclaims them and keeps answering
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ...course import check_choice, check_float, check_int, usable_cores
+from ...timeline import Event, Trace
+from . import handle as _handle
+from .loadgen import MAX_CONNECTIONS, bad_clients, load
+from .prefork import MAX_WORKERS, start_server, summarize
+from .servers import MODELS, SOCKETSERVER_MODELS, serve_bare
+
+__all__ = ["LOADED_MODELS", "compare_models", "load_port", "misbehaving_clients",
+           "one_client_at_a_time", "prefork_scaling"]
+
+LOADED_MODELS = (*MODELS, "bare gevent")  # what compare_models can load
+# Rounds per connection: the time bound, not this, ends a normal run; it bounds a fast one.
+MAX_ROUNDS = 1_000_000
+MAX_SIZE = 65_536  # one message fits one recv of every server
+# A load run is bounded by this many seconds per server.
+MAX_SECONDS = 30.0
+_HOST = "127.0.0.1"
+
+
+def _start(model: str, **options: Any) -> _handle.ServerHandle:
+    if model == "bare gevent":
+        return _handle.start(serve_bare, _HOST, 0, lifetime=options.get("lifetime", 600.0))
+    return start_server(model, **options)
+
+
+def _check_load(connections: int, rounds: int, size: int, seconds: float) -> None:
+    check_int("connections", connections, 1, MAX_CONNECTIONS)
+    check_int("rounds", rounds, 1, MAX_ROUNDS)
+    check_int("size", size, 2, MAX_SIZE)
+    check_float("seconds", seconds, 0.05, MAX_SECONDS)
+
+
+def compare_models(models: Sequence[str] = MODELS, connections: int = 100, rounds: int = 100_000,
+                   size: int = 64, seconds: float = 1.0, repeats: int = 1,
+                   workers: int = 1) -> dict[str, Any]:
+    """Load each model's server with the same generator in one run; figures by model.
+
+    With ``repeats`` > 1 the models are loaded in turn that many times and each model keeps its
+    median run (by requests/s): a noisy neighbour then hurts every model alike.
+    """
+    for model in models:
+        check_choice("models", model, LOADED_MODELS)
+    _check_load(connections, rounds, size, seconds)
+    check_int("repeats", repeats, 1, 9)
+    check_int("workers", workers, 1, MAX_WORKERS)
+    needed = connections + 200
+    servers: dict[str, _handle.ServerHandle] = {}
+    try:
+        for model in models:
+            options = {} if model == "bare gevent" else {"workers": workers,
+                                                         "connections_hint": needed}
+            servers[model] = _start(model, **options)
+        runs: dict[str, list[dict[str, Any]]] = {model: [] for model in models}
+        for _ in range(repeats):
+            targets = [(m, _HOST, servers[m].info["port"]) for m in models]
+            budget = len(models) * (seconds + 5) + 10
+            for model, figures in _handle.call(load, targets, connections, rounds, size,
+                                               seconds, timeout=budget).items():
+                runs[model].append(figures)
+    except BaseException:
+        for server in servers.values():
+            server.kill()
+        raise
+    results = {}
+    try:
+        for model in models:
+            ordered = sorted(runs[model], key=lambda r: r["rps"])
+            results[model] = ordered[len(ordered) // 2]
+            results[model]["all rps"] = [r["rps"] for r in runs[model]]
+            books = servers[model].stop()
+            results[model]["books"] = books["workers"]
+            results[model]["server"] = summarize(books)
+    finally:
+        for server in servers.values():
+            if server.running:
+                server.kill()
+    return results
+
+
+def load_port(port: int, connections: int = 100, size: int = 64, seconds: float = 2.0,
+              host: str = _HOST) -> dict[str, Any]:
+    """Load one running echo server (say, one a terminal started) with the course's generator."""
+    check_int("port", port, 1, 65535)
+    _check_load(connections, 1, size, seconds)
+    return _handle.call(load, [("server", host, port)], connections, MAX_ROUNDS, size, seconds,
+                        timeout=seconds + 20)["server"]
+
+
+def one_client_at_a_time(models: Sequence[str] = SOCKETSERVER_MODELS,
+                         hold: float = 1.0) -> dict[str, Any]:
+    """Client A connects and stays `hold` s; client B connects just after: how long does B wait?"""
+    for model in models:
+        check_choice("models", model, SOCKETSERVER_MODELS + MODELS)
+    hold = check_float("hold", hold, 0.05, 10.0)
+    results: dict[str, Any] = {}
+    trace = Trace()
+    for model in models:
+        server = start_server(model, handler="whoami")
+        try:
+            row, events = _two_clients(server.info["port"], hold, model)
+        finally:
+            server.stop()
+        results[model] = row
+        trace.extend(events)
+    return {"models": results, "trace": trace}
+
+
+def _two_clients(port: int, hold: float, model: str) -> tuple[dict[str, Any], list[Event]]:
+    def ask(sock: socket.socket) -> str:
+        sock.sendall(b"who are you?\n")
+        return sock.recv(200).decode().strip()
+
+    a_start = time.perf_counter_ns()
+    a = socket.create_connection((_HOST, port), timeout=hold + 5)
+    who_a = ask(a)
+    closer = threading.Timer(hold, a.close)  # A leaves after `hold` s, whatever B does
+    closer.start()
+    try:
+        b_start = time.perf_counter_ns()
+        with socket.create_connection((_HOST, port), timeout=hold + 5) as b:
+            who_b = ask(b)
+            b_served = time.perf_counter_ns()
+    finally:
+        closer.join(hold + 5)
+        a.close()
+    lane_a, lane_b = f"{model}: client A", f"{model}: client B"
+    events = [Event(lane_a, who_a, "run", a_start, a_start + int(hold * 1e9)),
+              Event(lane_b, "waiting for a reply", "wait", b_start, b_served),
+              Event(lane_b, who_b, "run", b_served, b_served + 1_000_000)]
+    return {"B waited s": (b_served - b_start) / 1e9, "A": who_a, "B": who_b}, events
+
+
+def prefork_scaling(workers: Sequence[int] | None = None, connections: int = 50,
+                    cpu_ms: float = 1.0, seconds: float = 1.0,
+                    start_method: str | None = None, progress=None) -> dict[str, Any]:
+    """The gevent server with a CPU-bound handler in N processes on one socket, N = 1..cores."""
+    if workers is None:
+        workers = list(range(1, usable_cores() + 1))
+    for count in workers:
+        check_int("workers", count, 1, MAX_WORKERS)
+    _check_load(connections, 1, 2, seconds)
+    cpu_ms = check_float("cpu_ms", cpu_ms, 0.01, 100.0)
+    rows = {}
+    for index, count in enumerate(workers):
+        if progress is not None:
+            progress(index / len(workers), f"{count} worker process(es)")
+        server = start_server("gevent", workers=count, handler="cpu", cpu_ms=cpu_ms,
+                              start_method=start_method, connections_hint=connections + 200)
+        try:
+            figures = _handle.call(load, [("gevent", _HOST, server.info["port"])], connections,
+                                   MAX_ROUNDS, 64, seconds, timeout=seconds + 20)["gevent"]
+        except BaseException:
+            server.kill()
+            raise
+        books = server.stop()
+        figures["server"] = summarize(books)
+        figures["books"] = books["workers"]
+        rows[count] = figures
+    return {"rows": rows, "cores": usable_cores(), "cpu_ms": cpu_ms}
+
+
+def misbehaving_clients(model: str = "gevent", idle_timeout: float = 0.5,
+                        watch: float = 1.5, big: int = 2_000_000) -> dict[str, Any]:
+    """Bad clients beside a good one for `watch` s; the server's idle timeout reclaims them."""
+    check_choice("model", model, MODELS)
+    idle_timeout = check_float("idle_timeout", idle_timeout, 0.1, 10.0)
+    watch = check_float("watch", watch, 0.2, 30.0)
+    check_int("big", big, 1, 4_000_000)
+    server = start_server(model, idle_timeout=idle_timeout)
+    try:
+        clients = _handle.call(bad_clients, _HOST, server.info["port"], watch, big,
+                               timeout=watch + 20)
+    except BaseException:
+        server.kill()
+        raise
+    books = server.stop()
+    clients["server"] = summarize(books)
+    return clients

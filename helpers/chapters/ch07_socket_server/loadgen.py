@@ -1,0 +1,286 @@
+"""The course's load generator and its misbehaving clients: asyncio, in a child, always bounded.
+
+It runs in a child process (`handle.call`), never in the kernel, so the kernel's own event loop
+and threads do not compete with it, and every run is bounded three ways: connections (at most
+`MAX_CONNECTIONS`), rounds per connection, and seconds::
+
+    load(targets, connections, rounds, size, seconds)          per target, one after another:
+      open `connections` connections (all of them first)  ──►  server
+      then each: send one line, wait for the whole echo,        (gevent / threads / asyncio ...)
+      note the latency, again, `rounds` times or until the deadline
+      ──► requests/s, p50/p90/p99 latency, errors, a latency sample to plot
+
+    hold_idle(port, steps, server_pid)   opens connections step by step, one round trip each,
+                                          then reads the server's RSS: memory per idle client
+    bad_clients(port, ...)               a silent client, half a line, a reader that leaves
+                                          mid-reply, next to a good client that keeps asking
+
+The clients are `asyncio.Protocol` objects, not streams: a callback per reply keeps the
+generator's own cost per request low, so it can drive a server faster than a streams client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from typing import Any
+
+__all__ = ["MAX_CONNECTIONS", "bad_clients", "hold_idle", "load"]
+
+# Enough for the chapter's 10,000 idle connections; far below the ephemeral ports of one address.
+MAX_CONNECTIONS = 20_000
+# Opening this many connections at once stays under any listen backlog the servers set.
+_CONNECT_BATCH = 500
+# A reply not complete this long after the run's deadline counts as an error, not a wait.
+_GRACE_SECONDS = 2.0
+# The latency sample sent back for plotting: this many quantiles describe the distribution.
+_QUANTILES = 200
+
+
+class _Pinger(asyncio.Protocol):
+    """One connection of the load: send a line, wait for all of it to come back, repeat."""
+
+    def __init__(self, message: bytes, rounds: int, latencies: list[int], go: asyncio.Event,
+                 done: asyncio.Future, deadline: list[float]) -> None:
+        self.message, self.rounds, self.latencies = message, rounds, latencies
+        self.go, self.done, self.deadline = go, done, deadline
+        self.got = self.sent_ns = self.completed = 0
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def send(self) -> None:
+        self.sent_ns = time.perf_counter_ns()
+        self.transport.write(self.message)
+
+    def data_received(self, data: bytes) -> None:
+        self.got += len(data)
+        if self.got < len(self.message):
+            return
+        now = time.perf_counter_ns()
+        self.latencies.append(now - self.sent_ns)
+        self.completed += 1
+        self.got -= len(self.message)
+        if self.completed < self.rounds and time.monotonic() < self.deadline[0]:
+            self.send()
+        elif not self.done.done():
+            self.done.set_result("ok")
+
+    def connection_lost(self, exc) -> None:
+        if not self.done.done():
+            self.done.set_result("lost")
+
+
+async def _open(loop, factory, host: str, port: int, count: int) -> tuple[list, dict[str, int]]:
+    opened, errors = [], {}
+    for first in range(0, count, _CONNECT_BATCH):
+        batch = min(_CONNECT_BATCH, count - first)
+        results = await asyncio.gather(
+            *(loop.create_connection(factory, host, port) for _ in range(batch)),
+            return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                name = f"connect: {type(result).__name__}"
+                errors[name] = errors.get(name, 0) + 1
+            else:
+                opened.append(result)
+    return opened, errors
+
+
+async def _load_one(host: str, port: int, connections: int, rounds: int, size: int,
+                    seconds: float) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    message = b"x" * (size - 1) + b"\n"
+    latencies: list[int] = []
+    go = asyncio.Event()
+    deadline = [float("inf")]
+    pingers: list[_Pinger] = []
+
+    def factory() -> _Pinger:
+        pinger = _Pinger(message, rounds, latencies, go, loop.create_future(), deadline)
+        pingers.append(pinger)
+        return pinger
+
+    opened, errors = await _open(loop, factory, host, port, connections)
+    started_ns = time.perf_counter_ns()
+    deadline[0] = time.monotonic() + seconds
+    live = [p for p in pingers if p.transport is not None]
+    if not live:  # nobody could connect: the errors say why
+        return _summary([], 1, connections, size, errors)
+    for pinger in live:
+        pinger.send()
+    done, pending = await asyncio.wait([p.done for p in live],
+                                       timeout=seconds + _GRACE_SECONDS)
+    finished_ns = time.perf_counter_ns()
+    for pinger in live:
+        if pinger.done.done() and pinger.done.result() == "lost":
+            errors["connection lost"] = errors.get("connection lost", 0) + 1
+        pinger.transport.close()
+    if pending:
+        errors["no reply in time"] = len(pending)
+    await asyncio.sleep(0)  # let the transports close before the next target
+    return _summary(latencies, finished_ns - started_ns, connections, size, errors)
+
+
+def _summary(latencies: list[int], elapsed_ns: int, connections: int, size: int,
+             errors: dict[str, int]) -> dict[str, Any]:
+    ordered = sorted(latencies)
+
+    def quantile(q: float) -> float:
+        if not ordered:
+            return float("nan")
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e3  # µs
+
+    return {"requests": len(ordered), "seconds": elapsed_ns / 1e9,
+            "rps": len(ordered) / max(elapsed_ns / 1e9, 1e-9),
+            "p50 us": quantile(0.50), "p90 us": quantile(0.90), "p99 us": quantile(0.99),
+            "max us": ordered[-1] / 1e3 if ordered else float("nan"),
+            "sample us": [quantile(i / _QUANTILES) for i in range(_QUANTILES)],
+            "connections": connections, "message bytes": size,
+            "errors": sum(errors.values()), "error kinds": errors}
+
+
+def load(control, targets: list[tuple[str, str, int]], connections: int, rounds: int,
+         size: int, seconds: float) -> dict[str, dict[str, Any]]:
+    """Load each ``(name, host, port)`` in turn; return its figures by name (run in a child)."""
+    results = {}
+    for name, host, port in targets:
+        results[name] = asyncio.run(_load_one(host, port, connections, rounds, size, seconds))
+    return results
+
+
+# -- idle connections ------------------------------------------------------------------------
+class _Idle(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.replied = asyncio.get_running_loop().create_future()
+        self.closed = False
+
+    def data_received(self, data: bytes) -> None:
+        if not self.replied.done():
+            self.replied.set_result(True)
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        if not self.replied.done():
+            self.replied.set_result(False)
+
+
+async def _hold(host: str, port: int, steps: list[int], server_pid: int,
+                seconds: float) -> dict[str, Any]:
+    import psutil
+
+    loop = asyncio.get_running_loop()
+    server = psutil.Process(server_pid)
+    held: list[tuple[asyncio.Transport, _Idle]] = []
+    errors: dict[str, int] = {}
+    rows = [(0, server.memory_info().rss)]
+    deadline = time.monotonic() + seconds
+    for target in steps:
+        opened, failed = await _open(loop, _Idle, host, port, target - len(held))
+        for kind, count in failed.items():
+            errors[kind] = errors.get(kind, 0) + count
+        for transport, _protocol in opened:
+            transport.write(b"hello\n")  # one round trip: the server has set the client up
+        replies = await asyncio.wait_for(
+            asyncio.gather(*(p.replied for _, p in opened)),
+            max(0.1, deadline - time.monotonic()))
+        if not all(replies):
+            errors["closed by server"] = errors.get("closed by server", 0) + replies.count(False)
+        held += opened
+        await asyncio.sleep(0.05)  # let the server's last handlers block in recv
+        rows.append((len(held), server.memory_info().rss))
+    for transport, _ in held:
+        transport.close()
+    await asyncio.sleep(0)
+    return {"rows": rows, "errors": sum(errors.values()), "error kinds": errors}
+
+
+def hold_idle(control, host: str, port: int, steps: list[int], server_pid: int,
+              seconds: float, nofile: int) -> dict[str, Any]:
+    """Hold ``steps[-1]`` idle connections, reading the server's RSS at each step (in a child)."""
+    from .memory import raise_open_files
+
+    raise_open_files(nofile)
+    return asyncio.run(_hold(host, port, steps, server_pid, seconds))
+
+
+# -- bad clients -----------------------------------------------------------------------------
+async def _watch_close(reader: asyncio.StreamReader, limit: float) -> float | None:
+    """Seconds until the server closed this connection, or None if it never did within limit."""
+    started = time.monotonic()
+    try:
+        while await asyncio.wait_for(reader.read(65536), limit):
+            pass
+    except (asyncio.TimeoutError, OSError):
+        return None
+    return time.monotonic() - started
+
+
+async def _bad(host: str, port: int, watch: float, big: int) -> dict[str, Any]:
+    spans: dict[str, list[tuple[str, str, int, int]]] = {}
+
+    def span(lane: str, label: str, kind: str, start: int) -> None:
+        spans.setdefault(lane, []).append((label, kind, start, time.perf_counter_ns()))
+
+    async def silent() -> float | None:
+        start = time.perf_counter_ns()
+        reader, writer = await asyncio.open_connection(host, port)
+        closed = await _watch_close(reader, watch)
+        span("connects, never sends", "silent", "idle", start)
+        writer.close()
+        return closed
+
+    async def half_line() -> float | None:
+        start = time.perf_counter_ns()
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(b"half a li")
+        closed = await _watch_close(reader, watch)
+        span("sends half a line", "no newline", "idle", start)
+        writer.close()
+        return closed
+
+    async def leaves_mid_reply() -> int:
+        start = time.perf_counter_ns()
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the reply cannot fit
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (host, port))
+        reader, writer = await asyncio.open_connection(sock=sock)
+        writer.write(b"y" * big + b"\n")
+        await writer.drain()
+        got = len(await reader.read(4096))
+        span("leaves mid-reply", f"read {got} B of {big + 1:,}", "io", start)
+        writer.transport.abort()  # with unread data: the server's next send gets a reset
+        return got
+
+    async def good() -> dict[str, Any]:
+        reader, writer = await asyncio.open_connection(host, port)
+        latencies, failures = [], 0
+        stop = time.monotonic() + watch
+        while time.monotonic() < stop:
+            start = time.perf_counter_ns()
+            writer.write(b"ping\n")
+            try:
+                line = await asyncio.wait_for(reader.readline(), 1.0)
+            except (asyncio.TimeoutError, OSError):
+                line = b""
+            if line != b"ping\n":
+                failures += 1
+            latencies.append((time.perf_counter_ns() - start) / 1e3)
+            span("good client", "ping", "run", start)
+            await asyncio.sleep(0.02)
+        writer.close()
+        return {"requests": len(latencies), "failures": failures,
+                "worst us": max(latencies, default=float("nan"))}
+
+    results = await asyncio.gather(silent(), half_line(), leaves_mid_reply(), good())
+    return {"silent closed after s": results[0], "half line closed after s": results[1],
+            "mid-reply read bytes": results[2], "good client": results[3], "spans": spans}
+
+
+def bad_clients(control, host: str, port: int, watch: float, big: int) -> dict[str, Any]:
+    """Three bad clients and a good one against one server for `watch` s (run in a child)."""
+    return asyncio.run(_bad(host, port, watch, big))

@@ -1,0 +1,107 @@
+"""Chapter 07 measurements: the load generator, idle memory, bad clients, pre-fork scaling."""
+
+from __future__ import annotations
+
+import math
+import socket
+
+import pytest
+
+from helpers.chapters.ch07_socket_server import (
+    compare_models,
+    idle_memory,
+    load_port,
+    memory,
+    misbehaving_clients,
+    prefork_scaling,
+)
+
+
+def test_every_model_and_the_bare_server_take_100_connections_without_an_error():
+    results = compare_models(("gevent", "threads", "asyncio", "bare gevent"), connections=100,
+                             seconds=0.3)
+    for model, figures in results.items():
+        assert figures["errors"] == 0, (model, figures["error kinds"])
+        assert figures["requests"] >= 100  # every connection got at least one answer
+        assert figures["p50 us"] <= figures["p99 us"] <= figures["max us"]
+    # the server counted the lines the generator sent (each answered line is one request)
+    assert results["gevent"]["server"]["lines"] >= results["gevent"]["requests"]
+    assert results["gevent"]["server"]["accepted"] == 100
+
+
+def test_rounds_bound_the_load():
+    results = compare_models(("asyncio",), connections=10, rounds=7, seconds=5.0)
+    assert results["asyncio"]["requests"] == 70
+    assert results["asyncio"]["seconds"] < 5.0
+
+
+def test_a_port_nobody_listens_on_is_errors_not_a_crash():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    figures = load_port(port, connections=5, seconds=0.2)
+    assert figures["errors"] == 5 and figures["requests"] == 0 and math.isnan(figures["p50 us"])
+
+
+def test_idle_clients_grow_the_server_by_kilobytes_each():
+    result = idle_memory(steps=(200, 600))
+    assert result["note"] == ""
+    for model, row in result["models"].items():
+        assert row["errors"] == 0, (model, row["error kinds"])
+        assert [c for c, _ in row["rows"]] == [0, 200, 600]
+        assert 0.5 < row["KiB per connection"] < 500, model
+
+
+def test_a_low_open_file_limit_shrinks_the_run_and_says_so(monkeypatch):
+    monkeypatch.setattr(memory, "open_files_limit", lambda: (1024, 500))
+    result = idle_memory(models=("gevent",), steps=(100, 250, 1000))
+    assert result["steps"] == [100, 250]
+    assert "at most 500 open files" in result["note"]
+    assert result["models"]["gevent"]["rows"][-1][0] == 250
+
+
+def test_raising_the_open_file_limit_past_the_hard_limit_says_what_to_do():
+    soft, hard = memory.open_files_limit()
+    with pytest.raises(OSError, match="hard RLIMIT_NOFILE"):
+        memory.raise_open_files(hard + 1)
+
+
+def test_bad_clients_are_reclaimed_while_a_good_one_keeps_being_answered():
+    result = misbehaving_clients("gevent", idle_timeout=0.3, watch=1.2)
+    assert result["good client"]["failures"] == 0 and result["good client"]["requests"] > 10
+    assert 0.25 < result["silent closed after s"] < 1.0
+    assert result["half line closed after s"] is not None
+    outcomes = result["server"]["outcomes"]
+    assert outcomes.get("reclaimed: idle") == 1
+    assert outcomes.get("reclaimed: half a line") == 1
+    assert outcomes.get("reset by client") == 1  # the one that left mid-reply
+
+
+@pytest.mark.parametrize("model", ["threads", "asyncio"])
+def test_the_other_models_reclaim_bad_clients_too(model):
+    result = misbehaving_clients(model, idle_timeout=0.3, watch=1.0)
+    assert result["good client"]["failures"] == 0
+    assert result["server"]["outcomes"].get("reclaimed: idle") == 1
+
+
+def test_prefork_scaling_reports_each_worker_count_and_who_served_whom():
+    result = prefork_scaling([1, 2], connections=20, cpu_ms=0.5, seconds=0.3)
+    assert set(result["rows"]) == {1, 2}
+    for count, row in result["rows"].items():
+        assert row["errors"] == 0
+        assert len(row["books"]) == count
+        assert sum(len(book["spans"]) for book in row["books"]) == 20
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: compare_models(("nginx",)), "models must be one of"),
+    (lambda: compare_models(connections=0), "connections must be an integer from 1"),
+    (lambda: compare_models(size=1), "size must be an integer from 2"),
+    (lambda: compare_models(seconds=100), "seconds must be a number from"),
+    (lambda: idle_memory(steps=(500, 100)), "steps must be increasing"),
+    (lambda: misbehaving_clients(idle_timeout=0), "idle_timeout must be a number"),
+    (lambda: prefork_scaling([0]), "workers must be an integer from 1"),
+])
+def test_bad_parameters_are_refused(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

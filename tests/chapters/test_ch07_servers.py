@@ -1,0 +1,148 @@
+"""Chapter 07 servers: every model answers lines, stops cleanly, reports what it served; the
+standard library's three socketservers behave as the chapter says; busy ports and bad values."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from helpers.chapters.ch07_socket_server import (
+    MODELS,
+    SOCKETSERVER_MODELS,
+    one_client_at_a_time,
+    start_server,
+    summarize,
+)
+
+
+def _ask(port: int, *chunks: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        for chunk in chunks:
+            sock.sendall(chunk)
+            time.sleep(0.02)
+        expected = sum(c.count(b"\n") for c in chunks)
+        data = b""
+        while data.count(b"\n") < expected:
+            data += sock.recv(4096)
+        return data
+
+
+@pytest.mark.parametrize("model", MODELS + SOCKETSERVER_MODELS)
+def test_every_model_echoes_whole_lines_and_reports(model):
+    server = start_server(model)
+    try:
+        assert server.info["host"] == "127.0.0.1"  # never beyond this machine by default
+        reply = _ask(server.info["port"], b"hel", b"lo\nwor", b"ld\n")
+    finally:
+        books = server.stop()
+    assert reply == b"hello\nworld\n"  # half a line waits for its end, then comes back whole
+    if model != "forking":  # a forked handler's counts die with its process
+        totals = summarize(books)
+        assert totals["accepted"] == 1 and totals["lines"] == 2
+
+
+def test_plain_serves_one_client_at_a_time_threading_and_forking_do_not():
+    result = one_client_at_a_time(hold=0.4)["models"]
+    assert result["plain"]["B waited s"] >= 0.3  # B waited until A left
+    assert result["threading"]["B waited s"] < 0.3
+    assert result["forking"]["B waited s"] < 0.3
+    pid = lambda who: who.split(",")[0]  # noqa: E731 - "served by pid N, THREAD"
+    assert pid(result["plain"]["A"]) == pid(result["plain"]["B"])
+    assert pid(result["threading"]["A"]) == pid(result["threading"]["B"])
+    assert result["threading"]["A"] != result["threading"]["B"]  # same process, two threads
+    assert pid(result["forking"]["A"]) != pid(result["forking"]["B"])  # a process each
+
+
+def test_prefork_workers_share_one_socket_and_go_away(start_method):
+    server = start_server("gevent", workers=2, handler="cpu", cpu_ms=2.0,
+                          start_method=start_method)
+    pids = server.info["pids"]
+    try:
+        assert len(set(pids)) == 2
+        socks = [socket.create_connection(("127.0.0.1", server.info["port"]), timeout=5)
+                 for _ in range(20)]
+        for sock in socks:
+            sock.sendall(b"x\n")
+        for sock in socks:
+            assert sock.recv(10) == b"x\n"
+            sock.close()
+    finally:
+        books = server.stop()
+    served = summarize(books)["connections per pid"]
+    assert set(served) == set(pids) and sum(served.values()) == 20
+    assert all(count > 0 for count in served.values())  # a busy worker leaves clients to the other
+    assert not [p for p in pids if psutil.pid_exists(p) and
+                psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+
+
+def test_kill_takes_the_workers_with_it():
+    server = start_server("gevent", workers=2)
+    pids = server.info["pids"]
+    server.kill()
+    time.sleep(0.2)
+    assert not server.running
+    assert not [p for p in pids if psutil.pid_exists(p) and
+                psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+
+
+def test_a_server_stops_by_itself_at_the_end_of_its_lifetime():
+    server = start_server("asyncio", lifetime=0.5)
+    deadline = time.monotonic() + 10
+    while server.running and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not server.running
+    assert summarize(server.stop())["accepted"] == 0
+
+
+def test_busy_port_is_a_clear_error_in_the_cell_and_in_the_terminal():
+    server = start_server("gevent")
+    port = server.info["port"]
+    try:
+        with pytest.raises(OSError, match=f"port {port} on 127.0.0.1 is already in use"):
+            start_server("threads", port)
+        done = subprocess.run(
+            [sys.executable, "-m", "helpers.chapters.ch07_socket_server", "serve", "--port",
+             str(port), "--seconds", "1"], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2
+        assert f"port {port} on 127.0.0.1 is already in use" in done.stderr
+    finally:
+        server.stop()
+
+
+def test_terminal_server_prints_its_address_and_what_it_served():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "helpers.chapters.ch07_socket_server", "serve", "--model",
+         "threads", "--port", str(port), "--seconds", "1.5"], stdout=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()
+        assert f"listening on 127.0.0.1:{port}" in first and f"nc 127.0.0.1 {port}" in first
+        assert _ask(port, b"from a terminal\n") == b"from a terminal\n"
+        rest = proc.communicate(timeout=30)[0]
+    finally:
+        proc.kill()
+        proc.wait()
+    assert "'accepted': 1" in rest
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"model": "twisted"}, "model must be one of"),
+    ({"workers": 0}, "workers must be an integer from 1 to 16"),
+    ({"port": 70_000}, "port must be an integer from 0 to 65535"),
+    ({"host": "example.com"}, "host must be an IPv4 address"),
+    ({"handler": "shout"}, "handler must be one of"),
+    ({"idle_timeout": 0}, "idle_timeout must be a number"),
+    ({"model": "forking", "workers": 2}, "workers must be 1 for the forking model"),
+])
+def test_bad_parameters_are_refused_before_anything_starts(options, message):
+    before = psutil.Process().children(recursive=True)
+    with pytest.raises(ValueError, match=message):
+        start_server(**options)
+    assert psutil.Process().children(recursive=True) == before
