@@ -118,11 +118,24 @@ def test_the_live_crawl_reports_progress_up_to_done():
     assert seen[-1] == 1.0 and seen == sorted(seen)
 
 
+def test_an_interrupt_during_a_live_crawl_kills_the_crawler_and_stops_the_site():
+    def interrupt(fraction, text):
+        raise KeyboardInterrupt
+
+    site = Site(200, latency=0.5)
+    with pytest.raises(KeyboardInterrupt), site:
+        crawl_live(site, "gevent", 5, progress=interrupt)
+    # The autouse no_leftovers fixture fails this test if the crawler's child or the site's
+    # child outlived the interrupt.
+
+
 def test_the_panel_runs_a_model_and_checks_it_against_the_site():
     panel = make_panel()
     summary = panel.run(pages=40, model="threads", pool_size=10, failure_rate=0.0)
     assert "5 of 5 checks pass" in summary
     assert panel._image.value[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="pool_size must be an integer from 1 to 200"):
+        panel.run(pool_size=0)
 
 
 @pytest.mark.parametrize(("call", "name"), [
