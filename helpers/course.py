@@ -36,6 +36,7 @@ __all__ = [
     "kernel_safe_start_method",
     "mp_context",
     "physical_cores",
+    "preload_in_forkserver",
     "quiet_fork_warnings",
     "usable_cores",
 ]
@@ -166,6 +167,20 @@ def quiet_fork_warnings(start_method: str) -> Iterator[list[str]]:
             yield caught
         finally:
             caught.extend(str(w.message) for w in recorded)
+
+
+def preload_in_forkserver(*modules: str) -> None:
+    """Add modules for the fork server to import before it forks any child.
+
+    A chapter whose workers live in its own modules calls this when it is imported, so each of its
+    forkserver children starts with that code loaded (tens of milliseconds less per process). It
+    takes effect if the fork server has not started yet in this kernel.
+    """
+    for module in modules:
+        if not isinstance(module, str) or not module.startswith("helpers."):
+            raise ValueError(f"modules must be names of helpers modules, got {module!r}")
+        if module not in _FORKSERVER_PRELOAD:
+            _FORKSERVER_PRELOAD.append(module)
 
 
 def mp_context(method: str | None = None):
