@@ -23,6 +23,8 @@ Modules:
 - `views`: `plot_story`, `plot_count` and `make_panel`.
 """
 
+from helpers.course import preload_in_forkserver
+
 from .counters import (
     MAX_INCREMENTS,
     STRATEGIES,
@@ -49,6 +51,10 @@ from .primitives import (
 from .printing import PrintResult, count_lines, greet, print_demo
 from .views import PANEL_INCREMENTS, make_panel, plot_count, plot_story
 from .workers import MAX_WORKERS, WAIT_SECONDS, Workers, spin
+
+# Every worker of this chapter lives in these modules: the fork server loads them once.
+preload_in_forkserver(*(f"{__name__}.{m}" for m in ("workers", "printing", "counters",
+                                                     "primitives", "failures")))
 
 __all__ = [
     "HOW",
