@@ -1,11 +1,11 @@
 """Checks for chapter 06 (the crawler).
 
 - 06.1 bounds the requests in flight *per host*. The answer is the path of a module the reader
-  wrote (``%%writefile host_limit.py``) defining ``HostLimiter(per_host)`` with a method
+  wrote (``%%writefile {SCRATCH}/host_limit.py``) defining ``HostLimiter(per_host)`` with a method
   ``slot(url)``, a context manager that every request of the crawler runs inside. The check
   starts two local sites and crawls both at once in one patched child, through one limiter::
 
-      kernel: check("06.1", "host_limit.py")
+      kernel: check("06.1", f"{SCRATCH}/host_limit.py")
         ├─ Site A, Site B (two ports of 127.0.0.1: two hosts, as urlsplit(url).netloc tells)
         └─ run_patched(run_limited, path, [A, B]) ──► child: import the module by path,
               two crawl_gevent(..., limiter=counting(HostLimiter(3))) side by side
@@ -18,6 +18,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +28,8 @@ from urllib.parse import urlsplit
 
 from . import Point, exercise
 
+__all__ = ["run_limited", "scratch_dir"]
+
 PER_HOST = 3  # the limit the check asks for
 POOL = 20  # each crawl's pool: far above the limit, so only the limiter can hold it back
 PAGES, LATENCY = 40, 0.05  # each site: 40 pages of 50 ms, about 1 s of crawling at 3 per host
@@ -33,6 +37,13 @@ PAGES, LATENCY = 40, 0.05  # each site: 40 pages of 50 ms, about 1 s of crawling
 # crawl, and the check says so instead of waiting.
 _CHILD_SECONDS = 20.0
 _CRAWL_SECONDS = 5.0
+
+
+def scratch_dir() -> str:
+    """A folder outside the course's files for the modules a reader writes (made if missing)."""
+    path = os.path.join(tempfile.gettempdir(), "cores-coroutines-ch06")
+    os.makedirs(path, exist_ok=True)
+    return path
 
 
 class _Counting:
@@ -94,7 +105,8 @@ def _per_host(answer):
     from ..runners import PatchedChildError, PatchedTimeout, run_patched
 
     if not isinstance(answer, (str, Path)):
-        yield Point(False, "answer should be the path of your module, such as 'host_limit.py'")
+        yield Point(False, "answer should be the path of your module, such as "
+                           "f\"{SCRATCH}/host_limit.py\" (the name after %%writefile)")
         return
     path = Path(answer).resolve()
     problem = _load_error(path)

@@ -47,7 +47,8 @@ def _solution() -> str:
     for cell in _cells():
         text = "".join(cell["source"])
         if cell["cell_type"] == "markdown" and "<details>" in text and "HostLimiter" in text:
-            block = re.search(r"```python\n%%writefile host_limit.py\n(.*?)```", text, re.S)
+            block = re.search(r"```python\n%%writefile \{SCRATCH\}/host_limit.py\n(.*?)```", text,
+                              re.S)
             return block.group(1)
     raise AssertionError("the notebook has no solution for exercise 06.1")
 

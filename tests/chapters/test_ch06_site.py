@@ -145,6 +145,7 @@ def test_the_command_line_serves_until_interrupted_and_rejects_bad_values():
     bad = subprocess.run([sys.executable, "-m", SITE_MODULE, "--pages", "0"],
                          capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "pages must be an integer from 1" in bad.stderr
+    assert "Warning" not in bad.stderr  # the module runs once, not as a second copy
     proc = subprocess.Popen([sys.executable, "-m", SITE_MODULE, "--port", "0", "--pages", "5"],
                             stdout=subprocess.PIPE, text=True)
     try:

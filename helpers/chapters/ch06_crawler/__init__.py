@@ -8,8 +8,10 @@ with gevent (patched, in a child) and with asyncio — checked against what the 
                  hold_requests: the other models, each in a fresh child
     views.py     plot_requests, plot_totals, plot_throughput, plot_memory, crawl_live, make_panel
 
-The views (matplotlib, ipywidgets) load on first use: every child process that serves the site
-or runs a crawl imports this package, and would otherwise spend half a second importing them.
+The views (matplotlib, ipywidgets) and the site load on first use: every child process that
+serves the site or runs a crawl imports this package, and would otherwise spend half a second
+importing the views; and ``python -m helpers.chapters.ch06_crawler.site`` must find the site
+module not yet imported, or Python warns that it runs a second copy of it.
 """
 
 import importlib
@@ -37,16 +39,17 @@ from .models import (
     run_model,
     throughput_sweep,
 )
-from .site import LOOPBACK, Served, Site, SiteError
 from .sitemap import FAULTS, LATENCIES, Page, Sitemap, SiteSpec, build_sitemap, page_path
 
-_VIEWS = ("OUTCOME_LEGEND", "check_lines", "crawl_live", "make_panel", "plot_memory",
-          "plot_requests", "plot_throughput", "plot_totals")
+_LAZY = {name: ".views" for name in ("OUTCOME_LEGEND", "check_lines", "crawl_live", "make_panel",
+                                      "plot_memory", "plot_requests", "plot_throughput",
+                                      "plot_totals")}
+_LAZY.update({name: ".site" for name in ("LOOPBACK", "Served", "Site", "SiteError")})
 
 
 def __getattr__(name: str):
-    if name in _VIEWS:
-        return getattr(importlib.import_module(".views", __name__), name)
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
