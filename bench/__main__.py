@@ -20,6 +20,7 @@ import argparse
 import importlib
 import json
 import math
+import numbers
 import os
 import pkgutil
 import platform
@@ -30,6 +31,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -80,13 +82,25 @@ class Bar:
 
     def check(self, value: object) -> bool:
         """True when `value` (a finite number) meets the bar; False for anything else."""
-        if isinstance(value, bool):
-            value = int(value)
-        if not isinstance(value, (int, float)) or math.isnan(value):
+        value = _number(value)
+        if value is None or math.isnan(value):
             return False
         if self.op == "..":
             return self.low <= value <= self.high
         return _TESTS[self.op](value, self.low)
+
+
+def _number(value: object) -> int | float | None:
+    """`value` as a plain int or float (bool and NumPy scalars included), or None if no number."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return None
 
 
 def parse_bar(text: str) -> Bar:
@@ -135,6 +149,8 @@ def judge(module: str, name: object, value: object, unit: object, bar: object,
           seen: set[str]) -> Figure:
     """Turn one ``report(...)`` call into a `Figure`; a malformed report is a MISSED figure."""
     name, unit = str(name), str(unit)
+    number = _number(value)
+    value = value if number is None else number  # NumPy scalars become plain numbers for JSON
     if bar is None:
         figure = Figure(module, name, value, unit, None, NO_BAR)
     else:
@@ -143,7 +159,7 @@ def judge(module: str, name: object, value: object, unit: object, bar: object,
         except ValueError as exc:
             return Figure(module, name, value, unit, str(bar), MISSED, str(exc))
         met = parsed.check(value)
-        error = "" if met or isinstance(value, (int, float)) else f"not a number: {value!r}"
+        error = "" if met or number is not None else f"not a number: {value!r}"
         figure = Figure(module, name, value, unit, str(bar), OK if met else MISSED, error)
     if name in seen:
         figure.verdict, figure.error = MISSED, "duplicate figure name: reported twice in one run"
@@ -255,11 +271,13 @@ def run_bench(
     cores: int | None = None,
     getload: Callable[[], Sequence[float]] | None = None,
     load_interval: float = LOAD_SAMPLE_SECONDS,
-    echo: Callable[[str], None] = print,
+    echo: Callable[[str], None] | None = None,
 ) -> int:
     """Run each ``(name, loader)``: ``loader()`` returns the module's ``measure``; return the exit
     code. A loader or `measure` that raises becomes a MISSED row and the run goes on."""
     cores = cores or usable_cores()
+    echo = echo or partial(print, flush=True)
+    interrupted = False
     figures: list[Figure] = []
     seen: set[str] = set()
     timings: dict[str, float] = {}
@@ -279,6 +297,10 @@ def run_bench(
             module_started = time.perf_counter()
             try:
                 loader()(report)
+            except KeyboardInterrupt:
+                interrupted = True
+                echo(f"bench {module}: interrupted; the figures so far are kept")
+                break
             except Exception as exc:
                 message = "".join(traceback.format_exception_only(type(exc), exc)).strip()
                 echo(traceback.format_exc().rstrip())
@@ -302,6 +324,7 @@ def run_bench(
     else:
         verdict = (f"every bar met (load average {load_text}, {cores} usable cores"
                    f"{', busy' if busy else ''})")
+    echo("seconds per module: " + ", ".join(f"{m} {t:g}" for m, t in timings.items()))
     echo(verdict)
     if output is not None:
         results = {
@@ -311,14 +334,17 @@ def run_bench(
             "load_average_after": load.after,
             "load_average_mean_1min": None if mean_load is None else round(mean_load, 2),
             "busy": busy,
+            "interrupted": interrupted,
             "seconds": round(time.perf_counter() - started, 1),
             "module_seconds": timings,
             "missed": [f.name for f in missed],
             "verdict": verdict,
             "figures": [f.as_dict() for f in figures],
         }
-        Path(output).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n",
-                                encoding="utf-8")
+        text = json.dumps(results, indent=2, ensure_ascii=False, default=repr)
+        Path(output).write_text(text + "\n", encoding="utf-8")
+    if interrupted:
+        return 130  # what a shell reports for Ctrl-C
     return 1 if missed and not busy else 0
 
 

@@ -123,6 +123,22 @@ def test_a_module_that_raises_is_missed_and_the_run_goes_on(tmp_path):
     assert set(results["missed"]) == {"broken (module)", "unimportable (module)"}
 
 
+def test_an_interrupt_stops_the_run_and_keeps_the_figures_so_far(tmp_path):
+    code, out, results = run({"a": fake(("first", 1.0, "x", "<= 2"), raises=KeyboardInterrupt()),
+                              "b": fake(("never", 1.0, "x"))}, tmp_path)
+    assert code == 130 and results["interrupted"] is True
+    assert [f["name"] for f in results["figures"]] == ["first"]
+    assert "== bench b" not in out
+
+
+def test_numpy_scalars_are_numbers(tmp_path):
+    numpy = pytest.importorskip("numpy")
+    assert parse_bar("== 0").check(numpy.int64(0)) and parse_bar("< 1").check(numpy.float32(0.5))
+    code, _, results = run({"a": fake(("lost", numpy.int64(0), "messages", "== 0"),
+                                      ("odd", object(), "?"))}, tmp_path)
+    assert code == 0 and results["figures"][0]["value"] == 0  # written as a plain JSON number
+
+
 def test_bad_reports_are_missed_not_crashes(tmp_path):
     code, _, results = run({"a": fake(("nan", math.nan, "x", "<= 1"),
                                       ("bad_bar", 1.0, "x", "within 0.8-1.2"),
