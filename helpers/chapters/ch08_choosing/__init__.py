@@ -1,0 +1,67 @@
+"""Chapter 08, choosing a model: every workload run by every model, and a guide drawn from it.
+
+    workloads.py   the six workloads, each task in the form each model runs (blocking, gevent,
+                   asyncio), recording its own compute and wait spans
+    matrix.py      measure_matrix, MemorySampler, plot_matrix, plot_cell
+    views.py       CellPicker (a cell's timeline one click away), guide, make_panel
+    future.py      free_threading, subinterpreters: run where the interpreter offers them
+
+Names are imported on first use (PEP 562): a worker process that unpickles one task function of
+this package imports that module only, not the widgets and plots the notebook uses.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__all__ = [
+    "MODELS",
+    "MODEL_GROUPS",
+    "WORKLOADS",
+    "Cell",
+    "CellPicker",
+    "FutureRow",
+    "Matrix",
+    "MemorySampler",
+    "Workload",
+    "free_threading",
+    "gil_state",
+    "guide",
+    "machine_note",
+    "make_panel",
+    "measure_matrix",
+    "plot_cell",
+    "plot_matrix",
+    "subinterpreters",
+]
+
+_WHERE = {
+    "FutureRow": "future",
+    "free_threading": "future",
+    "gil_state": "future",
+    "subinterpreters": "future",
+    "Cell": "matrix",
+    "MODELS": "matrix",
+    "Matrix": "matrix",
+    "MemorySampler": "matrix",
+    "machine_note": "matrix",
+    "measure_matrix": "matrix",
+    "plot_cell": "matrix",
+    "plot_matrix": "matrix",
+    "CellPicker": "views",
+    "MODEL_GROUPS": "views",
+    "guide": "views",
+    "make_panel": "views",
+    "WORKLOADS": "workloads",
+    "Workload": "workloads",
+}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,333 @@
+"""The matrix: every workload run by every model, each cell a measured speed-up and memory figure.
+
+Data flow of `measure_matrix`::
+
+    for each workload (row):
+        tasks = workload.make(size, count)                    the same tasks for every model
+        for each model (column), serial first:
+            MemorySampler: the kernel and all its child processes, every 20 ms
+            run = RUNNERS[model](workload.fn_for(model), tasks)     -> a `Run`, timeline included
+            Cell(seconds = wall time of the whole call, start-up included,
+                 speedup = serial seconds / seconds, memory = peak − before, run)
+    Matrix(cells) ──> plot_matrix(ax)          the heat map (colour: log speed-up)
+                  ──> plot_cell(cell, ax)      that cell's timeline
+                  ──> best(workload)           what the decision guide is built from
+
+A cell's time is the whole call, as a program pays it: processes, pools and their workers are
+started inside it (one process per task for ``processes``, so beyond 64 tasks that cell is not
+run, and the cell says so). A run with a failed task gets no speed-up (`Cell.note` says why).
+Memory is the sum over the kernel and its child processes of the memory only they use (USS on
+Linux and macOS, else RSS), its peak during the run minus its value just before.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from helpers.course import check_choice, check_float, check_int, check_start_method
+from helpers.runners import MAX_PROCESSES, Run, run_pool, run_processes, run_serial, run_threads
+from helpers.runners.coroutines import run_asyncio, run_gevent, run_gevent_in_processes
+from helpers.timeline import Event, Trace, TracedResult
+
+from .workloads import WORKLOADS, Workload
+
+__all__ = ["MODELS", "Cell", "Matrix", "MemorySampler", "machine_note", "measure_matrix",
+           "plot_cell", "plot_matrix"]
+
+MODELS = ("serial", "threads", "processes", "pool", "gevent", "asyncio", "gevent-in-processes")
+# Sampling period of the memory sampler: often enough to catch a run of a tenth of a second,
+# rarely enough that sampling (a /proc read per process) costs under 1 % of a core.
+_SAMPLE_SECONDS = 0.02
+# One thread per task in the threads model: the lead runner's bound.
+_MAX_THREADS = 1_000
+# Lanes drawn for one cell's timeline: more are unreadable on one screen; the title says how many.
+_MAX_LANES = 24
+
+
+class MemorySampler:
+    """Peak memory of this process and its children while the block runs, minus before.
+
+    >>> with MemorySampler() as memory:
+    ...     block = bytearray(50 << 20)
+    >>> memory.peak_mb > 0
+    True
+    """
+
+    def __init__(self, period: float = _SAMPLE_SECONDS) -> None:
+        import psutil
+
+        check_float("period", period, 0.001, 10.0)
+        self._psutil = psutil
+        self._me = psutil.Process()
+        self._period = period
+        self._stop = threading.Event()
+        self._peak = 0
+        self.before = self._total()
+
+    def _one(self, process) -> int:
+        try:
+            return process.memory_full_info().uss
+        except (self._psutil.AccessDenied, AttributeError, NotImplementedError):
+            return process.memory_info().rss
+
+    def _total(self) -> int:
+        total = 0
+        for process in [self._me, *self._me.children(recursive=True)]:
+            try:
+                total += self._one(process)
+            except self._psutil.Error:  # it exited between the listing and the reading
+                pass
+        return total
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._period):
+            self._peak = max(self._peak, self._total())
+
+    def __enter__(self) -> MemorySampler:
+        self._peak = self.before
+        self._thread = threading.Thread(target=self._loop, name="memory sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._peak = max(self._peak, self._total())
+
+    @property
+    def peak_mb(self) -> float:
+        return max(0, self._peak - self.before) / 2**20
+
+
+def _unwrap(run: Run) -> Run:
+    """Where a runner passed a task's own `TracedResult` through as its value (a pool does), put
+    the value in place and the task's spans in the worker's lane instead of its one span."""
+    wrapped = {i: v for i, v in enumerate(run.values) if isinstance(v, TracedResult)}
+    if not wrapped:
+        return run
+    outer = {e.label: e for e in run.trace.events if e.kind == "run"}
+    events: list[Event] = [e for e in run.trace.events
+                           if not (e.kind == "run" and e.label.startswith("task ")
+                                   and int(e.label.split()[1]) in wrapped)]
+    for index, result in wrapped.items():
+        run.values[index] = result.value
+        span = outer.get(f"task {index}")
+        lane, pid = (span.lane, span.pid) if span else ("worker", None)
+        events += [Event(lane, e.label, e.kind, e.start_ns, e.end_ns, pid, e.cpu)
+                   for e in result.recording.events]
+    run.trace = Trace(events, dict(run.trace.clocks))
+    return run
+
+
+def _runners(workers: int, start_method: str) -> dict[str, Callable[..., Run]]:
+    return {
+        "serial": lambda fn, tasks: run_serial(fn, tasks),
+        "threads": lambda fn, tasks: run_threads(fn, tasks),
+        "processes": lambda fn, tasks: run_processes(fn, tasks, start_method=start_method),
+        "pool": lambda fn, tasks: run_pool(fn, tasks, workers=workers, start_method=start_method,
+                                           warm_up=False, capture_failures=True),
+        "gevent": lambda fn, tasks: run_gevent(fn, tasks),
+        "asyncio": lambda fn, tasks: run_asyncio(fn, tasks),
+        "gevent-in-processes": lambda fn, tasks: run_gevent_in_processes(
+            fn, tasks, workers=workers, start_method=start_method),
+    }
+
+
+def _limit(model: str, tasks: int) -> str | None:
+    """Why `model` is not run on `tasks` tasks, or None when it is."""
+    if model == "processes" and tasks > MAX_PROCESSES:
+        return f"not run: one process per task, and {tasks} > {MAX_PROCESSES} processes"
+    if model == "threads" and tasks > _MAX_THREADS:
+        return f"not run: one thread per task, and {tasks} > {_MAX_THREADS} threads"
+    return None
+
+
+@dataclass
+class Cell:
+    """One measurement: `model` on `workload`. ``run`` is None when the cell was not run."""
+
+    workload: str
+    model: str
+    seconds: float | None
+    memory_mb: float | None
+    run: Run | None
+    speedup: float | None = None
+    note: str = ""
+
+
+def _run_cell(workload: Workload, model: str, tasks: list[tuple], *, workers: int = 2,
+             start_method: str | None = None) -> Cell:
+    """Run one cell: `model` on `tasks` of `workload`, timed end to end, memory sampled."""
+    check_choice("model", model, MODELS)
+    start_method = check_start_method(start_method)
+    reason = _limit(model, len(tasks))
+    if reason:
+        return Cell(workload.name, model, None, None, None, note=reason)
+    runner = _runners(workers, start_method)[model]
+    with MemorySampler() as memory:
+        started = time.perf_counter()
+        run = runner(workload.fn_for(model), tasks)
+        seconds = time.perf_counter() - started
+    run = _unwrap(run)
+    note = ""
+    if run.failures:
+        note = f"{len(run.failures)} tasks failed: {next(iter(run.failures.values()))}"
+    return Cell(workload.name, model, seconds, memory.peak_mb, run, note=note)
+
+
+@dataclass
+class Matrix:
+    """Every measured cell, by (workload, model); rows and columns in the order measured."""
+
+    workloads: list[str]
+    models: list[str]
+    cells: dict[tuple[str, str], Cell] = field(default_factory=dict)
+    sizes: dict[str, tuple[float, int]] = field(default_factory=dict)
+    workers: int = 2
+
+    def cell(self, workload: str, model: str) -> Cell:
+        return self.cells[(workload, model)]
+
+    def best(self, workload: str) -> Cell:
+        """The fastest cell of a row that ran without failures."""
+        ran = [c for (w, _), c in self.cells.items() if w == workload and c.speedup is not None]
+        return max(ran, key=lambda c: c.speedup)
+
+    def speedups(self) -> list[list[float | None]]:
+        return [[self.cells[(w, m)].speedup for m in self.models] for w in self.workloads]
+
+    def table(self) -> str:
+        """The matrix as text: speed-up and memory per cell."""
+        width = max(len(w) for w in self.workloads)
+        lines = [" " * width + "".join(f"{m:>21}" for m in self.models)]
+        for w in self.workloads:
+            row = []
+            for m in self.models:
+                c = self.cells[(w, m)]
+                row.append(f"{'—':>21}" if c.speedup is None else
+                           f"{c.speedup:>9.2f}× {c.memory_mb:>7.1f} MB ")
+            lines.append(f"{w:>{width}}" + "".join(row))
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+def _names(what: str, given: Sequence[str] | None, known: list[str]) -> list[str]:
+    """`given` (None: all of `known`) as a list, every entry one of `known`."""
+    if given is None:
+        return list(known)
+    if isinstance(given, (str, bytes)) or not isinstance(given, Sequence) or not given or \
+            any(name not in known for name in given):
+        raise ValueError(f"{what} must be a non-empty list drawn from {', '.join(known)}, "
+                         f"got {given!r}")
+    return list(given)
+
+
+def measure_matrix(workloads: Sequence[str] | None = None, models: Sequence[str] | None = None,
+                   *, sizes: dict[str, tuple[float, int]] | None = None, workers: int = 2,
+                   start_method: str | None = None,
+                   progress: Callable[[float, str], None] | None = None) -> Matrix:
+    """Measure every cell. `sizes` maps a workload to ``(size, tasks)`` (default: its own).
+
+    Serial is always measured (first) and is the baseline of each row's speed-ups.
+    """
+    names = _names("workloads", workloads, list(WORKLOADS))
+    chosen = [m for m in _names("models", models, list(MODELS)) if m != "serial"]
+    check_int("workers", workers, 1, MAX_PROCESSES)
+    start_method = check_start_method(start_method)
+    if sizes is not None and (not isinstance(sizes, dict) or set(sizes) - set(WORKLOADS)):
+        raise ValueError(f"sizes must be a dict from workload names to (size, tasks), "
+                         f"got {sizes!r}")
+    matrix = Matrix(names, ["serial", *chosen], workers=workers)
+    steps, done = len(names) * len(matrix.models), 0
+    for name in names:
+        workload = WORKLOADS[name]
+        size, count = (sizes or {}).get(name, (workload.default_ms, workload.default_tasks))
+        check_float(f"size of {name}", size, 0.001, 10_000.0)
+        check_int(f"tasks of {name}", count, 1, 100_000)
+        matrix.sizes[name] = (size, count)
+        tasks = workload.make(size, count)
+        for model in matrix.models:
+            if progress is not None:
+                progress(done / steps, f"{name}: {model}…")
+            matrix.cells[(name, model)] = _run_cell(workload, model, tasks, workers=workers,
+                                                   start_method=start_method)
+            done += 1
+        base = matrix.cells[(name, "serial")]
+        for model in matrix.models:
+            cell = matrix.cells[(name, model)]
+            if cell.run is not None and not cell.run.failures and not base.run.failures:
+                cell.speedup = base.seconds / cell.seconds
+    if progress is not None:
+        progress(1.0, "done")
+    return matrix
+
+
+def plot_matrix(matrix: Matrix, ax, *, cmap: str = "RdYlGn") -> list:
+    """The heat map: colour = speed-up on a log scale (red slower than serial, green faster);
+    each cell's text its speed-up and memory. Returns the artists."""
+    import numpy as np
+    from matplotlib.colors import LogNorm
+
+    values = np.array([[np.nan if s is None else s for s in row] for row in matrix.speedups()],
+                      dtype=float)
+    finite = values[np.isfinite(values)]
+    # Symmetric on a log scale, so 1× is the middle colour: at least 1/10 to 10, at most 1/1000.
+    decades = float(np.max(np.abs(np.log10(finite)))) if finite.size else 1.0
+    span = 10 ** min(max(decades, 1.0), 3.0)
+    image = ax.imshow(values, cmap=cmap, norm=LogNorm(vmin=1 / span, vmax=span), aspect="auto")
+    artists: list[Any] = [image]
+    for i, workload in enumerate(matrix.workloads):
+        for j, model in enumerate(matrix.models):
+            cell = matrix.cell(workload, model)
+            if cell.speedup is None:
+                text = "not run" if cell.run is None else "failed"
+            else:
+                text = f"{cell.speedup:.2g}×\n{cell.memory_mb:.0f} MB"
+            artists.append(ax.text(j, i, text, ha="center", va="center", fontsize=10))
+    ax.set_xticks(range(len(matrix.models)),
+                  [m.replace("-in-", "\nin ") for m in matrix.models], fontsize=10)
+    labels = [f"{w}\n{_size_text(w, matrix)}" for w in matrix.workloads]
+    ax.set_yticks(range(len(matrix.workloads)), labels, fontsize=10)
+    ax.set_title(f"speed-up over serial (and memory used), {matrix.workers} workers for "
+                 "pool models", fontsize=12)
+    return artists
+
+
+def _size_text(workload: str, matrix: Matrix) -> str:
+    size, count = matrix.sizes[workload]
+    return f"{count} × {size:g} {WORKLOADS[workload].unit}"
+
+
+def plot_cell(cell: Cell, ax) -> list:
+    """That cell's timeline: its first 24 lanes (the title says how many there were)."""
+    from helpers.timeline import plot_timeline
+
+    if cell.run is None:
+        ax.set_axis_off()
+        return [ax.text(0.5, 0.5, f"{cell.model} on {cell.workload}: {cell.note}",
+                        ha="center", va="center", transform=ax.transAxes, fontsize=12)]
+    lanes = cell.run.trace.lanes()
+    title = f"{cell.model} on {cell.workload}: {cell.seconds * 1000:.0f} ms"
+    if cell.speedup is not None:
+        title += f", {cell.speedup:.2f}× serial"
+    if len(lanes) > _MAX_LANES:
+        title += f" (first {_MAX_LANES} of {len(lanes)} lanes)"
+    return list(plot_timeline(cell.run.trace, ax, title=title, lanes=lanes[:_MAX_LANES]))
+
+
+def machine_note() -> str:
+    """What the figures depend on: cores this process may use, and the load on them now."""
+    from helpers.course import usable_cores
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    text = f"{usable_cores()} usable cores"
+    if load is not None:
+        text += f", load average {load:.1f}"
+    return text

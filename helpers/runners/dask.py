@@ -1,0 +1,277 @@
+"""Run tasks on Dask's distributed scheduler, and draw what its workers did on the course timeline.
+
+Data flow of `run_dask` (the kernel is the Dask *client*)::
+
+    the kernel (Client)             scheduler (in the kernel for a       worker processes
+                                    LocalCluster, or its own process)    (one lane per thread)
+    -------------------             ---------------------------------    ---------------------
+    client.submit(fn, *args) ──key──> decides which worker ─────────────> fn(*args) in a thread
+      one Future per task             records each task's start/stop       result kept in the
+    wait(futures, timeout)  <──────── "task finished" ─────────────────── worker's memory
+    future.result()         <──────────────────────── the value, pickled, on request
+    get_task_stream()       <──── every finished task: worker, thread, startstops (epoch s)
+      └─> task_stream_trace(records, clocks) ──> Trace ──> plot_timeline(trace)
+
+Dask times tasks with the wall clock (``time.time()``, epoch seconds); the course's spans use
+``time.perf_counter_ns()``. Each worker process samples one ``(perf_counter_ns, time_ns)`` pair
+(`helpers.timeline` calls it the clock pair), and `task_stream_trace` maps each epoch time onto
+that worker's own perf counter, so Dask's spans line up with spans recorded anywhere else.
+
+`dask_client` starts a `LocalCluster` of worker *processes* on this machine (scheduler and
+dashboard bound to 127.0.0.1) and closes client and cluster in a ``finally``: after an error or a
+kernel interrupt no scheduler, nanny or worker process is left. Dask logs freely to stderr;
+`quiet_dask` keeps its loggers at ERROR and its warnings out of the reader's cell.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from helpers.course import check_callable, check_int, check_timeout
+from helpers.timeline import Event, Trace
+
+from .compare import register_model
+from .inkernel import DEFAULT_TIMEOUT_SECONDS, check_tasks
+from .run import Failure, Run
+
+__all__ = [
+    "MAX_DASK_WORKERS",
+    "dask_client",
+    "quiet_dask",
+    "run_dask",
+    "task_stream_trace",
+    "worker_clocks",
+]
+
+# A LocalCluster of more worker processes than this on one machine only shows oversubscription,
+# which chapter 01 already does; it also bounds what a typo can start.
+MAX_DASK_WORKERS = 16
+# Threads per worker: a worker runs this many tasks at once; beyond it only the GIL shows.
+_MAX_THREADS_PER_WORKER = 8
+# Starting a LocalCluster of a few spawned worker processes takes 1-3 s on a laptop; a loaded
+# machine may need several times that. Past this, the start is stuck and the reader gets an error.
+_CLUSTER_START_SECONDS = 60.0
+# Closing waits this long for the workers to go; the nanny then kills what is left.
+_CLOSE_SECONDS = 20.0
+# Dask's loggers (and those of the libraries it drives) that write to stderr during a run.
+_LOGGERS = ("distributed", "dask", "bokeh", "tornado", "asyncio")
+# Task stream actions, as timeline kinds: computing, moving data between workers, spilling.
+_ACTION_KINDS = {"compute": "run", "transfer": "send", "disk-read": "io", "disk-write": "io",
+                 "deserialize": "send"}
+
+
+@contextmanager
+def quiet_dask(level: int = logging.ERROR) -> Iterator[None]:
+    """Keep Dask's log lines and warnings out of the cell while the block runs.
+
+    A killed worker, a slow start or a large task graph makes Dask log warnings to stderr; a
+    chapter reports what happened itself, as data. Levels and filters are restored afterwards.
+    """
+    check_int("level", level, logging.NOTSET, logging.CRITICAL)
+    loggers = [logging.getLogger(name) for name in _LOGGERS]
+    before = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(level)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, old in zip(loggers, before):
+            logger.setLevel(old)
+
+
+@contextmanager
+def dask_client(workers: int = 2, threads_per_worker: int = 1, *,
+                address: str | None = None,
+                timeout: float = _CLUSTER_START_SECONDS) -> Iterator[Any]:
+    """A `distributed.Client` on a fresh `LocalCluster` of `workers` processes (or on `address`).
+
+    ``processes=True``: each worker is its own process with its own GIL, like a `Pool`'s workers,
+    started by a *nanny* process that restarts it if it dies. The scheduler, the workers and the
+    dashboard listen on 127.0.0.1 only, the dashboard on a free port (``client.dashboard_link``).
+    With `address` (``"tcp://127.0.0.1:8786"``) the client connects to a running scheduler
+    instead, and closing it leaves that cluster running. Client and cluster are closed in a
+    ``finally``, whatever happens in the block.
+    """
+    check_int("workers", workers, 1, MAX_DASK_WORKERS)
+    check_int("threads_per_worker", threads_per_worker, 1, _MAX_THREADS_PER_WORKER)
+    timeout = check_timeout("timeout", timeout)
+    from distributed import Client, LocalCluster
+
+    cluster = client = None
+    with quiet_dask():
+        try:
+            if address is None:
+                cluster = LocalCluster(
+                    n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
+                    host="127.0.0.1", dashboard_address="127.0.0.1:0", scheduler_port=0,
+                    silence_logs=logging.ERROR, timeout=timeout,
+                )
+                client = Client(cluster, timeout=timeout)
+            else:
+                client = Client(address, timeout=timeout)
+            yield client
+        finally:
+            if client is not None:
+                client.close(timeout=_CLOSE_SECONDS)
+            if cluster is not None:
+                cluster.close(timeout=_CLOSE_SECONDS)
+
+
+def _clock_pair() -> tuple[int, int, int]:
+    """Run on a worker: its pid and one ``(perf_counter_ns, time_ns)`` sample."""
+    return os.getpid(), time.perf_counter_ns(), time.time_ns()
+
+
+def worker_clocks(client: Any) -> dict[str, tuple[int, int, int]]:
+    """Each worker's address -> ``(pid, perf_counter_ns, time_ns)``, sampled in that worker."""
+    return client.run(_clock_pair)
+
+
+def _worker_lanes(records: Sequence[dict], names: dict[str, str] | None = None) -> dict:
+    """``(worker address, thread id)`` -> a lane name, ``"<worker> thread k"``.
+
+    Workers are numbered in the order of their addresses unless `names` (address -> name, e.g.
+    the names the workers were started with) says otherwise; threads in order of first use.
+    """
+    names = dict(names or {})
+    for number, address in enumerate(sorted({r["worker"] for r in records} - set(names)), 1):
+        names[address] = f"worker {number}"
+    lanes: dict[tuple[str, int], str] = {}
+    threads: dict[str, list[int]] = {}
+    for record in sorted(records, key=_first_start):
+        address, thread = record["worker"], record.get("thread", 0)
+        seen = threads.setdefault(address, [])
+        if thread not in seen:
+            seen.append(thread)
+            lanes[(address, thread)] = f"{names[address]} thread {len(seen)}"
+    return lanes
+
+
+def _first_start(record: dict) -> float:
+    return min((s["start"] for s in record.get("startstops", ())), default=0.0)
+
+
+def task_stream_trace(records: Sequence[dict], clocks: dict[str, tuple[int, int, int]], *,
+                      labels: dict[str, str] | None = None,
+                      names: dict[str, str] | None = None) -> Trace:
+    """Dask's task stream as a course `Trace`: one lane per worker thread.
+
+    `records` come from ``get_task_stream``; `clocks` from `worker_clocks` (a worker missing
+    there — one that has died since — is mapped with the kernel's own clock pair, exact on one
+    machine). `labels` maps a task key to its label (default: the key).
+    """
+    local_pid, local_perf, local_epoch = _clock_pair()
+    if isinstance(records, (str, bytes)) or not isinstance(records, Sequence) or not records or \
+            not all(isinstance(r, dict) and "worker" in r for r in records):
+        raise ValueError("records must be a non-empty list of task stream records (dicts with "
+                         f"'worker', 'key' and 'startstops'), got {records!r:.80}")
+    lanes = _worker_lanes(records, names)
+    trace = Trace()
+    for pid, perf, epoch in clocks.values():
+        trace.clocks[pid] = (perf, epoch)
+    trace.clocks.setdefault(local_pid, (local_perf, local_epoch))
+    for record in records:
+        address = record["worker"]
+        pid, perf, epoch = clocks.get(address, (None, local_perf, local_epoch))
+        lane = lanes[(address, record.get("thread", 0))]
+        key = record["key"] if isinstance(record["key"], str) else str(record["key"])
+        label = (labels or {}).get(key, key)
+        for startstop in record.get("startstops", ()):
+            kind = _ACTION_KINDS.get(startstop["action"], "run")
+            start = perf + round(startstop["start"] * 1e9) - epoch
+            end = max(start, perf + round(startstop["stop"] * 1e9) - epoch)
+            if start >= 0:
+                trace.add(Event(lane, label if kind == "run" else startstop["action"], kind,
+                                start, end, pid))
+    return trace
+
+
+def _failure_of(future: Any) -> Failure:
+    exc = future.exception(timeout=_CLOSE_SECONDS)
+    try:
+        import traceback
+
+        text = "".join(traceback.format_tb(future.traceback(timeout=_CLOSE_SECONDS)))
+    except Exception:  # the traceback may not travel (an unpicklable frame): the message does
+        text = ""
+    return Failure.from_exception(exc, text)
+
+
+def run_dask(fn: Callable[..., Any], tasks: Sequence[Any], *, workers: int = 2,
+             threads_per_worker: int = 1, client: Any = None,
+             timeout: float = DEFAULT_TIMEOUT_SECONDS) -> Run:
+    """Run ``fn(*task)`` for each task as one Dask future, and record the task stream.
+
+    Without `client`, a fresh `LocalCluster` of `workers` processes is started and closed around
+    the run (its start is in ``details["cluster_start_seconds"]``, not in ``seconds``). With a
+    `client`, its cluster is used as it is and left running. A task's exception is a `Failure`
+    in ``run.failures``; every wait is bounded by `timeout`, after which the futures are
+    cancelled and `TimeoutError` is raised.
+    """
+    check_callable("fn", fn)
+    tasks = check_tasks(tasks)
+    timeout = check_timeout("timeout", timeout)
+    if client is None:
+        started = time.perf_counter()
+        with dask_client(workers, threads_per_worker) as own:
+            own.wait_for_workers(workers, timeout=_CLUSTER_START_SECONDS)
+            start_seconds = time.perf_counter() - started
+            run = run_dask(fn, tasks, client=own, timeout=timeout)
+        run.details["cluster_start_seconds"] = start_seconds
+        return run
+
+    from distributed import get_task_stream, wait
+
+    name = getattr(fn, "__name__", "task")
+    token = uuid.uuid4().hex[:8]
+    keys = [f"{name}-{token}-{i}" for i in range(len(tasks))]
+    labels = {key: f"task {i}" for i, key in enumerate(keys)}
+    with quiet_dask():
+        clocks = worker_clocks(client)
+        futures: list[Any] = []
+        try:
+            # As a context manager: it starts recording before the first task is submitted
+            # (a bare get_task_stream call can miss the first tasks, dask/distributed#9253).
+            with get_task_stream(client) as stream:
+                started = time.perf_counter()
+                futures = [client.submit(fn, *args, key=key, pure=False)
+                           for key, args in zip(keys, tasks)]
+                wait(futures, timeout=timeout)
+                seconds = time.perf_counter() - started
+                values: list[Any] = [None] * len(tasks)
+                failures: dict[int, Failure] = {}
+                for index, future in enumerate(futures):
+                    if future.status == "finished":
+                        values[index] = future.result(timeout=timeout)
+                    else:
+                        failures[index] = _failure_of(future)
+        except BaseException:
+            client.cancel(futures)
+            raise
+        finally:
+            for future in futures:
+                future.release()
+        trace = task_stream_trace(stream.data, clocks, labels=labels)
+    threads = sum(info.get("nthreads", 1)
+                  for info in client.scheduler_info()["workers"].values())
+    return Run("dask", f"Dask, {len(clocks)} workers", values, failures, seconds, trace,
+               workers=len(clocks),
+               details={"pids": sorted(pid for pid, _, _ in clocks.values()),
+                        "threads": threads, "dashboard": client.dashboard_link})
+
+
+# -- the model `compare` knows by name ------------------------------------------------------------
+def _dask_model(fn, tasks, *, workers, start_method, timeout) -> Run:
+    return run_dask(fn, tasks, workers=min(workers, MAX_DASK_WORKERS), timeout=timeout)
+
+
+register_model("dask", _dask_model)

@@ -1,0 +1,132 @@
+"""Chapter 09: a command-line cluster that leaves nothing behind, a killed worker, data locality,
+the scheduler's cost per task against Pool.map, the panel, and exercise 09.1."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import psutil
+import pytest
+
+import helpers.exercises
+from helpers.chapters.ch09_beyond_one_machine import (
+    cli_cluster,
+    compare_locality,
+    kill_a_worker,
+    make_panel,
+    measure_overhead,
+    scheduler_command,
+    worker_command,
+)
+from helpers.exercises import check
+from helpers.runners import process_pool
+from helpers.runners.dask import dask_client
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "09_beyond_one_machine.ipynb"
+
+
+def _gone(pids) -> bool:
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                return False
+        except psutil.NoSuchProcess:
+            pass
+    return True
+
+
+def test_a_killed_worker_s_tasks_are_recomputed_and_nothing_is_left():
+    with cli_cluster(2) as cluster:
+        assert cluster.address.startswith("tcp://127.0.0.1:")
+        assert cluster.worker_names() == ["worker-a", "worker-b"]
+        pids = [pid for group in cluster.pids().values() for pid in group]
+        assert len(pids) >= 5  # a scheduler, and a nanny plus its worker per worker
+        report = kill_a_worker(cluster, tasks=12, task_ms=40.0, after=3)
+        assert report.correct and len(report.runs_per_task) == 12
+        assert cluster.worker_names() == ["worker-b"]
+        # Every task finished on worker-b; the ones worker-a finished were redone there.
+        assert report.recomputed >= 1
+        last_a = max(e.end_ns for e in report.trace.events if e.lane.startswith("worker-a"))
+        assert last_a <= report.kill_ns
+    assert _gone(pids)
+
+
+def test_an_error_inside_the_block_stops_every_process():
+    with pytest.raises(RuntimeError, match="on purpose"):
+        with cli_cluster(1) as cluster:
+            pids = [pid for group in cluster.pids().values() for pid in group]
+            raise RuntimeError("on purpose")
+    assert _gone(pids)
+
+
+def test_the_commands_bind_127_0_0_1_and_end_by_themselves():
+    scheduler = scheduler_command("/tmp/s.json")
+    worker = worker_command("tcp://127.0.0.1:1", "worker-a")
+    assert scheduler[scheduler.index("--host") + 1] == "127.0.0.1"
+    assert "--idle-timeout" in scheduler and "--death-timeout" in worker
+    assert worker[worker.index("--host") + 1] == "127.0.0.1"
+
+
+@pytest.fixture(scope="module")
+def client():
+    with dask_client(2) as c:
+        c.wait_for_workers(2, timeout=60)
+        yield c
+
+
+def test_scatter_beats_shipping_a_large_array_with_every_task(client):
+    report = compare_locality(client, megabytes=16.0, tasks=8)
+    assert report.correct
+    assert report.scatter_seconds < report.ship_seconds
+
+
+def test_dask_costs_more_per_tiny_task_than_pool_map(client):
+    with process_pool(2) as pool:
+        rows = measure_overhead(client, pool, workers=2, sizes_ms=(0.01, 20.0), row_seconds=0.1)
+    tiny, large = rows
+    assert tiny.per_task_ms("Dask futures") > tiny.per_task_ms("Pool.map")
+    assert large.compute_ms > 5 and large.tasks >= 8
+
+
+def test_the_panel_runs_on_its_own_cluster():
+    text = make_panel().run(workers=2, threads=1, tasks=4, task_ms=10.0)
+    assert "starting the cluster" in text
+    with pytest.raises(ValueError, match="task_ms"):
+        make_panel().run(tasks=64, task_ms=500.0)
+
+
+def _solution(notebook: Path, exercise: str) -> str:
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        if cell.cell_type == "markdown" and "<details>" in cell.source and exercise in cell.source:
+            return re.search(r"```python\n(.*?)```", cell.source, re.S).group(1)
+    raise AssertionError(f"no solution for {exercise} in {notebook.name}")
+
+
+def test_exercise_solution_passes_and_wrong_ports_are_told_why(monkeypatch):
+    monkeypatch.setattr(helpers.exercises, "QUICK", False)
+    namespace = {"check": lambda exercise_id, answer: None}
+    exec(_solution(NOTEBOOK, "09.1"), namespace)
+    assert check("09.1", namespace["answer"]).passed
+    assert not check("09.1", ...).answered
+
+    def finishing_order(client, fn, items):
+        from distributed import as_completed
+
+        return [f.result() for f in as_completed(client.map(fn, items))]
+
+    feedback = check("09.1", finishing_order)
+    assert not feedback.passed and any("wrong order" in p.message for p in feedback.points)
+
+    def in_the_kernel(client, fn, items):
+        return [fn(x) for x in items]
+
+    feedback = check("09.1", in_the_kernel)
+    assert any("in this kernel" in p.message for p in feedback.points)
+
+    def one_at_a_time(client, fn, items):
+        return [client.submit(fn, x).result() for x in items]
+
+    feedback = check("09.1", one_at_a_time)
+    assert any("one after the other" in p.message for p in feedback.points)

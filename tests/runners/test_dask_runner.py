@@ -1,0 +1,108 @@
+"""helpers.runners.dask: tasks on a LocalCluster of worker processes, the task stream as a Trace.
+
+One LocalCluster serves the module (a start costs 1-3 s); the autouse `no_leftovers` fixture then
+checks after each test that nothing new was left running, and `test_a_run_leaves_nothing` checks
+that a cluster of its own goes entirely.
+"""
+
+from __future__ import annotations
+
+import time
+
+import psutil
+import pytest
+
+from helpers.runners import Failure, compare
+from helpers.runners.dask import dask_client, quiet_dask, run_dask, task_stream_trace
+from helpers.workloads import cpu_task, iterations_for
+
+
+def fails_on_three(x: int) -> int:
+    if x == 3:
+        raise ValueError("three is not allowed")
+    return x
+
+
+@pytest.fixture(scope="module")
+def client():
+    with dask_client(2) as c:
+        c.wait_for_workers(2, timeout=60)
+        yield c
+
+
+def test_values_in_task_order_and_one_lane_per_worker_thread(client):
+    n = iterations_for(0.03)
+    before = time.perf_counter_ns()
+    run = run_dask(cpu_task, [(n,)] * 6, client=client)
+    after = time.perf_counter_ns()
+    assert run.values == [cpu_task(n)] * 6 and run.ok
+    assert sorted(run.trace.lanes()) == ["worker 1 thread 1", "worker 2 thread 1"]
+    spans = run.trace.select(kind="run")
+    assert sorted(e.label for e in spans) == sorted(f"task {i}" for i in range(6))
+    # Dask's epoch times, mapped through each worker's clock pair, land inside the call:
+    # the merge onto perf_counter_ns is right to well within a millisecond on one machine.
+    slack = 5_000_000
+    assert all(before - slack <= e.start_ns <= e.end_ns <= after + slack for e in spans)
+    assert len(run.details["pids"]) == 2 and run.details["dashboard"].startswith("http://127.0.0.1")
+
+
+def test_both_workers_compute_at_the_same_time(client):
+    run = run_dask(cpu_task, [(iterations_for(0.1),)] * 4, client=client)
+    a, b = run.trace.lanes()
+    assert run.trace.overlap_ns(a, b) > 0, "the two worker processes never computed at once"
+
+
+def test_a_failing_task_is_a_failure_not_an_exception(client):
+    run = run_dask(fails_on_three, [(i,) for i in range(5)], client=client)
+    assert run.values == [0, 1, 2, None, 4]
+    assert isinstance(run.failures[3], Failure) and run.failures[3].type_name == "ValueError"
+    assert "three is not allowed" in run.failures[3].message
+
+
+def test_a_run_past_its_timeout_raises_and_cancels(client):
+    with pytest.raises(TimeoutError):
+        run_dask(time.sleep, [(2.0,)], client=client, timeout=0.3)
+
+
+def test_a_run_leaves_nothing():
+    run = run_dask(cpu_task, [(1000,)] * 2, workers=1)
+    assert run.values == [cpu_task(1000)] * 2
+    assert run.details["cluster_start_seconds"] > 0
+    for pid in run.details["pids"]:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_compare_knows_dask(client):
+    comparison = compare(["serial", "dask"], cpu_task, [(1000,)] * 2, workers=1)
+    assert comparison.runs["dask"].values == comparison.runs["serial"].values
+
+
+def test_task_stream_records_become_events_on_the_worker_clock():
+    records = [
+        {"worker": "tcp://127.0.0.1:2", "thread": 7, "key": "b", "status": "OK",
+         "startstops": ({"action": "transfer", "start": 100.0, "stop": 100.5},
+                        {"action": "compute", "start": 101.0, "stop": 102.0})},
+        {"worker": "tcp://127.0.0.1:1", "thread": 9, "key": "a", "status": "OK",
+         "startstops": ({"action": "compute", "start": 100.0, "stop": 101.0},)},
+    ]
+    # Worker 1's perf counter reads 5 s at epoch 100 s; worker 2's reads 50 s at epoch 100 s.
+    clocks = {"tcp://127.0.0.1:1": (11, 5_000_000_000, 100_000_000_000),
+              "tcp://127.0.0.1:2": (22, 50_000_000_000, 100_000_000_000)}
+    trace = task_stream_trace(records, clocks, labels={"a": "task 0"})
+    by = {(e.lane, e.kind): e for e in trace.events}
+    first = by[("worker 1 thread 1", "run")]
+    assert (first.label, first.start_ns, first.end_ns, first.pid) == \
+        ("task 0", 5_000_000_000, 6_000_000_000, 11)
+    assert by[("worker 2 thread 1", "send")].start_ns == 50_000_000_000
+    assert by[("worker 2 thread 1", "run")].end_ns == 52_000_000_000
+    assert trace.clocks[22] == (50_000_000_000, 100_000_000_000)
+
+
+def test_bad_values_are_refused_before_any_cluster_starts():
+    with pytest.raises(ValueError, match="workers"):
+        run_dask(cpu_task, [(1,)], workers=0)
+    with pytest.raises(ValueError, match="records"):
+        task_stream_trace([], {})
+    with pytest.raises(ValueError, match="level"):
+        with quiet_dask(-5):
+            pass
