@@ -105,3 +105,15 @@ def test_prefork_scaling_reports_each_worker_count_and_who_served_whom():
 def test_bad_parameters_are_refused(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_an_interrupt_during_a_load_kills_every_server_it_started(monkeypatch):
+    from helpers.chapters.ch07_socket_server import demos
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demos._handle, "call", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        compare_models(("gevent", "threads"), connections=5, seconds=0.1)
+    # the autouse no_leftovers fixture fails this test if a server child is still there

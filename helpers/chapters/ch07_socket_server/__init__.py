@@ -30,7 +30,6 @@ from .demos import (
     prefork_scaling,
 )
 from .handle import ServerHandle, stop_all
-from . import memory
 from .memory import idle_memory, open_files_limit
 from .prefork import DEFAULT_HOST, open_listener, start_server, summarize
 from .servers import HANDLERS, MODELS, SOCKETSERVER_MODELS, bare_echo

@@ -22,6 +22,7 @@ generator's own cost per request low, so it can drive a server faster than a str
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import time
 from typing import Any
@@ -153,58 +154,72 @@ def load(control, targets: list[tuple[str, str, int]], connections: int, rounds:
 
 
 # -- idle connections ------------------------------------------------------------------------
-class _Idle(asyncio.Protocol):
-    def __init__(self) -> None:
-        self.replied = asyncio.get_running_loop().create_future()
-        self.closed = False
+def _open_idle(host: str, port: int, count: int, deadline: float, held: list[socket.socket],
+               errors: dict[str, int]) -> None:
+    """Open `count` clients, each through one round trip, in batches (plain non-blocking sockets:
+    three times cheaper per connection than asyncio's transports, and nothing more is needed)."""
+    import selectors
 
-    def data_received(self, data: bytes) -> None:
-        if not self.replied.done():
-            self.replied.set_result(True)
+    def fail(kind: str, sock: socket.socket) -> None:
+        errors[kind] = errors.get(kind, 0) + 1
+        sock.close()
 
-    def connection_lost(self, exc) -> None:
-        self.closed = True
-        if not self.replied.done():
-            self.replied.set_result(False)
-
-
-async def _hold(host: str, port: int, steps: list[int], server_pid: int,
-                seconds: float) -> dict[str, Any]:
-    import psutil
-
-    loop = asyncio.get_running_loop()
-    server = psutil.Process(server_pid)
-    held: list[tuple[asyncio.Transport, _Idle]] = []
-    errors: dict[str, int] = {}
-    rows = [(0, server.memory_info().rss)]
-    deadline = time.monotonic() + seconds
-    for target in steps:
-        opened, failed = await _open(loop, _Idle, host, port, target - len(held))
-        for kind, count in failed.items():
-            errors[kind] = errors.get(kind, 0) + count
-        for transport, _protocol in opened:
-            transport.write(b"hello\n")  # one round trip: the server has set the client up
-        replies = await asyncio.wait_for(
-            asyncio.gather(*(p.replied for _, p in opened)),
-            max(0.1, deadline - time.monotonic()))
-        if not all(replies):
-            errors["closed by server"] = errors.get("closed by server", 0) + replies.count(False)
-        held += opened
-        await asyncio.sleep(0.05)  # let the server's last handlers block in recv
-        rows.append((len(held), server.memory_info().rss))
-    for transport, _ in held:
-        transport.close()
-    await asyncio.sleep(0)
-    return {"rows": rows, "errors": sum(errors.values()), "error kinds": errors}
+    with selectors.DefaultSelector() as selector:
+        for first in range(0, count, _CONNECT_BATCH):
+            for _ in range(min(_CONNECT_BATCH, count - first)):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.setblocking(False)
+                if sock.connect_ex((host, port)) not in (0, errno.EINPROGRESS):
+                    fail("connect refused", sock)
+                    continue
+                selector.register(sock, selectors.EVENT_WRITE, "connecting")
+            while selector.get_map() and time.monotonic() < deadline:
+                for key, _ in selector.select(0.1):
+                    sock = key.fileobj
+                    if key.data == "connecting":
+                        if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                            selector.unregister(sock)
+                            fail("connect failed", sock)
+                            continue
+                        sock.send(b"hello\n")  # one round trip: the server has set it up
+                        selector.modify(sock, selectors.EVENT_READ, "asked")
+                        continue
+                    selector.unregister(sock)
+                    try:
+                        answered = sock.recv(64)
+                    except OSError:
+                        answered = b""
+                    if answered:
+                        held.append(sock)
+                    else:
+                        fail("closed by server", sock)
+            for key in list(selector.get_map().values()):
+                selector.unregister(key.fileobj)
+                fail("no answer in time", key.fileobj)
 
 
 def hold_idle(control, host: str, port: int, steps: list[int], server_pid: int,
               seconds: float, nofile: int) -> dict[str, Any]:
-    """Hold ``steps[-1]`` idle connections, reading the server's RSS at each step (in a child)."""
+    """Hold ``steps[-1]`` idle clients, reading the server's RSS at each step (in a child)."""
+    import psutil
+
     from .memory import raise_open_files
 
     raise_open_files(nofile)
-    return asyncio.run(_hold(host, port, steps, server_pid, seconds))
+    server = psutil.Process(server_pid)
+    held: list[socket.socket] = []
+    errors: dict[str, int] = {}
+    rows = [(0, server.memory_info().rss)]
+    deadline = time.monotonic() + seconds
+    try:
+        for target in steps:
+            _open_idle(host, port, target - len(held), deadline, held, errors)
+            time.sleep(0.05)  # let the server's last handlers block in recv
+            rows.append((len(held), server.memory_info().rss))
+    finally:
+        for sock in held:
+            sock.close()
+    return {"rows": rows, "errors": sum(errors.values()), "error kinds": errors}
 
 
 # -- bad clients -----------------------------------------------------------------------------

@@ -1,0 +1,60 @@
+"""Chapter 07's figures: the course's servers against a bare gevent one, idle memory, pre-fork.
+
+``python -m bench socket_server`` measures, side by side in one run, with the course's load
+generator (`helpers.chapters.ch07_socket_server.loadgen`, asyncio, in a child):
+
+- ``echo_gevent_vs_bare``: the course's gevent echo server (line framing, counting, the idle
+  reaper, a clean stop) against a bare ``StreamServer`` echo (``bare_echo``), both up at once and
+  loaded in turn, 100 connections, 64-byte lines: the median of the rounds' ratios (bar ≥ 0.95);
+- ``echo_rps_<model>``: requests/s of gevent, threads, asyncio and the bare server (median run);
+- ``echo_errors_all_models_100_connections``: errors the generator saw, all models (bar == 0);
+- ``idle_10k_gevent_kb_per_connection``: the gevent server's RSS growth per idle client, 10,000
+  held (bar ≤ 12 KB) and ``idle_10k_gevent_errors`` (bar == 0); threads and asyncio next to it;
+- ``prefork_2_vs_1_worker``: the gevent server in 2 worker processes on one socket against 1, for
+  a handler computing ~1 ms per request (bar ≥ 1.5 on 2 cores).
+"""
+
+from __future__ import annotations
+
+import statistics
+
+from helpers.chapters.ch07_socket_server import compare_models, idle_memory, prefork_scaling
+
+__all__ = ["measure"]
+
+# Seven rounds of 1 s each: the median ratio moves by a few hundredths on a busy 2-core machine,
+# where one round's figures can move by a third.
+_ROUNDS, _SECONDS = 7, 1.0
+_CONNECTIONS = 100
+_IDLE = 10_000
+# Three pairs of pre-fork runs (1 then 2 workers); the median ratio counts.
+_PREFORK_PAIRS, _PREFORK_SECONDS = 3, 2.0
+
+
+def measure(report) -> None:
+    models = ("gevent", "bare gevent", "threads", "asyncio")
+    results = compare_models(models, _CONNECTIONS, seconds=_SECONDS, repeats=_ROUNDS)
+    ratios = [course / bare for course, bare in
+              zip(results["gevent"]["all rps"], results["bare gevent"]["all rps"])]
+    report("echo_gevent_vs_bare", statistics.median(ratios), "x bare StreamServer", ">= 0.95")
+    for model in models:
+        report(f"echo_rps_{model.replace(' ', '_')}", results[model]["rps"], "requests/s")
+        report(f"echo_p99_{model.replace(' ', '_')}", results[model]["p99 us"] / 1000, "ms")
+    report("echo_errors_all_models_100_connections",
+           sum(results[m]["errors"] for m in models), "errors", "== 0")
+
+    memory = idle_memory(steps=(1_000, 5_000, _IDLE))
+    for model, row in memory["models"].items():
+        held = row["rows"][-1][0]
+        bar = "<= 12" if model == "gevent" else None
+        report(f"idle_{held // 1000}k_{model}_kb_per_connection",
+               row["KiB per connection"] * 1.024, "KB per connection", bar)
+        report(f"idle_{held // 1000}k_{model}_errors", row["errors"], "errors",
+               "== 0" if model == "gevent" else None)
+
+    pairs = []
+    for _ in range(_PREFORK_PAIRS):
+        rows = prefork_scaling([1, 2], connections=50, cpu_ms=1.0,
+                               seconds=_PREFORK_SECONDS)["rows"]
+        pairs.append(rows[2]["rps"] / rows[1]["rps"])
+    report("prefork_2_vs_1_worker", statistics.median(pairs), "x one worker", ">= 1.5")
