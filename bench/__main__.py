@@ -168,10 +168,11 @@ def judge(module: str, name: object, value: object, unit: object, bar: object,
 
 
 def shown(value: object) -> str:
+    """A figure as printed: four significant digits, so a value just past its bar shows it."""
     if isinstance(value, bool):
         return str(int(value))
     if isinstance(value, float):
-        return f"{value:.3g}" if abs(value) < 1e6 else f"{value:.4g}"
+        return f"{value:.4g}"
     return "-" if value is None else str(value)
 
 
@@ -333,6 +334,7 @@ def run_bench(
             "load_average_before": load.before,
             "load_average_after": load.after,
             "load_average_mean_1min": None if mean_load is None else round(mean_load, 2),
+            "load_average_samples_1min": load.samples,  # the bench's own processes count too
             "busy": busy,
             "interrupted": interrupted,
             "seconds": round(time.perf_counter() - started, 1),
