@@ -73,6 +73,13 @@ class _Counting:
 
 def run_limited(module_path: str, start_urls: list[str], pool: int, per_host: int) -> dict:
     """In a patched child: crawl every start URL at once through one ``HostLimiter(per_host)``."""
+    from ..course import check_int
+
+    check_int("pool", pool, 1, 1_000)
+    check_int("per_host", per_host, 1, 1_000)
+    if not isinstance(start_urls, (list, tuple)) or not start_urls or not all(
+            isinstance(u, str) for u in start_urls):
+        raise ValueError(f"start_urls must be a non-empty list of URLs, got {start_urls!r}")
     import gevent
 
     from ..chapters.ch06_crawler.crawler import crawl_gevent

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...course import check_float, check_int
+from ...course import check_callable, check_float, check_int
 from ...timeline import Event, Trace, TracedResult
 
 __all__ = [
@@ -133,7 +133,7 @@ class CrawlState:
 
     def __init__(self, base_url: str, max_pages: int) -> None:
         self.base_url = base_url.rstrip("/")
-        self.max_pages = max_pages
+        self.max_pages = check_int("max_pages", max_pages, 1, MAX_PAGES)
         self.visited: set[str] = set()
         self.outcomes: dict[str, str] = {}
         self.attempts: dict[str, int] = {}
@@ -182,6 +182,7 @@ def fetch_once(http: Any, url: str, timeout: float) -> tuple[str, bytes]:
     """One GET with urllib3 and no retries of its own: ``(outcome, body)``."""
     import urllib3
 
+    check_float("timeout", timeout, 0.01, 60.0)
     try:
         reply = http.request("GET", url, timeout=urllib3.Timeout(connect=timeout, read=timeout),
                              retries=False, redirect=False)
@@ -198,6 +199,8 @@ def fetch_with_retries(state: CrawlState, path: str, lane: str, policy: RetryPol
                        fetch: Callable[[str], tuple[str, bytes]],
                        sleep: Callable[[float], Any]) -> list[str]:
     """Fetch `path` (retrying per `policy`), record every attempt, return its new links."""
+    check_callable("fetch", fetch)
+    check_callable("sleep", sleep)
     state.started()
     outcome, body, attempt = "refused", b"", 0
     try:
@@ -246,13 +249,13 @@ def crawl_patched_late(start_url: str, concurrency: int = 20, *, request_timeout
 
     from gevent import monkey
 
+    check_int("concurrency", concurrency, 1, MAX_CONCURRENCY)
+    policy = RetryPolicy(request_timeout, retries, backoff)
     early_sleep = time.sleep  # taken before patch_all(), as an import at the top of a module is
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         monkey.patch_all()
-    result = _crawl_gevent(start_url, concurrency,
-                           RetryPolicy(request_timeout, retries, backoff), MAX_PAGES, 60.0,
-                           early_sleep)
+    result = _crawl_gevent(start_url, concurrency, policy, MAX_PAGES, 60.0, early_sleep)
     result.value.model = "gevent, patched late"
     result.value.notes = [str(w.message) for w in caught]
     return result
@@ -320,7 +323,7 @@ def verify(result: CrawlResult, served, sitemap, retries: int | None = None) -> 
     often as the crawler says (so a fetched page was answered 200 exactly once), every failure
     reported with the outcome the site gave, and nothing else requested.
     """
-    expected = sitemap.reachable(2 if retries is None else retries)
+    expected = sitemap.reachable(2 if retries is None else check_int("retries", retries, 0, 10))
     site_said = {path: {"hang": "timeout"}.get(got[-1], got[-1])
                  for path, got in served.by_path.items() if got}
     return {

@@ -61,7 +61,7 @@ def crawl_serial(start_url: str, concurrency: int = 1, *, request_timeout: float
     """One request at a time (`concurrency` is ignored); stops starting pages after `time_limit`."""
     import urllib3
 
-    policy = _checked(1, request_timeout, retries, backoff, max_pages, time_limit)
+    policy = _checked(concurrency, request_timeout, retries, backoff, max_pages, time_limit)
     base, _, first = start_url.partition("/page/")
     state = CrawlState(base, max_pages)
     http = urllib3.PoolManager(maxsize=1)
@@ -223,6 +223,7 @@ def run_model(model: str, start_url: str, concurrency: int = 50, *, timeout: flo
     from ...runners import run_patched
 
     check_choice("model", model, MODELS)
+    check_int("concurrency", concurrency, 1, MAX_CONCURRENCY)
     return run_patched(_CRAWLERS[model], start_url, concurrency, patch=model == "gevent",
                        trace=False, timeout=timeout, **options)
 
@@ -233,6 +234,7 @@ def crawl_reporting(model: str, start_url: str, concurrency: int, **options: Any
     from ...runners import report_ready
 
     check_choice("model", model, MODELS)
+    check_int("concurrency", concurrency, 1, MAX_CONCURRENCY)
     report_ready(model)
     return _CRAWLERS[model](start_url, concurrency, **options)
 
@@ -244,9 +246,12 @@ def throughput_sweep(start_url: str, sizes: list[int], pages_per_worker: int = 2
     A pool of `size` crawls ``size × pages_per_worker`` pages (the whole site at most), so every
     size runs for about the same time: a pool of 1 does not crawl for minutes.
     """
+    check_int("pages_per_worker", pages_per_worker, 1, MAX_PAGES)
+    RetryPolicy(request_timeout=request_timeout)  # checks it
+    if not isinstance(sizes, (list, tuple)) or not sizes:
+        raise ValueError(f"sizes must be a non-empty list of pool sizes, got {sizes!r}")
     for size in sizes:
         check_int("sizes", size, 1, MAX_CONCURRENCY)
-    check_int("pages_per_worker", pages_per_worker, 1, MAX_PAGES)
     rows = []
     for size in sizes:
         result = crawl_gevent(start_url, size, request_timeout=request_timeout,

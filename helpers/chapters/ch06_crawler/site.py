@@ -43,7 +43,7 @@ from pathlib import Path
 from ...course import check_float, check_int
 from .sitemap import Sitemap, SiteSpec, build_sitemap, page_path
 
-__all__ = ["LOOPBACK", "Served", "Site", "SiteError", "main"]
+__all__ = ["LOOPBACK", "Served", "Site", "SiteError"]  # main() is the command line's
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")  # the only hosts the site binds: nothing leaves here
 # A site started from Python stops by itself after this long even if nobody stops it (a kernel

@@ -57,7 +57,7 @@ MAX_HANG = 600.0
 
 def page_path(index: int) -> str:
     """The URL path of page `index`."""
-    return f"/page/{index}"
+    return f"/page/{check_int('index', index, 0, MAX_PAGES - 1)}"
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import Any
 
 from matplotlib.patches import Patch
 
-from ...course import check_int
+from ...course import check_choice, check_float, check_int, check_timeout
 from ...timeline import KIND_COLORS, Trace, plot_timeline
 from ...widgets import Choice, Float, Int, Panel
 from .crawler import verify
@@ -90,12 +90,22 @@ def plot_totals(results: dict[str, Any], ax, *, unit: str = "s") -> list:
     return [bars, *labels]
 
 
-def plot_throughput(rows: list[dict], ax, *, capacity: int, latency: float) -> list:
-    """Pages per second against pool size, with the two limits: the pool's and the site's."""
+def _check_rows(rows: object) -> None:
+    if not isinstance(rows, (list, tuple)) or not rows or not all(isinstance(r, dict)
+                                                                  for r in rows):
+        raise ValueError(f"rows must be a non-empty list of measured rows (dicts), got {rows!r}")
+
+
+def plot_throughput(rows: list[dict], ax, *, capacity: int, page_seconds: float) -> list:
+    """Pages per second against pool size, with the two limits: the pool's and the site's
+    (``capacity`` connections at once, each page taking ``page_seconds``)."""
+    _check_rows(rows)
+    check_int("capacity", capacity, 1, 1_000_000)
+    check_float("page_seconds", page_seconds, 1e-6, 60.0)
     sizes = [r["pool size"] for r in rows]
     measured = [r["pages per second"] for r in rows]
     artists = ax.plot(sizes, measured, "o-", color=KIND_COLORS["run"], label="measured")
-    ideal = [min(s, capacity) / latency for s in sizes]
+    ideal = [min(s, capacity) / page_seconds for s in sizes]
     artists += ax.plot(sizes, ideal, "--", color="#777777",
                        label="limit: min(pool size, capacity) / latency")
     artists.append(ax.axvline(capacity, color=KIND_COLORS["lock"], lw=1,
@@ -110,6 +120,7 @@ def plot_throughput(rows: list[dict], ax, *, capacity: int, latency: float) -> l
 
 def plot_memory(rows: list[dict], ax) -> list:
     """Bars: resident memory per request in flight, for each model."""
+    _check_rows(rows)
     names = [r["model"] for r in rows]
     values = [r["KiB per request"] for r in rows]
     bars = ax.bar(names, values, color=KIND_COLORS["send"])
@@ -136,6 +147,9 @@ def crawl_live(site: Site, model: str, concurrency: int, *,
     """
     from ...runners import start_patched
 
+    check_choice("model", model, MODELS)
+    check_int("concurrency", concurrency, 1, 100_000)
+    timeout = check_timeout("timeout", timeout)
     expected = max(1, len(site.sitemap.reachable(options.get("retries", 2))))
     bar = None
     if progress is None:
