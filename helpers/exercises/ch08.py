@@ -3,7 +3,10 @@
 - 08.1 places a workload of the reader's own on the matrix: the answer is
   ``{"task": a function of no arguments, "threads faster": True | False}``, a prediction of
   whether four threads finish four such tasks clearly sooner than one after the other. The check
-  measures it, and says whether the prediction held (with the reader's own figure).
+  measures it, and says whether the prediction held (with the reader's own figure). A control
+  task known to run in parallel in threads (SHA-256 of a large buffer) is measured first: when
+  even it does not gain, the machine has no free core now, and the check says so instead of
+  judging the prediction.
 """
 
 from __future__ import annotations
@@ -20,12 +23,26 @@ _TASKS = 4
 _FASTER, _NOT_FASTER = 1.4, 1.2
 # 08.1: an undecided measurement is repeated this many times before the check gives up.
 _ATTEMPTS = 3
+# 08.1: the control task's length (s): like the reader's, long enough to time.
+_CONTROL_SECONDS = 0.05
+
+
+def _ratio(task, args: tuple = ()) -> tuple[float, str | None]:
+    """Serial time over threads time for `_TASKS` calls, and the first failure if any."""
+    from helpers.runners import run_serial, run_threads
+
+    serial = run_serial(task, [args] * _TASKS)
+    threads = run_threads(task, [args] * _TASKS)
+    failures = {**serial.failures, **threads.failures}
+    if failures:
+        return 0.0, str(next(iter(failures.values())))
+    return serial.seconds / threads.seconds, None
 
 
 @exercise("08.1", "Your own workload on the matrix: do threads help?")
 def _own_workload(answer):
+    from helpers.chapters.ch08_choosing.workloads import c_hash, hash_rounds_for
     from helpers.course import usable_cores
-    from helpers.runners import run_serial, run_threads
 
     if not isinstance(answer, dict) or {"task", "threads faster"} - set(answer):
         yield Point(False, "answer should be a dict with keys 'task' and 'threads faster'")
@@ -52,19 +69,22 @@ def _own_workload(answer):
         return
     ratio = None
     for _ in range(_ATTEMPTS):
-        serial = run_serial(task, [()] * _TASKS)
-        threads = run_threads(task, [()] * _TASKS)
-        if serial.failures or threads.failures:
-            failure = next(iter({**serial.failures, **threads.failures}.values()))
+        control, _ = _ratio(c_hash, (hash_rounds_for(_CONTROL_SECONDS),))
+        ratio, failure = _ratio(task)
+        if failure:
             yield Point(False, f"the task raised {failure}")
             return
-        ratio = serial.seconds / threads.seconds
-        if ratio >= _FASTER or ratio <= _NOT_FASTER:
+        if control >= _FASTER and (ratio >= _FASTER or ratio <= _NOT_FASTER):
             break
     else:
-        yield Point(False, f"{_TASKS} threads took {ratio:.2f}× less time than serial, three "
-                           "times in a row: neither clearly faster nor not. Is the machine busy? "
-                           "Try a task that runs longer")
+        if control < _FASTER:
+            yield Point(False, f"inconclusive: even a task known to run in parallel in threads "
+                               f"gained only {control:.2f}× — this machine has no free core right "
+                               "now (other programs are busy). Try again later")
+        else:
+            yield Point(False, f"inconclusive: {_TASKS} threads took {ratio:.2f}× less time than "
+                               "serial, three times in a row: neither clearly faster nor not. "
+                               "Try a task that runs longer")
         return
     measured = ratio >= _FASTER
     if measured == predicted:

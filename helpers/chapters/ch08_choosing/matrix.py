@@ -190,6 +190,15 @@ class Matrix:
     sizes: dict[str, tuple[float, int]] = field(default_factory=dict)
     workers: int = 2
 
+    def merge(self, other: Matrix) -> Matrix:
+        """This matrix with the rows of `other` added (measured with the same models)."""
+        if other.models != self.models:
+            raise ValueError(f"other must have the same models {self.models}, got {other.models}")
+        merged = Matrix(self.workloads + [w for w in other.workloads if w not in self.workloads],
+                        list(self.models), {**self.cells, **other.cells},
+                        {**self.sizes, **other.sizes}, self.workers)
+        return merged
+
     def cell(self, workload: str, model: str) -> Cell:
         return self.cells[(workload, model)]
 

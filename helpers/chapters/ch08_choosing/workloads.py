@@ -18,7 +18,6 @@ and asyncio a plain function, which `run_asyncio` sends to ``asyncio.to_thread``
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 import zlib
@@ -122,6 +121,8 @@ def gevent_wait(seconds: float) -> TracedResult:
 
 async def async_wait(seconds: float) -> TracedResult:
     """The same wait as a coroutine: ``await asyncio.sleep`` lets the loop run other tasks."""
+    import asyncio  # here: a worker process that never runs a coroutine need not import it
+
     check_float("seconds", seconds, 0.0, MAX_TASK_SECONDS)
     recorder = Recorder("task")
     with recorder.span("wait", "io"):
@@ -163,6 +164,8 @@ def gevent_mixed(iterations: int, seconds: float) -> TracedResult:
 
 async def async_mixed(iterations: int, seconds: float) -> TracedResult:
     """`mixed` as a coroutine: the computation holds the loop, the wait does not."""
+    import asyncio
+
     check_float("seconds", seconds, 0.0, MAX_TASK_SECONDS)
     recorder = Recorder("task")
     with recorder.span("compute"):
