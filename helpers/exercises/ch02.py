@@ -20,6 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from helpers.course import mp_context
+from helpers.runners.cleanup import ignore_sigint
 
 from . import Point, exercise
 
@@ -50,6 +51,7 @@ def _record(i: int) -> dict[str, int]:
 
 def _run_worker(path: str, inbox: Any, outbox: Any) -> None:
     """In the child: load the reader's module from its file and call its worker."""
+    ignore_sigint()  # an interrupt is for the kernel, which stops its children
     spec = importlib.util.spec_from_file_location("_reader_worker", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -15,6 +15,7 @@ The modules, in the order the chapter uses them::
     producer_consumer  N producers × M consumers over one Queue with sentinels, every message
                        counted and checked
     views              the plots and `make_panel()`
+    _ends              the four channels behind one send/receive interface (used by throughput)
     _common            `started` (children that always stop), `run_children`, `SpanLog`, `Table`
 
     kernel ──Process(target=helpers function, args=(queue, ...))──> child

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from helpers.course import check_int, check_start_method, mp_context
-from helpers.runners.cleanup import close_queue, release_semaphores
+from helpers.runners.cleanup import close_queue, ignore_sigint, release_semaphores
 
 from ._common import Table, format_bytes, format_rate, started
 
@@ -59,6 +59,7 @@ _A_LAMBDA = lambda x: x  # noqa: E731
 # them; not in __all__, as nothing in this process calls them. -----------------------------------
 def mutate_and_return(inbox: Any, outbox: Any) -> None:
     """Receive one object, change it, send it back with the id it had in this process."""
+    ignore_sigint()  # an interrupt is for the kernel, which stops its children
     obj = inbox.get(timeout=_CHILD_WAIT_SECONDS)
     child_id = id(obj)
     if isinstance(obj, dict):
@@ -70,11 +71,13 @@ def mutate_and_return(inbox: Any, outbox: Any) -> None:
 
 def put_big(queue: Any, nbytes: int) -> None:
     """Put one message of `nbytes` bytes, then return (and try to exit)."""
+    ignore_sigint()  # an interrupt is for the kernel, which stops its children
     queue.put(b"x" * nbytes)
 
 
 def echo(kind: str, inbox: Any, outbox: Any) -> None:
     """Send back every message received, until ``None``. For a Pipe, inbox is outbox."""
+    ignore_sigint()  # an interrupt is for the kernel, which stops its children
     while True:
         if kind == "Pipe":
             if not inbox.poll(_CHILD_WAIT_SECONDS):
@@ -91,6 +94,7 @@ def echo(kind: str, inbox: Any, outbox: Any) -> None:
 
 def feeder_error(results: Any) -> None:
     """Put a generator on a Queue and report what happened: put() returned, the feeder printed."""
+    ignore_sigint()  # an interrupt is for the kernel, which stops its children
     captured = io.StringIO()
     sys.stderr = captured  # the feeder thread prints its traceback here, not into a notebook
     import multiprocessing

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from helpers.course import check_float, check_int, check_start_method, check_timeout, mp_context
-from helpers.runners.cleanup import release_semaphores, unlink_shared_memory
+from helpers.runners.cleanup import ignore_sigint, release_semaphores, unlink_shared_memory
 
 from ._common import Table, format_bytes, started
 
@@ -46,6 +46,7 @@ block.close()   # closed, but nobody unlinks it
 def bump(counter: Any, numbers: Any, times: int) -> None:
     """Add 1 to a shared Value and to every item of a shared Array, `times` times, under their
     locks (``+=`` is a read then a write: without the lock another process can come between)."""
+    ignore_sigint()  # an interrupt is for the kernel, which stops its children
     for _ in range(times):
         with counter.get_lock():
             counter.value += 1
@@ -56,6 +57,7 @@ def bump(counter: Any, numbers: Any, times: int) -> None:
 
 def fill_block(name: str, shape: tuple, dtype: str, value: float) -> None:
     """Attach to the block `name`, view it as an array, fill it with `value`, detach."""
+    ignore_sigint()  # an interrupt is for the kernel, which stops its children
     block = shared_memory.SharedMemory(name=name)
     try:
         array = np.ndarray(shape, dtype, buffer=block.buf)
@@ -67,6 +69,7 @@ def fill_block(name: str, shape: tuple, dtype: str, value: float) -> None:
 
 def change_shareable_list(name: str) -> None:
     """Attach to a ShareableList by name and change two of its items."""
+    ignore_sigint()  # an interrupt is for the kernel, which stops its children
     items = shared_memory.ShareableList(name=name)
     try:
         items[0] = items[0] + 1
@@ -77,6 +80,7 @@ def change_shareable_list(name: str) -> None:
 
 def update_managed(shared_dict: Any, shared_list: Any) -> None:
     """Change a Manager's dict and list through their proxies: the server holds the change."""
+    ignore_sigint()  # an interrupt is for the kernel, which stops its children
     shared_dict["changed by"] = f"child {os.getpid()}"
     shared_list.append("from the child")
 
@@ -122,10 +126,9 @@ def access_costs(accesses: int = 20_000, *, start_method: str | None = None) -> 
     ctx = mp_context(check_start_method(start_method))
     plain: dict[str, int] = {}
     value, raw = ctx.Value("q", 0), ctx.Value("q", 0, lock=False)
-    block = shared_memory.SharedMemory(create=True, size=8 * 1024)
-    views = [np.ndarray((1024,), np.int64, buffer=block.buf)]  # a list: emptied before close()
     lock = value.get_lock()
     rows = Table()
+    views: list[np.ndarray] = []  # the array on the block: emptied before the block is closed
 
     def add(what: str, shared: str, fn: Callable[[int], Any], calls: int = accesses) -> None:
         ns = _per_call_ns(fn, calls)
@@ -148,7 +151,9 @@ def access_costs(accesses: int = 20_000, *, start_method: str | None = None) -> 
     def set_array(i: int) -> None:
         views[0][i & 1023] = i
 
+    block = shared_memory.SharedMemory(create=True, size=8 * 1024)
     try:
+        views.append(np.ndarray((1024,), np.int64, buffer=block.buf))
         add("d['k'] = i on a plain dict", "no (the baseline)", set_item)
         add("v.value = i, Value('q') (takes its lock)", "yes", set_value)
         add("v.value = i, Value('q', lock=False)", "yes", set_raw)

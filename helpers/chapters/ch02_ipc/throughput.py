@@ -18,23 +18,25 @@ Every channel has the same two ends, so one sender and one receiver measure all 
     shared memory  a ring of slots in one SharedMemory block and two semaphores (free, full):
                    the sender copies into a slot, the receiver copies out of it
     Manager        a queue in the manager's server process: every put and get is a round trip
+
+The ends themselves live in `_ends`; this module runs them and measures.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from multiprocessing import shared_memory
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from helpers.course import check_choice, check_int, check_start_method, mp_context
-from helpers.runners.cleanup import release_semaphores, unlink_shared_memory
+from helpers.runners.cleanup import release_semaphores
 from helpers.timeline import Trace, TracedResult
 
 from ._common import DEFAULT_TIMEOUT_SECONDS, Child, SpanLog, run_children
+from ._ends import CHANNELS, OP_TIMEOUT_SECONDS, open_channels
 
 __all__ = [
     "CHANNELS",
@@ -46,205 +48,15 @@ __all__ = [
     "transfer",
 ]
 
-CHANNELS = ("Queue", "Pipe", "shared memory", "Manager")
 # 64 B to 64 MiB in steps of 4: from "one small record" to "a large array", 11 points a decade
 # and a half apart on a log axis.
 SWEEP_SIZES = tuple(64 * 4**k for k in range(11))
-# A message this large or larger goes through a ring of 2 slots (2 × 64 MiB of /dev/shm at most);
-# smaller ones get 4 slots, so the sender can run ahead of the receiver (measured here: more
-# slots than that only spread the copies over more cache).
-_BIG_MESSAGE = 4 << 20
-_SLOTS_SMALL, _SLOTS_BIG = 4, 2
-# One channel operation waits at most this long: a peer that died is noticed instead of awaited.
-_OP_TIMEOUT_SECONDS = 30.0
 # The most messages and bytes one transfer may move: a typo must not fill the reader's memory or
 # keep a cell busy for minutes (2 GiB at ~0.5 GB/s through a Pipe is ~4 s).
 MAX_MESSAGES = 200_000
 MAX_TOTAL_BYTES = 2 << 30
 MAX_MESSAGE_BYTES = 128 << 20  # one message: room for the exercise's 100 MiB array
 _MAX_SENDERS = 8
-_PAGE = 4096  # bytes: touching one byte per page maps the page
-# A ring end tries this many times (~0.2 µs each) before it sleeps on a semaphore: ~50 µs, the
-# time one 1 MiB copy takes, so a peer in the middle of one is waited for without sleeping.
-_SPINS = 250
-
-
-# -- the four channels, one interface -------------------------------------------------------------
-class _QueueEnd:
-    def __init__(self, queue: Any) -> None:
-        self.queue = queue
-
-    def wait_send(self) -> bool:
-        return True  # an unbounded Queue never blocks put(): the feeder thread buffers
-
-    def send(self, data: Any) -> None:
-        self.queue.put(data)
-
-    def wait_recv(self) -> bool:
-        # Waiting for data apart from reading it, to draw them apart: concurrent.futures waits on
-        # the same internal connection of its result queue.
-        return self.queue._reader.poll(_OP_TIMEOUT_SECONDS)
-
-    def recv(self) -> int:
-        return len(self.queue.get(timeout=_OP_TIMEOUT_SECONDS))
-
-    def warm(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-class _PipeEnd:
-    def __init__(self, reader: Any, writer: Any) -> None:
-        self.reader, self.writer = reader, writer
-
-    def wait_send(self) -> bool:
-        return True  # send_bytes blocks while the OS pipe is full: that shows as "send"
-
-    def send(self, data: Any) -> None:
-        self.writer.send_bytes(data)
-
-    def wait_recv(self) -> bool:
-        return self.reader.poll(_OP_TIMEOUT_SECONDS)
-
-    def recv(self) -> int:
-        return len(self.reader.recv_bytes())
-
-    def warm(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _acquire(semaphore: Any) -> bool:
-    """Take `semaphore`: try a few times without sleeping, then sleep until it is released.
-
-    The other end usually releases within microseconds; going to sleep and being woken costs the
-    OS a wake-up and a reschedule each time, often more than copying a whole message.
-    """
-    for _ in range(_SPINS):
-        if semaphore.acquire(False):
-            return True
-    return semaphore.acquire(timeout=_OP_TIMEOUT_SECONDS)
-
-
-class _ShmRing:
-    """A ring of `slots` slots in one `SharedMemory` block; `free` and `full` count the slots."""
-
-    def __init__(self, ctx: Any, slot_bytes: int, slots: int) -> None:
-        self.slot_bytes, self.slots = slot_bytes, slots
-        self.shm = shared_memory.SharedMemory(create=True, size=slot_bytes * slots)
-        self.lengths = ctx.Array("q", slots, lock=False)  # bytes in each slot
-        self.free, self.full = ctx.Semaphore(slots), ctx.Semaphore(0)
-        self._reset()
-        self._view.fill(0)  # allocate every page now, not during the first messages
-
-    def _reset(self) -> None:
-        self._next = 0
-        self._view = np.ndarray((self.slots, self.slot_bytes), np.uint8, buffer=self.shm.buf)
-        self._out: np.ndarray | None = None
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        for name in ("_view", "_out", "_next"):
-            state.pop(name, None)
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._reset()
-
-    def warm(self) -> None:
-        """Map every page of the ring into this process, as a steady stream of messages would."""
-        int(self._view[:, ::_PAGE].sum())
-        self._out = np.ones(self.slot_bytes, np.uint8)
-
-    def wait_send(self) -> bool:
-        return _acquire(self.free)
-
-    def send(self, data: Any) -> None:
-        slot, n = self._next, len(data)
-        self._view[slot, :n] = np.frombuffer(data, np.uint8)  # the one copy in
-        self.lengths[slot] = n
-        self._next = (slot + 1) % self.slots
-        self.full.release()
-
-    def wait_recv(self) -> bool:
-        return _acquire(self.full)
-
-    def recv(self) -> int:
-        slot = self._next
-        n = self.lengths[slot]
-        if self._out is None:
-            self._out = np.empty(self.slot_bytes, np.uint8)
-        np.copyto(self._out[:n], self._view[slot, :n])  # the one copy out, then the slot is free
-        self._next = (slot + 1) % self.slots
-        self.free.release()
-        return int(n)
-
-    def close(self) -> None:
-        self._view = self._out = None  # no numpy view may outlive the mapping
-        self.shm.close()
-
-
-class _ManagerEnd(_QueueEnd):
-    def wait_recv(self) -> bool:
-        return True  # a proxy cannot wait without asking the server: get() does both
-
-    def recv(self) -> int:
-        return len(self.queue.get(timeout=_OP_TIMEOUT_SECONDS))
-
-
-@dataclass
-class _Channels:
-    """The send and receive end for each sender, and everything to release afterwards."""
-
-    kind: str
-    senders: list[Any]
-    receivers: list[Any]
-    owned: list[Any] = field(default_factory=list)
-
-    def close(self) -> None:
-        for ring in self.owned:
-            if isinstance(ring, _ShmRing):
-                ring._view = ring._out = None
-                unlink_shared_memory(ring.shm)
-        release_semaphores(*self.owned)
-
-
-def _open_channels(kind: str, ctx: Any, *, senders: int, sizes: Sequence[int],
-                  manager: Any = None) -> _Channels:
-    """Ends for each step of a plan: ``senders[step][i]`` sends to ``receivers[step][i]``.
-
-    Queue and Manager: one queue shared by every sender and step. Pipe: one pipe per sender.
-    Shared memory: one ring per sender and message size, each slot exactly one message long.
-    """
-    check_choice("channel", kind, CHANNELS)
-    steps = len(sizes)
-    if kind in ("Queue", "Manager"):
-        if kind == "Manager" and manager is None:
-            raise ValueError("channel 'Manager' needs manager=ctx.Manager(), started")
-        queue = ctx.Queue() if kind == "Queue" else manager.Queue()
-        end = _QueueEnd(queue) if kind == "Queue" else _ManagerEnd(queue)
-        return _Channels(kind, [[end] * senders] * steps, [[end]] * steps,
-                         [queue] if kind == "Queue" else [])
-    if kind == "Pipe":
-        ends = [_PipeEnd(*ctx.Pipe(duplex=False)) for _ in range(senders)]
-        return _Channels(kind, [ends] * steps, [ends] * steps)
-    channels = _Channels(kind, [], [])
-    try:
-        for size in sizes:
-            slots = _SLOTS_BIG if size >= _BIG_MESSAGE else _SLOTS_SMALL
-            rings = [_ShmRing(ctx, size, slots) for _ in range(senders)]
-            channels.owned.extend(rings)
-            channels.senders.append(rings)
-            channels.receivers.append(rings)
-    except BaseException:
-        channels.close()
-        raise
-    return channels
 
 
 # -- the two ends' loops (run in children) --------------------------------------------------------
@@ -257,7 +69,7 @@ def _send_loop(name: str, ends: Sequence[Any], plan: Sequence[tuple[int, int]],
         for end, (size, count) in zip(ends, plan):
             data = payload[:size].tobytes()  # one bytes object per size, sent `count` times
             end.warm()
-            barrier.wait(_OP_TIMEOUT_SECONDS)
+            barrier.wait(OP_TIMEOUT_SECONDS)
             starts.append(time.perf_counter_ns())
             for _ in range(count):
                 t = time.perf_counter_ns()
@@ -281,7 +93,7 @@ def _receive_loop(name: str, steps: Sequence[Sequence[Any]], plan: Sequence[tupl
         for ends, (size, count) in zip(steps, plan):
             for end in ends:
                 end.warm()
-            barrier.wait(_OP_TIMEOUT_SECONDS)
+            barrier.wait(OP_TIMEOUT_SECONDS)
             for _ in range(count):
                 for end in ends:
                     t = time.perf_counter_ns()
@@ -352,9 +164,9 @@ def transfer(channel: str = "Pipe", plan: Sequence[tuple[int, int]] = ((1 << 20,
     start_method = check_start_method(start_method)
     ctx = mp_context(start_method)
     manager = ctx.Manager() if channel == "Manager" else None
-    channels = None
+    channels = barrier = None
     try:
-        channels = _open_channels(channel, ctx, senders=senders, sizes=[s for s, _ in plan],
+        channels = open_channels(channel, ctx, senders=senders, sizes=[s for s, _ in plan],
                                  manager=manager)
         barrier = ctx.Barrier(senders + 1)
         children = [Child(f"sender {i + 1}", _send_loop,
@@ -364,8 +176,9 @@ def transfer(channel: str = "Pipe", plan: Sequence[tuple[int, int]] = ((1 << 20,
         children.append(Child("receiver", _receive_loop,
                               ("receiver", channels.receivers, plan, barrier)))
         ran = run_children(children, start_method=start_method, timeout=timeout, ctx=ctx)
-        release_semaphores(barrier)
     finally:
+        if barrier is not None:
+            release_semaphores(barrier)
         if channels is not None:
             channels.close()
         if manager is not None:

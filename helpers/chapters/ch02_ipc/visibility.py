@@ -21,7 +21,7 @@ import os
 from typing import Any
 
 from helpers.course import check_int, check_start_method, check_start_methods, mp_context
-from helpers.runners.cleanup import close_queue, release_semaphores
+from helpers.runners.cleanup import close_queue, ignore_sigint, release_semaphores
 
 from ._common import Table, started
 
@@ -41,6 +41,7 @@ _MIB = 1 << 20
 
 def look_and_change(results: Any) -> None:
     """Report what this child sees of ITEMS and SETTINGS, change both, report them again."""
+    ignore_sigint()  # an interrupt is for the kernel, which stops its children
     saw = {"ITEMS": list(ITEMS), "SETTINGS": dict(SETTINGS)}
     ITEMS.append(f"added by the child (pid {os.getpid()})")
     SETTINGS["changed by"] = "the child"
@@ -76,6 +77,7 @@ def compare_start_methods(start_methods: list[str] | None = None) -> Table:
 def private_memory(results: Any) -> None:
     """Report this process's private memory (USS) before and after writing one byte per page of
     the module's big buffer, if it has one."""
+    ignore_sigint()  # an interrupt is for the kernel, which stops its children
     import psutil
 
     me = psutil.Process()
