@@ -14,76 +14,117 @@ Layers (each imports only those above it)::
 Import what you need from here: ``from helpers.runners import run_pool, compare``.
 """
 
-from .cleanup import (
-    close_queue,
-    ignore_sigint,
-    release_semaphores,
-    stop_executor,
-    stop_pool,
-    stop_processes,
-    stop_server,
-    unlink_shared_memory,
-)
-from .compare import Comparison, compare, known_models, plot_comparison, register_model
-from .inkernel import record_call, run_serial, run_threads
-from .isolated import (
-    IsolatedChild,
-    PatchedChildError,
-    PatchedTimeout,
-    idle_until_stopped,
-    report_ready,
-    run_patched,
-    start_patched,
-    wait_for_stop,
-)
-from .pools import (
-    POOL_KINDS,
-    default_chunksize,
-    interrupt_after,
-    process_executor,
-    process_pool,
-    run_pool,
-    tasks_per_worker,
-)
-from .processes import MAX_PROCESSES, collect_reports, explain_exitcode, run_processes
-from .run import Failure, Run
+from __future__ import annotations
 
-__all__ = [
-    "MAX_PROCESSES",
-    "POOL_KINDS",
-    "Comparison",
-    "Failure",
-    "IsolatedChild",
-    "PatchedChildError",
-    "PatchedTimeout",
-    "Run",
-    "close_queue",
-    "collect_reports",
-    "compare",
-    "default_chunksize",
-    "explain_exitcode",
-    "idle_until_stopped",
-    "ignore_sigint",
-    "interrupt_after",
-    "known_models",
-    "plot_comparison",
-    "process_executor",
-    "process_pool",
-    "record_call",
-    "register_model",
-    "release_semaphores",
-    "report_ready",
-    "run_patched",
-    "run_pool",
-    "run_processes",
-    "run_serial",
-    "run_threads",
-    "start_patched",
-    "stop_executor",
-    "stop_pool",
-    "stop_processes",
-    "stop_server",
-    "tasks_per_worker",
-    "unlink_shared_memory",
-    "wait_for_stop",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Each name is loaded from its module on first use: a worker process that needs one runner
+# (a spawned child importing `helpers.runners.processes`) does not pay for pools, Dask or gevent.
+_HOME = {
+    "MAX_PROCESSES": "processes",
+    "POOL_KINDS": "pools",
+    "Comparison": "compare",
+    "Failure": "run",
+    "IsolatedChild": "isolated",
+    "PatchedChildError": "isolated",
+    "PatchedTimeout": "isolated",
+    "Run": "run",
+    "close_queue": "cleanup",
+    "collect_reports": "processes",
+    "compare": "compare",
+    "default_chunksize": "pools",
+    "explain_exitcode": "processes",
+    "idle_until_stopped": "isolated",
+    "ignore_sigint": "cleanup",
+    "interrupt_after": "pools",
+    "known_models": "compare",
+    "plot_comparison": "compare",
+    "process_executor": "pools",
+    "process_pool": "pools",
+    "record_call": "inkernel",
+    "register_model": "compare",
+    "release_semaphores": "cleanup",
+    "report_ready": "isolated",
+    "run_patched": "isolated",
+    "run_pool": "pools",
+    "run_processes": "processes",
+    "run_serial": "inkernel",
+    "run_threads": "inkernel",
+    "start_patched": "isolated",
+    "stop_executor": "cleanup",
+    "stop_pool": "cleanup",
+    "stop_processes": "cleanup",
+    "stop_server": "cleanup",
+    "tasks_per_worker": "pools",
+    "unlink_shared_memory": "cleanup",
+    "wait_for_stop": "isolated",
+}
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
+    globals()[name] = value  # once loaded, an ordinary attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOME))
+
+
+if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eagerly
+    from .cleanup import (  # noqa: F401
+        close_queue,
+        ignore_sigint,
+        release_semaphores,
+        stop_executor,
+        stop_pool,
+        stop_processes,
+        stop_server,
+        unlink_shared_memory,
+    )
+    from .compare import (  # noqa: F401
+        Comparison,
+        compare,
+        known_models,
+        plot_comparison,
+        register_model,
+    )
+    from .inkernel import (  # noqa: F401
+        record_call,
+        run_serial,
+        run_threads,
+    )
+    from .isolated import (  # noqa: F401
+        IsolatedChild,
+        PatchedChildError,
+        PatchedTimeout,
+        idle_until_stopped,
+        report_ready,
+        run_patched,
+        start_patched,
+        wait_for_stop,
+    )
+    from .pools import (  # noqa: F401
+        POOL_KINDS,
+        default_chunksize,
+        interrupt_after,
+        process_executor,
+        process_pool,
+        run_pool,
+        tasks_per_worker,
+    )
+    from .processes import (  # noqa: F401
+        MAX_PROCESSES,
+        collect_reports,
+        explain_exitcode,
+        run_processes,
+    )
+    from .run import (  # noqa: F401
+        Failure,
+        Run,
+    )

@@ -74,6 +74,23 @@ class Event:
     def duration_ns(self) -> int:
         return self.end_ns - self.start_ns
 
+    def __reduce__(self):
+        # A plain tuple of fields, rebuilt without re-validating: an Event was checked when it
+        # was made, and the default pickling of a frozen slots dataclass costs several times more
+        # (it is most of the per-span cost of a pool task).
+        return _rebuild_event, (self.lane, self.label, self.kind, self.start_ns, self.end_ns,
+                                self.pid, self.cpu)
+
+
+_EVENT_FIELDS = ("lane", "label", "kind", "start_ns", "end_ns", "pid", "cpu")
+
+
+def _rebuild_event(*values) -> Event:
+    event = object.__new__(Event)
+    for name, value in zip(_EVENT_FIELDS, values):
+        object.__setattr__(event, name, value)
+    return event
+
 
 def clock_pair() -> tuple[int, int]:
     """One ``(perf_counter_ns, time_ns)`` sample, to map this process's spans to the epoch."""
