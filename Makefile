@@ -2,7 +2,8 @@
 #
 #   make lab     open JupyterLab at chapter 00
 #   make test    lint, then run the test suite
-#   make bench   print the course's figures, measured on this machine
+#   make bench   measure the course's figures on this machine and check them against their bars
+#                (make bench BENCH="pools coroutines" runs some modules only)
 #   make lint    ruff on helpers, tests, bench and the notebooks
 #   make strip   remove outputs and execution counts from notebooks/*.ipynb
 #   make clean   remove .venv and caches
@@ -59,7 +60,7 @@ test: lint
 	$(VPY) -m pytest
 
 bench: $(STAMP)
-	$(VPY) -m bench
+	$(VPY) -m bench $(BENCH)
 
 # Clears what a run leaves in a notebook: outputs, execution counts and the saved widget state.
 # Cell ids and every other field stay; the file is written the way JupyterLab writes it.
