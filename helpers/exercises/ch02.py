@@ -29,8 +29,8 @@ __all__ = ["CANDIDATES", "RECORDS", "WORKER_NAME", "scratch_dir"]
 RECORDS = 10_000  # records the check sends through the reader's worker
 WORKER_NAME = "square_records"  # the function the reader's module must define
 # The reader's worker gets this long to answer all records: a Queue moves ~20,000 small messages
-# per second each way even on a busy 2-core machine, so a right answer needs well under 5 s.
-_WORKER_SECONDS = 20.0
+# per second each way even on a busy 2-core machine, so a right answer needs about a second.
+_WORKER_SECONDS = 10.0
 # 02.2: the channels to choose from, and the array's size.
 CANDIDATES = ("Queue", "Pipe", "shared memory")
 _ARRAY_BYTES = 100 << 20
