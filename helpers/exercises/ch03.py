@@ -110,7 +110,7 @@ def _count(path):
         counter = w.ctx.Value("q", 0, lock=path is not None)
         for _ in range(COUNTER_PROCESSES):
             w.add(_run_counter, counter, COUNTER_INCREMENTS, path)
-        w.run(60)
+        w.run(60, keep_errors=True)
         if w.errors:
             raise RuntimeError(next(iter(w.errors.values())))
         return counter.value, sum(w.values.values()) / COUNTER_PROCESSES
@@ -200,7 +200,7 @@ def _both_once(path):
         for names in (("A", "B"), ("B", "A")):
             w.add(_run_both, path, locks, names, counts, BOTH_ROUNDS)
         try:
-            w.run(_BOTH_TIMEOUT_SECONDS)
+            w.run(_BOTH_TIMEOUT_SECONDS, keep_errors=True)
         except TimeoutError:
             return True, 0, 0, []
         if w.errors:

@@ -18,6 +18,7 @@ from helpers.chapters.ch03_locks import (
     count_demo,
     count_lines,
     deadlock_demo,
+    handoffs,
     in_phases,
     killed_holder,
     limited,
@@ -203,8 +204,17 @@ def test_terminated_holder_leaves_the_lock_taken_for_good(start_method):
 def test_a_failing_worker_reports_instead_of_hanging():
     with Workers("forkserver") as w:
         w.add(take_turns, None, 1, 0.01, 0.01)  # None has no acquire()
-        w.run(30)
+        w.run(30, keep_errors=True)
     assert "AttributeError" in w.errors[0]
+
+
+def test_run_raises_what_a_worker_reported():
+    with pytest.raises(RuntimeError, match=r"worker 2: AttributeError"):
+        with Workers("forkserver") as w:
+            w.add(take_turns, w.ctx.Lock(), 1, 0.01, 0.01)
+            w.add(take_turns, None, 1, 0.01, 0.01)
+            w.run(30)
+    assert all(code is not None for code in w.exitcodes)
 
 
 def test_interrupt_stops_the_workers():
@@ -234,10 +244,55 @@ def test_interrupt_stops_the_workers():
     (lambda: Workers("vfork"), "start_method"),
     (lambda: Workers().run(), "number of workers"),
     (lambda: make_panel().run(processes=9), "processes"),
+    (lambda: Workers().add(take_turns, None, 0, 0.01, 0.01), "rounds"),
+    (lambda: Workers().add(limited, None, 2, float("nan")), "inside_s"),
+    (lambda: Workers().add(nested, None, 0.01, 0), "inner_timeout"),
+    (lambda: most_at_once([], ""), "label"),
+    (lambda: waits([], "waiting", 3), "hold_label"),
+    (lambda: plot_story(None, None), "trace"),
+    (lambda: plot_story(__import__("helpers.timeline").timeline.Trace(), None,
+                        handoffs=("waiting",)), "handoffs"),
 ])
 def test_bad_parameters_are_named(call, name):
-    with pytest.raises(ValueError, match=name):
+    with pytest.raises((ValueError, TypeError), match=name):
         call()
+
+
+def test_a_worker_given_too_few_arguments_is_refused_before_anything_starts():
+    w = Workers("forkserver")
+    with pytest.raises(TypeError, match="missing"):
+        w.add(take_turns, None, 3)
+    assert w.processes == [] and w._tasks == []
+
+
+def _story_trace():
+    from helpers.timeline import Event, Trace
+
+    ms = 1_000_000
+    return Trace([Event("w1", "holding the lock", "run", 0, 30 * ms),
+                  Event("w2", "waiting for the lock", "lock", 1 * ms, 30 * ms + 50_000),
+                  Event("w2", "holding the lock", "run", 30 * ms + 50_000, 60 * ms),
+                  Event("w1", "waiting for the lock", "lock", 31 * ms, 31 * ms + 100_000)])
+
+
+def test_handoffs_pair_each_real_wait_with_the_release_that_ended_it():
+    pairs = handoffs(_story_trace(), "waiting for the lock", "holding the lock")
+    assert [(h.lane, w.lane) for h, w in pairs] == [("w1", "w2")]  # w1's 0.1 ms wait left out
+    assert waits(_story_trace(), "waiting for the lock", "holding the lock") == [
+        ("w2", pytest.approx(29.05), "w1")]
+
+
+def test_plot_story_draws_each_handoff_from_the_release_to_the_waiter_at_layout_places():
+    from matplotlib.figure import Figure
+
+    ax = Figure(figsize=(11, 2)).subplots()
+    layout = plot_story(_story_trace(), ax, ["w2", "w1"],
+                        handoffs=("waiting for the lock", "holding the lock"))
+    arrows = [a for a in ax.texts if getattr(a, "arrow_patch", None) is not None]
+    assert len(arrows) == 1
+    (x0, y0), (x1, y1) = arrows[0].xyann, arrows[0].xy
+    assert (y0, y1) == (layout.y("w1"), layout.y("w2")) == (1, 0)
+    assert x0 == pytest.approx(layout.x(30_000_000)) and x1 == pytest.approx(30.05)
 
 
 def test_panel_counts_with_the_chosen_strategy():
@@ -268,6 +323,23 @@ def test_plot_count_draws_counted_and_lost():
     heights = [bar.get_height() for bar in axes[0].patches]
     assert heights == [result.final, result.lost]
     assert len(axes[1].collections) >= 1  # the two counting spans
+    assert [t.get_text() for t in axes[1].get_yticklabels()][0].startswith("worker 1 ")
+
+
+def test_count_result_knows_when_the_processes_counted_together():
+    from helpers.chapters.ch03_locks.counters import _together
+    from helpers.timeline import Event
+
+    apart = [Event("a", "n", "run", 0, 10), Event("b", "n", "run", 10, 20)]
+    assert _together(apart) == (None, 0)
+    overlapping = [Event("a", "n", "run", 0, 10), Event("b", "n", "run", 4, 20),
+                   Event("c", "n", "run", 15, 30)]
+    assert _together(overlapping) == ((4, 20), 6 + 5)
+    result = count_demo(2, 50_000, "none", start_method="fork")
+    if result.together_ns is not None:
+        start, end = result.together_ns
+        assert result.trace.events[0].start_ns <= end and start < end
+        assert 0 < result.together_fraction <= 1
 
 
 def test_a_worker_that_dies_before_the_start_releases_the_others(monkeypatch):
@@ -282,7 +354,7 @@ def test_a_worker_that_dies_before_the_start_releases_the_others(monkeypatch):
         monkeypatch.setattr(workers_module, "_child", lambda results, barrier, index, *rest:
                             os._exit(3) if index == 0 else real_child(results, barrier, index,
                                                                       *rest))
-        w.run(30)
+        w.run(30, keep_errors=True)
     assert w.errors[0] == "died without reporting (exit code 3)"
     assert "BrokenBarrierError" in w.errors[1]
     assert time.perf_counter() - started < 10  # not the workers' 20 s barrier timeout

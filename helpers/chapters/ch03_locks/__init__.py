@@ -13,11 +13,12 @@ Data flow (every demo)::
 
 Modules:
 
-- `workers`: `Workers`, the launcher every demo uses; `spin`, the work a worker does.
+- `workers`: `Workers`, the launcher every demo uses; `spin`, the work a worker does; `checked`,
+  the ranges of a worker's numbers, checked in the kernel before anything starts.
 - `printing`: the article's example — garbled lines without a lock, whole lines with one.
 - `counters`: lost updates on a shared `Value`, counted, and what each locking strategy costs.
 - `primitives`: the worker functions of the Lock, RLock, Semaphore, Event, Condition and Barrier
-  demos, and `most_at_once` / `waits`, the questions a timeline answers.
+  demos, and `most_at_once` / `waits` / `handoffs`, the questions a timeline answers.
 - `failures`: a deadlock detected by ``acquire(timeout=…)`` and fixed by lock ordering; a process
   terminated while it holds a lock.
 - `views`: `plot_story`, `plot_count` and `make_panel`.
@@ -38,6 +39,7 @@ from .counters import (
 from .failures import HOW, LockStory, deadlock_demo, hold, killed_holder, take_two, try_lock
 from .primitives import (
     consume,
+    handoffs,
     in_phases,
     limited,
     most_at_once,
@@ -50,7 +52,7 @@ from .primitives import (
 )
 from .printing import PrintResult, count_lines, greet, print_demo
 from .views import PANEL_INCREMENTS, make_panel, plot_count, plot_story
-from .workers import MAX_WORKERS, WAIT_SECONDS, Workers, spin
+from .workers import MAX_WORKERS, WAIT_SECONDS, Workers, checked, spin
 
 # Every worker of this chapter lives in these modules: the fork server loads them once.
 preload_in_forkserver(*(f"{__name__}.{m}" for m in ("workers", "printing", "counters",
@@ -70,12 +72,14 @@ __all__ = [
     "add_batched",
     "add_locked",
     "add_plain",
+    "checked",
     "compare_strategies",
     "consume",
     "count_demo",
     "count_lines",
     "deadlock_demo",
     "greet",
+    "handoffs",
     "hold",
     "in_phases",
     "killed_holder",

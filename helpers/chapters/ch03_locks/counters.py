@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from helpers.course import check_choice, check_int, check_start_method, check_timeout
 from helpers.timeline import Trace
 
-from .workers import MAX_WORKERS, Workers
+from .workers import MAX_WORKERS, Workers, checked
 
 __all__ = [
     "MAX_INCREMENTS",
@@ -48,14 +48,19 @@ STRATEGIES = ("none", "synchronized", "per increment", "batched")
 # Increments per process: 10**6 locked increments take several seconds on a busy 2-core machine
 # (a lock round trip is ~1 µs uncontended, more when contended); more would break the 10 s cell.
 MAX_INCREMENTS = 1_000_000
+# Below this share of time spent counting side by side, a run says so: the processes then mostly
+# took turns (started apart on a busy machine), and a loss of 0 without a lock means nothing.
+_SIDE_BY_SIDE = 0.5
 
 
+@checked(increments=(0, MAX_INCREMENTS))
 def add_plain(counter, increments):
     """counter.value += 1, `increments` times, with no lock of our own."""
     for _ in range(increments):
         counter.value += 1
 
 
+@checked(increments=(0, MAX_INCREMENTS))
 def add_locked(counter, increments):
     """The same, holding the Value's own lock around each read-add-write."""
     for _ in range(increments):
@@ -63,6 +68,7 @@ def add_locked(counter, increments):
             counter.value += 1
 
 
+@checked(increments=(0, MAX_INCREMENTS))
 def add_batched(counter, increments):
     """Count locally (no sharing), then one locked add of the total."""
     local = 0
@@ -97,6 +103,16 @@ class CountResult:
     ns_per_increment: float  # mean over the processes of their loop time / increments
     seconds: float  # from the first process's start of counting to the last one's end
     trace: Trace = field(repr=False, default_factory=Trace)
+    # (start, end) in perf_counter_ns of the time two or more processes were counting at once,
+    # or None if they never were: only then can one process write between another's read and
+    # its write.
+    together_ns: tuple[int, int] | None = None
+    together_seconds: float = 0.0  # how long, in all, two or more were counting at once
+
+    @property
+    def together_fraction(self) -> float:
+        """The share of the counting time during which two or more processes counted at once."""
+        return self.together_seconds / self.seconds if self.seconds > 0 else 0.0
 
     @property
     def expected(self) -> int:
@@ -111,9 +127,13 @@ class CountResult:
         return self.lost / self.expected
 
     def __str__(self) -> str:
-        return (f"{self.strategy:>13}: {self.final:>9,} of {self.expected:>9,} counted, "
+        line = (f"{self.strategy:>13}: {self.final:>9,} of {self.expected:>9,} counted, "
                 f"{self.lost:>9,} lost ({self.lost_fraction:6.1%}), "
                 f"{self.ns_per_increment:7.1f} ns per increment, {self.seconds * 1e3:6.0f} ms")
+        if self.processes > 1 and self.together_fraction < _SIDE_BY_SIDE:
+            line += (f" — they counted at the same time for only {self.together_fraction:.0%} "
+                     "of it: run again, or with more increments")
+        return line
 
 
 def count_demo(processes: int = 2, increments: int = 100_000, strategy: str = "none", *,
@@ -129,14 +149,31 @@ def count_demo(processes: int = 2, increments: int = 100_000, strategy: str = "n
         for _ in range(processes):
             w.add(_count_into, counter, strategy, increments)
         w.run(timeout)
-        if w.errors:
-            raise RuntimeError(f"a worker failed: {w.errors}")
         final = counter.value
         trace = w.trace
     spans = trace.select(kind="run")
     seconds = (max(e.end_ns for e in spans) - min(e.start_ns for e in spans)) / 1e9
     per = sum(w.values.values()) / processes
-    return CountResult(strategy, processes, increments, final, per, seconds, trace)
+    window, together = _together(spans)
+    return CountResult(strategy, processes, increments, final, per, seconds, trace, window,
+                       together / 1e9)
+
+
+def _together(spans) -> tuple[tuple[int, int] | None, int]:
+    """((first, last) instant two or more spans were open at once, or None; total ns of it)."""
+    edges = sorted([(e.start_ns, 1) for e in spans] + [(e.end_ns, -1) for e in spans],
+                   key=lambda edge: (edge[0], edge[1]))  # an end before a start at the same ns
+    open_now, first, last, total, since = 0, None, None, 0, 0
+    for ns, step in edges:
+        if open_now >= 2:
+            total += ns - since
+            last = ns
+        open_now += step
+        since = ns
+        if open_now >= 2 and first is None:
+            first = ns
+    window = None if first is None or last is None or last <= first else (first, last)
+    return window, total
 
 
 def compare_strategies(processes: int = 2, increments: int = 100_000, *,

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from helpers.course import check_choice, check_float, check_int
 from helpers.timeline import Recorder, Trace
 
-from .workers import WAIT_SECONDS, Workers, spin
+from .primitives import SECONDS_RANGE, TIMEOUT_RANGE
+from .workers import WAIT_SECONDS, Workers, checked, spin
 
 __all__ = ["HOW", "LockStory", "deadlock_demo", "hold", "killed_holder", "take_two", "try_lock"]
 
@@ -39,6 +40,7 @@ HOW = ("terminate", "stop")
 _HOLD_LIMIT_SECONDS = 30.0
 
 
+@checked(hold_s=SECONDS_RANGE, timeout=TIMEOUT_RANGE, backoff_s=SECONDS_RANGE)
 def take_two(rec, locks, order, hold_s, timeout, backoff_s):
     """Take locks[order[0]], then locks[order[1]]. If the second does not come within `timeout`
     s, assume a deadlock: give the first back, back off `backoff_s` s and try again."""
@@ -63,6 +65,7 @@ def take_two(rec, locks, order, hold_s, timeout, backoff_s):
     raise TimeoutError(f"still deadlocked after {ATTEMPTS} attempts")
 
 
+@checked(hold_s=(0.0, 2 * _HOLD_LIMIT_SECONDS))
 def hold(rec, lock, holding, stop, hold_s):
     """Take the lock, say so (`holding`), and hold it until `stop` is set or `hold_s` s pass."""
     with rec.span("waiting for the lock", "lock"):
@@ -76,6 +79,7 @@ def hold(rec, lock, holding, stop, hold_s):
         lock.release()
 
 
+@checked(timeout=TIMEOUT_RANGE)
 def try_lock(rec, lock, holding, timeout):
     """Once the holder has the lock, try to take it for at most `timeout` s; True if we got it."""
     if not holding.wait(timeout=WAIT_SECONDS):
@@ -128,7 +132,7 @@ def deadlock_demo(opposite: bool = True, *, hold_s: float = 0.05, timeout: float
         for index, order in enumerate(orders):
             # Different back-offs: two workers that retried in step would deadlock again.
             w.add(take_two, locks, order, hold_s, timeout, index * 4 * hold_s)
-        w.run(ATTEMPTS * (timeout + 8 * hold_s) + WAIT_SECONDS)
+        w.run(ATTEMPTS * (timeout + 8 * hold_s) + WAIT_SECONDS, keep_errors=True)
     how = "opposite orders" if opposite else "the same order"
     return LockStory(f"two workers, locks A and B taken in {how}: deadlocks each detected",
                      w.results(), w.errors, w.exitcodes, time.perf_counter() - started,

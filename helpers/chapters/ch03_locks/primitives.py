@@ -24,15 +24,32 @@ from collections.abc import Iterable
 
 from helpers.timeline import Event, Trace
 
-from .workers import WAIT_SECONDS, spin
+from .workers import WAIT_SECONDS, checked, spin
+
+# How often a demo worker may repeat its step, and how long one step (a hold, a sleep, a piece of
+# work) may last: the demos use 2-6 rounds of milliseconds; beyond these a value is a typo (ms
+# given as s) that would keep a reader's kernel busy for minutes.
+MAX_ROUNDS = 1000
+MAX_STEP_SECONDS = 10.0
+# The (low, high) ranges `@checked` states for the workers' parameters. A timeout is at least a
+# millisecond (zero would only poll) and at most a minute, the kernel's default wait for a demo.
+TIMEOUT_RANGE = (0.001, 60.0)
+ROUNDS_RANGE = (1, MAX_ROUNDS)
+SECONDS_RANGE = (0.0, MAX_STEP_SECONDS)
 
 # `waits` leaves out waits shorter than this: an uncontended acquire takes microseconds, so a
 # wait of a millisecond or more means the lock was taken and the worker really waited.
 SHORTEST_WAIT_MS = 1.0
 
 __all__ = [
+    "MAX_ROUNDS",
+    "MAX_STEP_SECONDS",
+    "ROUNDS_RANGE",
+    "SECONDS_RANGE",
     "SHORTEST_WAIT_MS",
+    "TIMEOUT_RANGE",
     "consume",
+    "handoffs",
     "in_phases",
     "limited",
     "most_at_once",
@@ -46,6 +63,7 @@ __all__ = [
 
 
 # -- Lock: one at a time ---------------------------------------------------------------------
+@checked(rounds=ROUNDS_RANGE, hold_s=SECONDS_RANGE, away_s=SECONDS_RANGE)
 def take_turns(rec, lock, rounds, hold_s, away_s):
     """Take the lock `rounds` times: hold it `hold_s` s computing, then `away_s` s elsewhere."""
     for _ in range(rounds):
@@ -62,6 +80,7 @@ def take_turns(rec, lock, rounds, hold_s, away_s):
 
 
 # -- RLock: the owner may take it again ------------------------------------------------------
+@checked(hold_s=SECONDS_RANGE, inner_timeout=TIMEOUT_RANGE)
 def nested(rec, lock, hold_s, inner_timeout):
     """Take `lock`, then take it again inside, as a function calling a function would."""
     with rec.span("acquire (outer)", "lock"):
@@ -82,6 +101,7 @@ def nested(rec, lock, hold_s, inner_timeout):
 
 
 # -- Semaphore: at most k at once ------------------------------------------------------------
+@checked(rounds=ROUNDS_RANGE, inside_s=SECONDS_RANGE)
 def limited(rec, sem, rounds, inside_s):
     """Enter the section `rounds` times; the semaphore lets only its value in at once."""
     for _ in range(rounds):
@@ -96,6 +116,7 @@ def limited(rec, sem, rounds, inside_s):
 
 
 # -- Event: wait until someone says go -------------------------------------------------------
+@checked(prepare_s=SECONDS_RANGE)
 def prepare_then_signal(rec, event, prepare_s):
     """Prepare for `prepare_s` s, then set the event; returns when (ns, just before the set)."""
     with rec.span("preparing", "run"):
@@ -105,6 +126,7 @@ def prepare_then_signal(rec, event, prepare_s):
     return set_ns
 
 
+@checked(work_s=SECONDS_RANGE)
 def wait_for_signal(rec, event, work_s):
     """Wait until the event is set, then work for `work_s` s."""
     with rec.span("waiting for the event", "wait"):
@@ -115,6 +137,7 @@ def wait_for_signal(rec, event, work_s):
 
 
 # -- Condition: wait until a shared state is right -------------------------------------------
+@checked(count=ROUNDS_RANGE, make_s=SECONDS_RANGE)
 def produce(rec, cond, items, count, make_s):
     """Make `count` items, one every `make_s` s; wake one waiting consumer per item."""
     for _ in range(count):
@@ -125,6 +148,7 @@ def produce(rec, cond, items, count, make_s):
             cond.notify()
 
 
+@checked(count=ROUNDS_RANGE, use_s=SECONDS_RANGE)
 def consume(rec, cond, items, count, use_s):
     """Take `count` items as they come, using each for `use_s` s."""
     for _ in range(count):
@@ -138,6 +162,7 @@ def consume(rec, cond, items, count, use_s):
 
 
 # -- Barrier: everyone finishes a phase before anyone starts the next ------------------------
+@checked(phases=ROUNDS_RANGE, work_s=SECONDS_RANGE)
 def in_phases(rec, barrier, phases, work_s):
     """Work `work_s` s per phase, then wait at the barrier for the others."""
     for phase in range(1, phases + 1):
@@ -148,8 +173,14 @@ def in_phases(rec, barrier, phases, work_s):
 
 
 # -- what the timeline says ------------------------------------------------------------------
-def _spans(trace: Trace | Iterable[Event], label: str) -> list[Event]:
+def _spans(trace: Trace | Iterable[Event], label: str, name: str = "label") -> list[Event]:
+    if not isinstance(label, str) or not label:
+        raise ValueError(f"{name} must be a span label (a non-empty string), got {label!r}")
+    if isinstance(trace, (str, bytes)):
+        raise TypeError(f"trace must be a Trace or a list of Events, got {trace!r}")
     events = trace.events if isinstance(trace, Trace) else list(trace)
+    if not all(isinstance(e, Event) for e in events):
+        raise TypeError("trace must be a Trace or a list of Events")
     return [e for e in events if e.label == label]
 
 
@@ -167,20 +198,36 @@ def most_at_once(trace: Trace | Iterable[Event], label: str) -> int:
     return most
 
 
+def handoffs(trace: Trace | Iterable[Event], wait_label: str,
+             hold_label: str) -> list[tuple[Event, Event]]:
+    """(hold, wait) pairs: each real wait, and the other lane's hold that ended it.
+
+    The holder is the lane whose `hold_label` span ended last before the wait ended (and after it
+    began): the one that released what the waiter then got. Waits shorter than
+    `SHORTEST_WAIT_MS` (the lock was free) and waits no hold explains are left out.
+    """
+    waits_found = _spans(trace, wait_label, "wait_label")
+    holds = _spans(trace, hold_label, "hold_label")
+    found = []
+    for wait in sorted(waits_found, key=lambda e: e.end_ns):
+        if wait.duration_ns < SHORTEST_WAIT_MS * 1e6:
+            continue
+        before = [h for h in holds if h.lane != wait.lane and wait.start_ns <= h.end_ns
+                  <= wait.end_ns]
+        if before:
+            found.append((max(before, key=lambda h: h.end_ns), wait))
+    return found
+
+
 def waits(trace: Trace | Iterable[Event], wait_label: str,
           hold_label: str) -> list[tuple[str, float, str]]:
     """Who waited for whom: (waiter's lane, ms waited, lane that held it when the wait ended).
 
-    The holder is the lane whose `hold_label` span ended last before the wait ended: the one that
-    released what the waiter then got. Waits shorter than `SHORTEST_WAIT_MS` are left out.
+    The holder is found as in `handoffs` ("?" if no hold explains the wait). Waits shorter than
+    `SHORTEST_WAIT_MS` are left out.
     """
-    holds = _spans(trace, hold_label)
-    found = []
-    for wait in sorted(_spans(trace, wait_label), key=lambda e: e.end_ns):
-        if wait.duration_ns < SHORTEST_WAIT_MS * 1e6:
-            continue
-        before = [h for h in holds if h.lane != wait.lane and h.end_ns <= wait.end_ns
-                  and h.end_ns >= wait.start_ns]
-        holder = max(before, key=lambda h: h.end_ns).lane if before else "?"
-        found.append((wait.lane, wait.duration_ns / 1e6, holder))
-    return found
+    events = trace.events if isinstance(trace, Trace) else list(trace)
+    holder_of = {id(wait): hold.lane for hold, wait in handoffs(events, wait_label, hold_label)}
+    return [(wait.lane, wait.duration_ns / 1e6, holder_of.get(id(wait), "?"))
+            for wait in sorted(_spans(events, wait_label, "wait_label"), key=lambda e: e.end_ns)
+            if wait.duration_ns >= SHORTEST_WAIT_MS * 1e6]

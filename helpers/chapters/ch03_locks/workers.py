@@ -8,7 +8,7 @@ Data flow::
     with Workers(start_method) as w:
         lock = w.ctx.Lock()
         w.add(fn, lock, ...)     # queued, not started
-        w.run(timeout)
+        w.run(timeout)   # raises RuntimeError if a worker failed (keep_errors=True: it does not)
           launch(): Barrier(n), n x ctx.Process ──>  ignore SIGINT
                                                      rec = Recorder("worker i [pid …]")
                                                      barrier.wait()  # all begin at once
@@ -20,11 +20,16 @@ Data flow::
               of the results queue, the barrier and every primitive passed to `add`
 
 A worker function is a top-level function of a helpers module that takes the `Recorder` first;
-it times what it does with ``rec.span(label, kind)`` and returns plain data.
+it times what it does with ``rec.span(label, kind)`` and returns plain data. ``@checked(name=(low,
+high), …)`` on it states the range of each number it takes: `Workers.add` checks the arguments
+against its signature and those ranges in the kernel, before any process starts, and a direct
+call checks them too.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import queue as queue_module
 import time
@@ -43,7 +48,7 @@ from helpers.course import (
 from helpers.runners.cleanup import close_queue, ignore_sigint, release_semaphores, stop_processes
 from helpers.timeline import Recorder, Trace
 
-__all__ = ["MAX_WORKERS", "WAIT_SECONDS", "Workers", "spin"]
+__all__ = ["MAX_WORKERS", "WAIT_SECONDS", "Workers", "checked", "spin"]
 
 # The most processes one demo may start: the demos need 2-4; a typo must not fork-bomb a laptop.
 MAX_WORKERS = 16
@@ -63,6 +68,41 @@ def spin(seconds: float) -> None:
     end = time.perf_counter() + check_float("seconds", seconds, 0.0, _MAX_SPIN_SECONDS)
     while time.perf_counter() < end:
         pass
+
+
+def checked(**ranges: tuple[float, float]):
+    """Decorate a worker function with the range of each of its numeric parameters: an int
+    range ``(1, 100)`` for a count, a float range ``(0.0, 10.0)`` for seconds. The function is
+    then checked on every call, and by `Workers.add` before anything starts."""
+    for name, bounds in ranges.items():
+        if not (isinstance(bounds, tuple) and len(bounds) == 2):
+            raise TypeError(f"the range of {name} must be a (low, high) pair, got {bounds!r}")
+
+    def decorate(fn):
+        signature = inspect.signature(fn)
+        unknown = set(ranges) - set(signature.parameters)
+        if unknown:
+            raise TypeError(f"{fn.__name__} has no parameter {', '.join(sorted(unknown))}")
+
+        def check(args: tuple, kwargs: dict) -> None:
+            bound = signature.bind(*args, **kwargs)  # TypeError: missing or extra arguments
+            for name, (low, high) in ranges.items():
+                if name in bound.arguments:
+                    value = bound.arguments[name]
+                    if isinstance(low, int) and isinstance(high, int):
+                        check_int(name, value, low, high)
+                    else:
+                        check_float(name, value, low, high)
+
+        @functools.wraps(fn)
+        def worker(*args, **kwargs):
+            check(args, kwargs)
+            return fn(*args, **kwargs)
+
+        worker.check_arguments = check
+        return worker
+
+    return decorate
 
 
 def _child(results, barrier, index: int, lane: str, fn: Callable[..., Any], args: tuple) -> None:
@@ -106,6 +146,9 @@ class Workers:
         if self.processes:
             raise ValueError("add() must come before launch(): these workers are running")
         check_int("number of workers", len(self._tasks) + 1, 1, MAX_WORKERS)
+        check_arguments = getattr(fn, "check_arguments", None)
+        if check_arguments is not None:  # a @checked worker: its ranges, here in the kernel
+            check_arguments((None, *args), {})  # None stands for the Recorder it will get
         self._tasks.append((fn, args))
         self._owners.extend(_flatten(args))
         return len(self._tasks) - 1
@@ -162,10 +205,20 @@ class Workers:
             process.join(max(0.0, deadline - time.perf_counter()))
         return self
 
-    def run(self, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> Workers:
-        """`launch`, then `join`."""
+    def run(self, timeout: float = DEFAULT_TIMEOUT_SECONDS, *,
+            keep_errors: bool = False) -> Workers:
+        """`launch`, then `join`; then, if a worker failed, raise RuntimeError saying which and
+        why (its exception, as the worker reported it). With ``keep_errors=True`` the failures
+        stay in `errors` for the caller to read, and nothing is raised."""
         check_timeout("timeout", timeout)
-        return self.launch().join(timeout)
+        if not isinstance(keep_errors, bool):
+            raise TypeError(f"keep_errors must be True or False, got {keep_errors!r}")
+        self.launch().join(timeout)
+        if self.errors and not keep_errors:
+            failed = "; ".join(f"{self.lane} {i + 1}: {error}"
+                               for i, error in sorted(self.errors.items()))
+            raise RuntimeError(f"a worker failed — {failed}")
+        return self
 
     def _notice_silent_deaths(self, pending: set[int]) -> None:
         for index in sorted(pending):
