@@ -37,6 +37,8 @@ MAX_ROUNDS = 1_000_000
 MAX_SIZE = 65_536  # one message fits one recv of every server
 # A load run is bounded by this many seconds per server.
 MAX_SECONDS = 30.0
+# Rounds of a comparison: 20 of 30 s for 4 models would already be 40 minutes.
+MAX_REPEATS = 20
 _HOST = "127.0.0.1"
 
 
@@ -58,13 +60,14 @@ def compare_models(models: Sequence[str] = MODELS, connections: int = 100, round
                    workers: int = 1) -> dict[str, Any]:
     """Load each model's server with the same generator in one run; figures by model.
 
-    With ``repeats`` > 1 the models are loaded in turn that many times and each model keeps its
-    median run (by requests/s): a noisy neighbour then hurts every model alike.
+    With ``repeats`` > 1 the models are loaded in turn that many times (every other time in
+    reverse order) and each model keeps its median run (by requests/s): a noisy neighbour then
+    hurts every model alike. ``all rps`` lists every run's figure, in round order.
     """
     for model in models:
         check_choice("models", model, LOADED_MODELS)
     _check_load(connections, rounds, size, seconds)
-    check_int("repeats", repeats, 1, 9)
+    check_int("repeats", repeats, 1, MAX_REPEATS)
     check_int("workers", workers, 1, MAX_WORKERS)
     needed = connections + 200
     servers: dict[str, _handle.ServerHandle] = {}
@@ -74,11 +77,13 @@ def compare_models(models: Sequence[str] = MODELS, connections: int = 100, round
                                                          "connections_hint": needed}
             servers[model] = _start(model, **options)
         runs: dict[str, list[dict[str, Any]]] = {model: [] for model in models}
-        for _ in range(repeats):
-            targets = [(m, _HOST, servers[m].info["port"]) for m in models]
+        for repeat in range(repeats):
+            # Every other round in reverse order: no model always goes first (or last).
+            order = list(models) if repeat % 2 == 0 else list(reversed(models))
+            targets = [(m, _HOST, servers[m].info["port"]) for m in order]
             budget = len(models) * (seconds + 5) + 10
             for model, figures in _handle.call(load, targets, connections, rounds, size,
-                                               seconds, timeout=budget).items():
+                                               seconds, repeats > 1, timeout=budget).items():
                 runs[model].append(figures)
     except BaseException:
         for server in servers.values():

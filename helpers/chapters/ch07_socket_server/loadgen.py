@@ -35,6 +35,8 @@ MAX_CONNECTIONS = 20_000
 _CONNECT_BATCH = 500
 # A reply not complete this long after the run's deadline counts as an error, not a wait.
 _GRACE_SECONDS = 2.0
+# An unrecorded load this long warms up the generator (imports, caches) before the first target.
+_WARM_UP_SECONDS = 0.1
 # The latency sample sent back for plotting: this many quantiles describe the distribution.
 _QUANTILES = 200
 
@@ -145,8 +147,15 @@ def _summary(latencies: list[int], elapsed_ns: int, connections: int, size: int,
 
 
 def load(control, targets: list[tuple[str, str, int]], connections: int, rounds: int,
-         size: int, seconds: float) -> dict[str, dict[str, Any]]:
-    """Load each ``(name, host, port)`` in turn; return its figures by name (run in a child)."""
+         size: int, seconds: float, warm_up: bool = False) -> dict[str, dict[str, Any]]:
+    """Load each ``(name, host, port)`` in turn; return its figures by name (run in a child).
+
+    ``warm_up`` first runs a short, unrecorded load against the first target (whose server then
+    counts those connections too), so that it does not pay the generator's own warm-up.
+    """
+    if warm_up and targets:
+        _, host, port = targets[0]
+        asyncio.run(_load_one(host, port, min(connections, 10), rounds, size, _WARM_UP_SECONDS))
     results = {}
     for name, host, port in targets:
         results[name] = asyncio.run(_load_one(host, port, connections, rounds, size, seconds))

@@ -52,6 +52,7 @@ _SWEEPS_PER_TIMEOUT = 4
 _GRACE_SECONDS = 1.0
 # The socketserver loop looks at its stop pipe at least this often.
 _POLL_SECONDS = 0.05
+_NEWLINE = ord("\n")
 _CLOSED_BY_CLIENT = "closed by client"  # every connection's outcome until something else happens
 
 
@@ -105,12 +106,13 @@ class _Book:
         if self.settings.idle_timeout is None:
             return
         for conn in list(self.open.values()):
-            if conn.received != conn.seen:
-                conn.seen, conn.idle = conn.received, 0
+            activity = conn.received + conn.lines  # the fast path counts only lines
+            if activity != conn.seen:
+                conn.seen, conn.idle = activity, 0
                 continue
             conn.idle += 1
             if conn.idle > _SWEEPS_PER_TIMEOUT:
-                conn.outcome = "reclaimed: half a line" if conn.received else "reclaimed: idle"
+                conn.outcome = "reclaimed: idle" if not activity else "reclaimed: half a line"
                 _close_quietly(conn.closer)
 
     def close_all(self, outcome: str) -> None:
@@ -166,7 +168,7 @@ class _Answer:
 
     def __call__(self, data: bytes, conn: _Conn) -> bytes:
         conn.received += len(data)
-        if not self.tail and data[-1:] == b"\n":  # the usual case: whole lines, nothing to join
+        if not self.tail and data[-1] == _NEWLINE:  # whole lines, nothing to join
             lines = data
         else:
             buffer = self.tail + data
@@ -207,11 +209,16 @@ def _run_gevent(listener: socket.socket, book: _Book, stop_fd: int, deadline: fl
         conn = book.opened(_shutdown(sock))
         answer = _Answer(book.settings)
         recv, sendall = sock.recv, sock.sendall
+        echo = book.settings.handler == "echo"
         try:
             while True:
                 data = recv(_RECV_BYTES)
                 if not data:
                     break
+                if echo and data[-1] == _NEWLINE and not answer.tail:  # whole lines: echo them
+                    conn.lines += data.count(b"\n")
+                    sendall(data)
+                    continue
                 reply = answer(data, conn)
                 if reply:
                     sendall(reply)
@@ -263,14 +270,20 @@ def _run_socketserver(listener: socket.socket, kind: str, book: _Book, stop_fd: 
             conn = book.opened(_shutdown(sock))
             threads.append(threading.current_thread())
             answer = _Answer(book.settings)
+            recv, sendall = sock.recv, sock.sendall
+            echo = book.settings.handler == "echo"
             try:
                 while True:
-                    data = sock.recv(_RECV_BYTES)
+                    data = recv(_RECV_BYTES)
                     if not data:
                         break
+                    if echo and data[-1] == _NEWLINE and not answer.tail:  # whole lines
+                        conn.lines += data.count(b"\n")
+                        sendall(data)
+                        continue
                     reply = answer(data, conn)
                     if reply:
-                        sock.sendall(reply)
+                        sendall(reply)
             except _LineTooLong:
                 conn.outcome = "line too long"
             except OSError:  # a reset, or the reaper's shutdown (which set the outcome first)
@@ -326,11 +339,17 @@ def _run_asyncio(listener: socket.socket, book: _Book, stop_fd: int, deadline: f
         conn = book.opened(writer.transport.abort)
         answer = _Answer(book.settings)
         read, write, drain = reader.read, writer.write, writer.drain
+        echo = book.settings.handler == "echo"
         try:
             while True:
                 data = await read(_RECV_BYTES)
                 if not data:
                     break
+                if echo and data[-1] == _NEWLINE and not answer.tail:  # whole lines: echo them
+                    conn.lines += data.count(b"\n")
+                    write(data)
+                    await drain()
+                    continue
                 reply = answer(data, conn)
                 if reply:
                     write(reply)
