@@ -1,22 +1,34 @@
 """Checks for chapter 07 (socket servers).
 
-- 07.1 adds a ``/nick`` command to the chat server: the answer is the path of a handler file (the
-  reader writes it with ``%%writefile``) defining ``on_line(chat, client, line)``. The check starts
-  the chat server with that handler in a child, drives three test clients through plain lines,
-  a rename, a taken name and a malformed command, and says which of those behave as asked.
+- 07.1 adds a ``/nick`` command to the chat server: the answer is the path of a handler file
+  (the reader writes it with ``%%writefile`` into `scratch_dir`) defining
+  ``on_line(chat, client, line)``. The check starts the chat server with that handler in a child,
+  drives three test clients through plain lines, a rename, a taken name and a malformed command,
+  and says which of those behave as asked.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from pathlib import Path
 
 from . import Point, exercise
 
+__all__ = ["scratch_dir"]
+
 # Lines arrive within a few ms on 127.0.0.1; a client is "quiet" after this long without one.
 _QUIET_SECONDS = 0.15
 # One step of the check listens at most this long, even if a client keeps receiving.
 _LISTEN_SECONDS = 2.0
+
+
+def scratch_dir() -> str:
+    """A folder outside the course's files for the handler a reader writes (made if missing)."""
+    path = os.path.join(tempfile.gettempdir(), "cores-coroutines-ch07")
+    os.makedirs(path, exist_ok=True)
+    return path
 
 
 def _hear(clients) -> list[list[str]]:
@@ -40,11 +52,10 @@ def _nick(answer):
     from ..chapters.ch07_socket_server.chat import ChatClient, start_chat
 
     if not isinstance(answer, (str, Path)) or not str(answer).endswith(".py"):
-        yield Point(False, "answer should be the name of your handler file, like 'nick_chat.py'")
+        yield Point(False, "answer should be the path of your handler file, a name ending in .py")
         return
     if not Path(answer).is_file():
-        yield Point(False, f"there is no file {str(answer)!r} here: run the %%writefile cell "
-                           "first (it writes the file next to this notebook)")
+        yield Point(False, f"there is no file {str(answer)!r}: run the %%writefile cell first")
         return
     try:
         server = start_chat(handler=answer, lifetime=60)

@@ -69,14 +69,15 @@ def _solution() -> str:
     for cell in cells:
         text = "".join(cell["source"])
         if cell["cell_type"] == "markdown" and "<details>" in text and "/nick" in text:
-            return re.search(r"```python\n%%writefile nick_chat.py\n(.*?)```", text, re.S)[1]
+            return re.search(r"```python\n%%writefile \{SCRATCH\}/nick_chat.py\n(.*?)```", text,
+                             re.S)[1]
     raise AssertionError("no solution of 07.1 in the notebook")
 
 
 def _template() -> str:
     for cell in json.loads(NOTEBOOK.read_text())["cells"]:
         text = "".join(cell["source"])
-        if cell["cell_type"] == "code" and text.startswith("%%writefile nick_chat.py"):
+        if cell["cell_type"] == "code" and text.startswith("%%writefile {SCRATCH}/nick_chat.py"):
             return text.split("\n", 1)[1]
     raise AssertionError("no %%writefile cell of 07.1 in the notebook")
 
@@ -89,7 +90,7 @@ def test_exercise_solution_passes_and_the_template_and_blank_do_not(tmp_path, mo
     feedback = check("07.1", "nick_chat.py")
     assert not feedback.passed
     assert feedback.points[0].ok  # the template still broadcasts plain lines
-    assert "nick_chat.py" not in repr(feedback)  # it says what is wrong, not what to write
+    assert "split(" not in repr(feedback) and "names()" not in repr(feedback)  # no code shown
     Path("nick_chat.py").write_text(_solution())
     feedback = check("07.1", "nick_chat.py")
     assert feedback.passed, repr(feedback)
