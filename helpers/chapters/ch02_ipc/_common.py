@@ -125,22 +125,23 @@ class Table(list):
 class SpanLog:
     """The spans of one lane, kept at the timeline's resolution: cheap to call once per message.
 
-    Time is cut into bins of `bin_ns`; each bin is drawn as the kind that took most of it, and
-    neighbouring bins of one kind become one span. 100,000 messages thus give at most one span per
-    bin — what a 1,000-pixel timeline can show anyway — instead of 200,000.
+    Time is cut into bins of `bin_ns`. Within a bin, the time of each kind is added up and drawn
+    as one span per kind, in the order the kinds first appeared there; spans of one kind that
+    touch across bins become one. The time per kind stays exact, and 100,000 messages give at most
+    a few spans per bin — what a 1,000-pixel timeline can show anyway — instead of 200,000.
 
     >>> log = SpanLog("demo", bin_ns=1000)
     >>> log.add("get", "wait", 0, 1200); log.add("work", "run", 1200, 1600)
     >>> log.add("work", "run", 1600, 3000)
     >>> [(e.kind, e.start_ns, e.end_ns) for e in log.recording().events]
-    [('wait', 0, 1000), ('run', 1000, 3000)]
+    [('wait', 0, 1200), ('run', 1200, 3000)]
     """
 
     def __init__(self, lane: str, *, bin_ns: int = _BIN_NS) -> None:
         self.lane = f"{lane} [pid {os.getpid()}]"
         self._bin_ns = check_int("bin_ns", bin_ns, 1, 10**10)
         self._bins: dict[int, dict[str, int]] = {}  # bin -> kind -> ns spent in it
-        self._edges: dict[int, list[int]] = {}  # bin -> [first ns recorded, last ns recorded]
+        self._starts: dict[int, int] = {}  # bin -> first ns recorded in it
         self._labels: dict[str, str] = {}  # kind -> the label last seen for it
 
     def add(self, label: str, kind: str, start_ns: int, end_ns: int) -> None:
@@ -151,8 +152,7 @@ class SpanLog:
             stop = min(end_ns, (index + 1) * size)
             kinds = self._bins.setdefault(index, {})
             kinds[kind] = kinds.get(kind, 0) + stop - start_ns
-            edges = self._edges.setdefault(index, [start_ns, stop])
-            edges[0], edges[1] = min(edges[0], start_ns), max(edges[1], stop)
+            self._starts[index] = min(self._starts.get(index, start_ns), start_ns)
             if stop >= end_ns:
                 return
             start_ns, index = stop, index + 1
@@ -168,13 +168,13 @@ class SpanLog:
     def recording(self) -> Trace:
         spans: list[list[Any]] = []  # [kind, start, end]
         for index in sorted(self._bins):
-            kinds = self._bins[index]
-            kind = max(kinds, key=kinds.__getitem__)
-            first, last = self._edges[index]
-            if spans and spans[-1][0] == kind and spans[-1][2] >= first:
-                spans[-1][2] = last
-            else:
-                spans.append([kind, first, last])
+            at = self._starts[index]
+            for kind, ns in self._bins[index].items():
+                if spans and spans[-1][0] == kind and spans[-1][2] >= at:
+                    spans[-1][2] = at + ns
+                else:
+                    spans.append([kind, at, at + ns])
+                at += ns
         recorder = Recorder(self.lane, cpus=False)
         for kind, start, end in spans:
             recorder.add(self._labels[kind], kind, start, end)

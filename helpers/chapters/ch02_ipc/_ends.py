@@ -33,7 +33,7 @@ __all__ = ["CHANNELS", "OP_TIMEOUT_SECONDS", "Channels", "ManagerEnd", "PipeEnd"
            "ShmRing", "open_channels"]
 
 CHANNELS = ("Queue", "Pipe", "shared memory", "Manager")
-# A message this large or larger goes through a ring of 2 slots (2 × 64 MiB of /dev/shm at most);
+# A message this large or larger goes through a ring of 2 slots (2 × 128 MiB of /dev/shm at most);
 # smaller ones get 4 slots, so the sender can run ahead of the receiver (measured here: more
 # slots than that only spread the copies over more cache).
 _BIG_MESSAGE = 4 << 20
@@ -218,7 +218,9 @@ def open_channels(kind: str, ctx: Any, *, senders: int, sizes: Sequence[int],
             raise ValueError("channel 'Manager' needs manager=ctx.Manager(), started")
         queue = ctx.Queue() if kind == "Queue" else manager.Queue()
         end = QueueEnd(queue) if kind == "Queue" else ManagerEnd(queue)
-        return Channels(kind, [[end] * senders] * steps, [[end]] * steps,
+        # The receiver takes from "each sender's end" in turn: here the one shared end, as many
+        # times as there are senders.
+        return Channels(kind, [[end] * senders] * steps, [[end] * senders] * steps,
                          [queue] if kind == "Queue" else [])
     if kind == "Pipe":
         ends = [PipeEnd(*ctx.Pipe(duplex=False)) for _ in range(senders)]

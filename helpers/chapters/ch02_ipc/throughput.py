@@ -88,7 +88,7 @@ def _send_loop(name: str, ends: Sequence[Any], plan: Sequence[tuple[int, int]],
 def _receive_loop(name: str, steps: Sequence[Sequence[Any]], plan: Sequence[tuple[int, int]],
                   barrier: Any) -> TracedResult:
     """For each (size, count): receive `count` messages from each end, round robin; time the end."""
-    log, ends_ns = SpanLog(name), []
+    log, ends_ns, received = SpanLog(name), [], []
     try:
         for ends, (size, count) in zip(steps, plan):
             for end in ends:
@@ -106,10 +106,11 @@ def _receive_loop(name: str, steps: Sequence[Sequence[Any]], plan: Sequence[tupl
                     if got != size:
                         raise ValueError(f"received {got} bytes, expected {size}")
             ends_ns.append(time.perf_counter_ns())
+            received.append(count * len(ends))
     finally:
         for end in {id(e): e for ends in steps for e in ends}.values():
             end.close()
-    return TracedResult(ends_ns, log.recording())
+    return TracedResult((ends_ns, received), log.recording())
 
 
 # -- measurements ------------------------------------------------------------------------------
@@ -185,10 +186,13 @@ def transfer(channel: str = "Pipe", plan: Sequence[tuple[int, int]] = ((1 << 20,
             manager.shutdown()
     ran.raise_failures()
     rates = {}
+    ends_ns, received = ran.values["receiver"]
     for k, (size, count) in enumerate(plan):
+        if received[k] != count * senders:  # every message sent was received, none left over
+            raise RuntimeError(f"the receiver got {received[k]} messages of {size} B, "
+                               f"{count * senders} were sent")
         t0 = min(ran.values[f"sender {i + 1}"][k] for i in range(senders))
-        t1 = ran.values["receiver"][k]
-        rates[size] = size * count * senders / max(t1 - t0, 1) * 1e9
+        rates[size] = size * count * senders / max(ends_ns[k] - t0, 1) * 1e9
     return TransferRun(channel, plan, senders, rates, ran.trace, ran.seconds, start_method)
 
 
