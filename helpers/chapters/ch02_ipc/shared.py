@@ -102,7 +102,9 @@ def leak_warning(timeout: float = 30.0) -> dict[str, str]:
         block = shared_memory.SharedMemory(name=name)
         unlink_shared_memory(block)
     warning = [line.strip() for line in done.stderr.splitlines() if "leaked" in line]
-    return {"block": name, "its program printed on exit": warning[0] if warning else "(nothing)",
+    said = warning[0] if warning else "(nothing)"
+    said = said[said.find("UserWarning"):] if "UserWarning" in said else said  # not the file path
+    return {"block": name, "its program printed on exit": said,
             "still in /dev/shm afterwards": "yes (unlinked now)" if still_there else
             "no: the tracker unlinked it"}
 
