@@ -8,9 +8,12 @@ CPU clock into the part that ran and the part that waited::
     thread CPU time used                     |<---- 0.2 ms ---->|
     recorded as            [ wait: GIL or core ][     run      ]
 
-Two threads of CPU-bound Python take turns holding the GIL (every ``sys.getswitchinterval()``,
-5 ms by default), so their lanes alternate; two processes each have a GIL of their own and run
-at once.
+Two threads of CPU-bound Python take turns holding the GIL: a thread that has waited one
+switch interval (``sys.getswitchinterval()``) for the GIL asks the running one to drop it, so their
+lanes alternate; two processes each have a GIL of their own and run at once. A thread's wall time
+minus its CPU time is all the time it did not run: waiting for the GIL, or for a core the OS gave
+to another program — the record cannot tell the two apart. Compressing with ``zlib`` (kind
+``"zlib"``) is C code that releases the GIL while it works, so threads run it at once.
 
     gil_tasks(kind) ──> (fn, tasks) ──> helpers.runners.compare(MODES, fn, tasks)
         kernel ──start──> process 0 ──┐ records locally, then sends its trace once
@@ -29,6 +32,7 @@ from typing import Any
 from helpers.course import (
     QUICK,
     available_start_methods,
+    check_callable,
     check_choice,
     check_float,
     check_int,
@@ -36,19 +40,22 @@ from helpers.course import (
     kernel_safe_start_method,
 )
 from helpers.runners import (
-    Comparison,
     Run,
-    compare,
-    plot_comparison,
     run_processes,
     run_serial,
     run_threads,
 )
+
+# From its module: `helpers.runners` loads names lazily, and its submodule of the same name
+# would otherwise shadow the function `compare`.
+from helpers.runners.compare import Comparison, compare, plot_comparison
 from helpers.timeline import Recorder, TracedResult
 from helpers.workloads import MAX_ITERATIONS, cpu_task, io_task, iterations_for
 
 __all__ = [
+    "KINDS",
     "MODES",
+    "chunked_compress_task",
     "chunked_cpu_task",
     "compare_gil",
     "gil_tasks",
@@ -59,6 +66,7 @@ __all__ = [
 ]
 
 MODES = ("serial", "threads", "processes")
+KINDS = ("cpu", "zlib", "io")
 # One chunk is about 0.2 ms of work: short against the GIL's 5 ms switch interval, so a wait is
 # placed within 0.2 ms of where it happened, and long against the ~1 µs it costs to time a chunk.
 _CHUNK_SECONDS = 0.0002
@@ -68,6 +76,12 @@ _WAIT_THRESHOLD_NS = 50_000
 # The longest the demo waits for its workers before it gives up and stops them.
 _TIMEOUT_SECONDS = 60.0
 MAX_WORKERS = 8  # a demo on a 2-core machine gains nothing from more; it only gets slower
+# zlib compresses the demo's text at tens of MB/s per core; one piece of 64 KiB is about a
+# millisecond of work: short against a task, long against timing it.
+_PIECE_BYTES = 64 * 1024
+# A task compresses at most this much: about ten seconds on a slow core.
+_MAX_COMPRESS_BYTES = 512 * 1024 * 1024
+_MAX_LABEL = 200  # a lane label longer than this is a mistake, not a name
 
 
 def record_cpu_work(
@@ -81,6 +95,10 @@ def record_cpu_work(
     check_int("iterations", iterations, 0, MAX_ITERATIONS)
     if chunk is not None:
         check_int("chunk", chunk, 1, MAX_ITERATIONS)
+    if not isinstance(recorder, Recorder):
+        raise TypeError(f"recorder must be a helpers.timeline.Recorder, got {recorder!r}")
+    _check_label("label", label)
+    _check_label("waiting", waiting)
     chunk = max(1, chunk or iterations_for(_CHUNK_SECONDS))
     done, checksum = 0, 0
     # The clocks are read once per chunk and each interval runs from the previous reading, so no
@@ -105,23 +123,74 @@ def record_cpu_work(
     return checksum
 
 
+def _check_label(name: str, value: object) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= _MAX_LABEL:
+        raise ValueError(f"{name} must be a string of 1 to {_MAX_LABEL} characters, got "
+                         f"{value!r:.80}")
+    return value
+
+
 def _what_a_wait_is() -> str:
     if multiprocessing.parent_process() is not None:
         return "waiting for a core"  # a process has a GIL of its own: only the OS makes it wait
     if threading.current_thread() is not threading.main_thread():
-        return "waiting for the GIL"
+        # Wall minus CPU time: the GIL, or a core the OS gave to another program meanwhile.
+        return "waiting for the GIL (or a core)"
     return "waiting for a core"
 
 
 def chunked_cpu_task(iterations: int, chunk: int, label: str) -> TracedResult:
     """`cpu_task` recorded chunk by chunk, so the timeline shows when it ran and when it waited."""
+    check_int("iterations", iterations, 0, MAX_ITERATIONS)
+    check_int("chunk", chunk, 1, MAX_ITERATIONS)
+    _check_label("label", label)
     recorder = Recorder(cpus=True)
     value = record_cpu_work(iterations, recorder, label, _what_a_wait_is(), chunk)
     return TracedResult(value, recorder.recording())
 
 
+def _text(size: int) -> bytes:
+    """`size` bytes of word-like text (compresses about 3:1, like a log), the same every time."""
+    words = b"the GIL lets one thread run Python code at a time while C code may release it "
+    return (words * (size // len(words) + 1))[:size]
+
+
+def chunked_compress_task(size: int, label: str) -> TracedResult:
+    """Compress `size` bytes of text with zlib, piece by piece, recording run and wait spans.
+
+    ``zlib`` releases the GIL while it compresses a buffer, so threads doing this run at once; a
+    piece's wall time beyond its thread CPU time is recorded as waiting, as in `record_cpu_work`.
+    Returns the compressed size.
+    """
+    import zlib
+
+    check_int("size", size, 1, _MAX_COMPRESS_BYTES)
+    _check_label("label", label)
+    piece = _text(min(size, _PIECE_BYTES))
+    recorder = Recorder(cpus=True)
+    waiting = _what_a_wait_is()
+    compressor, out, done = zlib.compressobj(6), 0, 0
+    wall_mark, cpu_mark = time.perf_counter_ns(), time.thread_time_ns()
+    while done < size:
+        chunk = piece[: min(len(piece), size - done)]
+        out += len(compressor.compress(chunk))
+        wall_now, cpu_now = time.perf_counter_ns(), time.thread_time_ns()
+        waited = (wall_now - wall_mark) - (cpu_now - cpu_mark)
+        if waited > _WAIT_THRESHOLD_NS:
+            recorder.add(waiting, "wait", wall_mark, wall_mark + waited)
+            recorder.add(label, "run", wall_mark + waited, wall_now)
+        else:
+            recorder.add(label, "run", wall_mark, wall_now)
+        wall_mark, cpu_mark = wall_now, cpu_now
+        done += len(chunk)
+    out += len(compressor.flush())
+    return TracedResult(out, recorder.recording())
+
+
 def recorded_io_task(seconds: float, label: str) -> TracedResult:
     """`io_task` recorded as one ``io`` span: waiting, with the core free for others."""
+    check_float("seconds", seconds, 0.0, 60.0)
+    _check_label("label", label)
     recorder = Recorder(cpus=False)
     with recorder.span(label, "io"):
         io_task(seconds)
@@ -130,18 +199,42 @@ def recorded_io_task(seconds: float, label: str) -> TracedResult:
 
 def gil_tasks(kind: str = "cpu", workers: int = 2,
               task_seconds: float = 0.25) -> tuple[Callable[..., Any], list[tuple]]:
-    """`workers` equal tasks of `kind` ("cpu" or "io"), each recording its own spans.
+    """`workers` equal tasks of `kind` ("cpu", "zlib" or "io"), each recording its own spans.
 
     Returns ``(fn, tasks)`` for `helpers.runners.compare`: CPU work is recorded chunk by chunk
-    (`chunked_cpu_task`), so turns at the GIL show; a wait is one ``io`` span.
+    (`chunked_cpu_task`), so turns at the GIL show; compressing is recorded piece by piece
+    (`chunked_compress_task`, sized by a quick calibration); a wait is one ``io`` span.
     """
-    check_choice("kind", kind, ("cpu", "io"))
+    check_choice("kind", kind, KINDS)
     check_int("workers", workers, 1, MAX_WORKERS)
     check_float("task_seconds", task_seconds, 0.001, 5.0)
     if kind == "cpu":
         sizes: tuple = (iterations_for(task_seconds), iterations_for(_CHUNK_SECONDS))
         return chunked_cpu_task, [(*sizes, f"task {i}") for i in range(workers)]
+    if kind == "zlib":
+        size = min(_MAX_COMPRESS_BYTES, max(1, round(_compress_rate() * task_seconds)))
+        return chunked_compress_task, [(size, f"task {i}") for i in range(workers)]
     return recorded_io_task, [(task_seconds, f"task {i}") for i in range(workers)]
+
+
+_rates: dict[str, float] = {}
+
+
+def _compress_rate() -> float:
+    """Bytes per second zlib compresses the demo's text on this core (measured once)."""
+    if "zlib" not in _rates:
+        import zlib
+
+        piece, best = _text(_PIECE_BYTES), 0.0
+        for _ in range(5):  # the fastest of five: the one least disturbed by other programs
+            compressor = zlib.compressobj(6)
+            started = time.perf_counter()
+            for _ in range(4):
+                compressor.compress(piece)
+            compressor.flush()
+            best = max(best, 4 * len(piece) / max(time.perf_counter() - started, 1e-9))
+        _rates["zlib"] = best
+    return _rates["zlib"]
 
 
 def run_work(
@@ -152,7 +245,7 @@ def run_work(
     task_seconds: float = 0.25,
     start_method: str | None = None,
 ) -> Run:
-    """Run `workers` equal tasks of `kind` ("cpu" or "io") serially, in threads or in processes."""
+    """Run `workers` equal tasks of `kind` (see `KINDS`) serially, in threads or in processes."""
     check_choice("mode", mode, MODES)
     fn, tasks = gil_tasks(kind, workers, task_seconds)
     start_method = check_start_method(start_method)
@@ -172,6 +265,9 @@ def compare_gil(kind: str = "cpu", workers: int = 2, task_seconds: float | None 
     if task_seconds is None:
         task_seconds = 0.05 if QUICK else 0.25
     fn, tasks = gil_tasks(kind, workers, task_seconds)
+    start_method = check_start_method(start_method)
+    if progress is not None:
+        check_callable("progress", progress)
     return compare(MODES, fn, tasks, start_method=start_method, timeout=_TIMEOUT_SECONDS,
                    progress=progress)
 
@@ -191,7 +287,7 @@ def make_panel():
     return Panel(
         "Serial vs threads vs processes",
         [
-            Choice("kind", ["cpu", "io"], "cpu", label="work"),
+            Choice("kind", list(KINDS), "cpu", label="work"),
             Int("workers", 1, 4, 2),
             Float("task_seconds", 0.02, 1.0, 0.05 if QUICK else 0.25, step=0.01,
                   label="seconds per task"),

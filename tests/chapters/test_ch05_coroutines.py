@@ -6,13 +6,21 @@ deterministic without jitter, a CPU-bound greenlet starves the others — with l
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import gevent
 import pytest
 from matplotlib.figure import Figure
 
 from helpers.chapters import ch05_coroutines as co
 from helpers.chapters.ch05_coroutines import (
+    HUB_LEGEND,
     alive_counts,
     compare_memory,
+    hub_split,
     make_panel,
     plot_runs,
     plot_sleepers,
@@ -23,6 +31,26 @@ from helpers.timeline import Trace
 from helpers.workloads import iterations_for
 
 pytestmark = pytest.mark.timeout(90)
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+
+
+def solution(notebook: str, marker: str, tmp_path: Path):
+    """The solution a notebook keeps in a collapsed block: the path of the module it writes
+    (``%%writefile``) or, for a value, the ``answer`` its code sets."""
+    cells = json.loads((NOTEBOOKS / notebook).read_text(encoding="utf-8"))["cells"]
+    for cell in cells:
+        text = "".join(cell["source"])
+        if cell["cell_type"] == "markdown" and "<details>" in text and marker in text:
+            body = text.split("```python\n", 1)[1].split("```", 1)[0]
+            if body.startswith("%%writefile"):
+                first, rest = body.split("\n", 1)
+                path = tmp_path / Path(first.split()[-1]).name
+                path.write_text(rest, encoding="utf-8")
+                return str(path)
+            namespace: dict = {"check": lambda *a: None}
+            exec(body, namespace)
+            return namespace["answer"]
+    raise AssertionError(f"no solution block with {marker!r} in {notebook}")
 
 
 def _alive(run, lane):
@@ -122,6 +150,14 @@ def test_greenlet_api_basics_from_a_cell():
         (lambda: co.chores(True, scale=-1), "scale must be a number"),
         (lambda: co.cpu_blocks(yield_with="yield"), "yield_with must be one of"),
         (lambda: co.pool_run(size=0), "size must be an integer"),
+        (lambda: co.chores("yes"), "concurrent must be one of"),
+        (lambda: co.lost_updates(lock=1.5), "lock must be one of"),
+        (lambda: co.local_vs_shared("abc"), "users must be a list"),
+        (lambda: co.blocking_in_threadpool(how="fork"), "how must be one of"),
+        (lambda: co.join_all([], timeout=float("nan")), "timeout must be a number"),
+        (lambda: co.beside_ticker(len, limit=0), "limit must be a number"),
+        (lambda: co.blocking_sleepers([1.0] * 7 + [100.0]), "each of durations"),
+        (lambda: co.sleep_times(3, "fixed", 0.1, seed=-1), "seed must be an integer"),
     ],
 )
 def test_bad_parameters_name_the_parameter(call, message):
@@ -129,13 +165,58 @@ def test_bad_parameters_name_the_parameter(call, message):
         call()
 
 
-def test_views_add_waits_and_draw():
+def test_views_add_waits_split_the_hub_and_draw():
     run = co.chores(True, 0.05)
     trace = with_waits(run.trace)
     assert {e.lane for e in trace.events if e.kind == "io"} == set(co.CHORES)
-    fig = Figure()
-    assert plot_runs({"at once": run}, fig.subplots(1, 1, squeeze=False)[:, 0])
-    assert plot_sleepers(co.sleepers(200, 0.01), fig.subplots(2, 1))
+    split = with_waits(run.trace, polling=run.details["polling"])
+    hub = [e for e in split.events if e.lane == "hub"]
+    assert {e.label for e in hub} == {"polling", "dispatching"}
+    # the split keeps the hub's time: polling + dispatching = the hub's spans before the split
+    assert sum(e.duration_ns for e in hub) == sum(e.duration_ns for e in trace.select(lane="hub"))
+    ax = Figure().subplots()
+    plot_runs({"at once": run}, [ax])
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "hub: polling (blocked in the OS)" in legend and "idle" not in legend
+    assert ax.get_title().startswith("at once: ")
+    assert {t.get_text() for t in ax.get_yticklabels()} >= set(co.CHORES) | {"hub"}
+    unsplit = Figure().subplots()  # a run that did not note the polling (a patched child's)
+    plot_runs({"child": dataclasses.replace(run, details={})}, [unsplit])
+    assert HUB_LEGEND in [t.get_text() for t in unsplit.get_legend().get_texts()]
+    axes = Figure().subplots(2, 1)
+    plot_sleepers(co.sleepers(200, 0.01), axes)
+    assert axes[1].lines[-1].get_ydata().max() == 200  # the count of greenlets alive
+
+
+def test_the_hub_mostly_polls_while_sleepers_sleep():
+    run = co.sleepers(500, 0.3)
+    split = hub_split(run)
+    assert split["polling ms"] + split["dispatching ms"] == pytest.approx(split["hub ms"])
+    assert split["polling ms"] > 150  # most of the 300 ms sleep: blocked in the OS
+    assert split["dispatching ms"] > 0  # waking 500 sleepers is work
+
+
+def test_join_all_bounds_every_wait_and_kills_what_is_left():
+    hung = gevent.spawn(co.chore, "forever", 30)
+    started = time.perf_counter()
+    with pytest.raises(TimeoutError, match="1 of 1 greenlets"):
+        co.join_all([hung], timeout=0.05)
+    assert time.perf_counter() - started < 2 and hung.dead
+
+
+def test_switch_cost_is_measured_both_ways():
+    cost = co.switch_cost(500)
+    assert cost["switches"] >= 1000  # two greenlets, 500 rounds each, through the hub
+    assert 0 < cost["ns per switch"] < 1e6 and 0 < cost["ns per switch, recorded"] < 1e6
+
+
+def test_the_threadpool_keeps_the_hub_running_while_threads_block():
+    direct = co.blocking_in_threadpool(3, 0.1, how="direct")
+    pooled = co.blocking_in_threadpool(3, 0.1, how="threadpool")
+    assert direct.value["seconds"] >= 0.28  # one after the other
+    assert direct.value["worst lateness ms"] >= 80  # the ticker stopped for a whole call
+    assert pooled.value["seconds"] < 0.25  # at once, in threads
+    assert pooled.value["worst lateness ms"] < direct.value["worst lateness ms"] / 2
 
 
 def test_memory_greenlet_is_lighter_than_a_thread():
@@ -153,16 +234,56 @@ def test_panel_runs_patched_and_validates():
         panel.run(pool_size=0)
 
 
-def test_exercise_solutions_pass_and_unanswered_never_raises(monkeypatch):
+def test_exercise_solutions_pass_and_unanswered_never_raises(monkeypatch, tmp_path):
     import helpers.exercises
 
     monkeypatch.setattr(helpers.exercises, "QUICK", False)  # as a reader runs it, even under CI
-    assert not check("05.1", ...).answered
-    assert check("05.1", {"seconds": 0.8, "most at once": 3})
+    for exercise in ("05.1", "05.2", "05.3", "05.4"):
+        assert not check(exercise, ...).answered
+    assert check("05.1", solution("05_gevent_api.ipynb", '"most at once": 3', tmp_path))
     assert not check("05.1", {"seconds": 2.0, "most at once": 10})
-    assert check("05.2", {"yield_every": iterations_for(0.0005), "yield_with": "idle"})
+    assert check("05.2", solution("05_coroutines.ipynb", "def crunch", tmp_path))
+    assert check("05.3", solution("05_coroutines.ipynb", "co.PATCH_TARGETS", tmp_path))
+    assert check("05.4", solution("05_gevent_api.ipynb", "def fetch_all", tmp_path))
+
+
+def _module(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def _wrong(feedback) -> list[str]:
+    assert feedback.answered and not feedback.passed, repr(feedback)
+    return [p.message for p in feedback.points if not p.ok]
+
+
+def test_exercise_checks_say_what_is_wrong_without_the_answer(monkeypatch, tmp_path):
+    import helpers.exercises
+
+    monkeypatch.setattr(helpers.exercises, "QUICK", False)
+    hog = _module(tmp_path, "hog.py", "from helpers.workloads import cpu_task\n\n"
+                  "def crunch(iterations):\n    cpu_task(iterations)\n    return iterations\n")
+    assert any("ticks" in m for m in _wrong(check("05.2", hog)))
+    liar = _module(tmp_path, "liar.py", "def crunch(iterations):\n    return iterations\n")
+    assert any("less time computing" in m for m in _wrong(check("05.2", liar)))
+    serial = _module(tmp_path, "serial.py", "import gevent\n\n"
+                     "def fetch_all(fetch, names, limit, timeout):\n"
+                     "    return [gevent.with_timeout(timeout, fetch, n, timeout_value=None)\n"
+                     "            for n in names]\n")
+    assert any("deadline" in m for m in _wrong(check("05.4", serial)))
+    unbounded = _module(tmp_path, "unbounded.py", "import gevent\n\n"
+                        "def fetch_all(fetch, names, limit, timeout):\n"
+                        "    jobs = [gevent.spawn(fetch, n) for n in names]\n"
+                        "    gevent.joinall(jobs, timeout=timeout)\n"
+                        "    return [j.value for j in jobs]\n")
+    messages = _wrong(check("05.4", unbounded))
+    assert any("more than `limit`" in m for m in messages)
+    assert any("still running" in m for m in messages)  # gave up on the hangs but never killed
+    # 05.3: the same hint whichever way a line is wrong, so the feedback never gives it away
     from helpers.exercises.ch05 import _all_names
 
-    replaced = set(_all_names()) - {"time.time", "os.read", "os.getpid", "math.sqrt"}
-    assert check("05.3", replaced)
-    assert not check("05.3", replaced | {"math.sqrt"})
+    right = solution("05_coroutines.ipynb", "co.PATCH_TARGETS", tmp_path)
+    flipped = _wrong(check("05.3", (right - {"time.sleep"}) | {"math.sqrt"}))
+    assert len(flipped) == 2 and len({m.split(": ", 1)[1] for m in flipped}) == 1
+    assert set(_all_names()) >= right

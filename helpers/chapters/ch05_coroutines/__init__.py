@@ -1,30 +1,40 @@
 """Chapter 05, coroutines with gevent: greenlets on the timeline, gevent's API, monkey patching.
 
-    greenlet_demos.py   chores, sleepers, cpu_blocks, queues, events, pools, locks, local
-                        (un-patched gevent, run in the kernel within one cell)
+    greenlet_demos.py   chores, sleepers, switching, lost updates, cpu_blocks / beside_ticker
+                        (un-patched gevent, run in the kernel within one call; every join bounded)
+    api_demos.py        05_gevent_api's measured demos: queue, event, pool, locks, local, threadpool
     patching_demos.py   functions meant for `helpers.runners.run_patched` (a patched child)
     memory.py           memory per greenlet and per thread, measured in fresh children
-    views.py            timelines with waits, the sleepers' picture, the chapter's make_panel
+    views.py            timelines with waits, the sleepers' picture, the hub's split, make_panel
 """
 
+from .api_demos import (
+    blocking_in_threadpool,
+    local_vs_shared,
+    over_release,
+    pool_run,
+    producer_consumer,
+    signal_waiters,
+)
 from .greenlet_demos import (
     CHORES,
+    JOIN_TIMEOUT_SECONDS,
     YIELDS,
     Chore,
+    beside_ticker,
     chore,
     chores,
     cpu_blocks,
     fail,
     fetch,
     interleaving,
-    local_vs_shared,
+    join_all,
     lost_updates,
-    over_release,
-    pool_run,
-    producer_consumer,
     quiet_failures,
-    signal_waiters,
     sleepers,
+    spawn_named,
+    switch_cost,
+    traced,
 )
 from .memory import (
     WORKER_KINDS,
@@ -41,7 +51,9 @@ from .patching_demos import (
     sleep_times,
 )
 from .views import (
+    HUB_LEGEND,
     alive_counts,
+    hub_split,
     make_panel,
     plot_runs,
     plot_sleepers,
@@ -52,10 +64,14 @@ __all__ = [
     "CHORES",
     "Chore",
     "DISTRIBUTIONS",
+    "HUB_LEGEND",
+    "JOIN_TIMEOUT_SECONDS",
     "PATCH_TARGETS",
     "WORKER_KINDS",
     "YIELDS",
     "alive_counts",
+    "beside_ticker",
+    "blocking_in_threadpool",
     "blocking_sleepers",
     "chore",
     "chores",
@@ -63,7 +79,9 @@ __all__ = [
     "cpu_blocks",
     "fail",
     "fetch",
+    "hub_split",
     "interleaving",
+    "join_all",
     "late_patch",
     "local_vs_shared",
     "lost_updates",
@@ -80,5 +98,8 @@ __all__ = [
     "signal_waiters",
     "sleep_times",
     "sleepers",
+    "spawn_named",
+    "switch_cost",
+    "traced",
     "with_waits",
 ]

@@ -2,8 +2,12 @@
 
 Un-patched gevent works inside a Jupyter kernel only while a cell blocks in gevent: a greenlet that
 is spawned and not joined does not run until the next ``gevent.sleep``. So every demo here joins
-everything it spawned before it returns, and none of them patches anything (the patched demos run
-in a child process: `helpers.runners.run_patched`, `patching_demos`)::
+everything it spawned before it returns — always with a timeout, killing what is left — and none
+of them patches anything (the patched demos run in a child: `helpers.runners.run_patched`)::
+
+    demo(...) ──> body() in a GreenletRecorder ──> join_all(greenlets, timeout) ──> Run
+                  (spawns, names each lane)         (kills stragglers, raises     value, seconds,
+                                                     TimeoutError: never a hang)  trace, details
 
     >>> run = chores(concurrent=True, scale=0.1)
     >>> sorted(run.value)
@@ -11,10 +15,11 @@ in a child process: `helpers.runners.run_patched`, `patching_demos`)::
     >>> run.seconds < 0.1 * sum(CHORES.values())       # the longest chore, not the sum
     True
 
-Each demo returns a `helpers.runners.Run`: its value, its wall time, and a trace of every greenlet's
-run spans (from `helpers.timeline.GreenletRecorder`) to draw with `helpers.coroutine_views`.
-The small task functions (`chore`, `fetch`, `fail`, `Chore`) are top-level so a notebook cell can
-spawn them directly: ``gevent.spawn(fetch, "page", 0.1)``.
+Each demo returns a `helpers.runners.Run`: its value, its wall time, the thread's CPU time in
+``details["cpu_seconds"]``, and a trace of every greenlet's run spans (from
+`helpers.timeline.GreenletRecorder`) to draw with `views`. The small task functions (`chore`,
+`fetch`, `fail`, `Chore`) are top-level so a notebook cell can spawn them directly:
+``gevent.spawn(fetch, "page", 0.1)``.
 """
 
 from __future__ import annotations
@@ -22,18 +27,15 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import gevent
-import gevent.local
 import gevent.lock
-import gevent.queue
-from gevent.event import AsyncResult, Event
-from gevent.pool import Group, Pool
+from gevent.event import Event
 
-from helpers.course import check_choice, check_float, check_int
+from helpers.course import check_callable, check_choice, check_float, check_int, check_timeout
 from helpers.runners import Run
 from helpers.timeline import GreenletRecorder
 from helpers.workloads import MAX_ITERATIONS, cpu_task, iterations_for
@@ -42,20 +44,21 @@ __all__ = [
     "CHORES",
     "Chore",
     "YIELDS",
+    "PollingClock",
+    "beside_ticker",
     "chore",
     "chores",
     "cpu_blocks",
     "fail",
     "fetch",
     "interleaving",
-    "local_vs_shared",
+    "join_all",
     "lost_updates",
-    "over_release",
-    "pool_run",
-    "producer_consumer",
     "quiet_failures",
-    "signal_waiters",
     "sleepers",
+    "spawn_named",
+    "switch_cost",
+    "traced",
 ]
 
 # The seed article's three chores, in seconds of waiting: long enough to see on a timeline, short
@@ -66,20 +69,78 @@ _MAX_GREENLETS = 100_000
 # The CPU-hog demo's ticker wants to run every 10 ms: a UI refresh, a heartbeat, a socket read.
 _TICK_SECONDS = 0.01
 YIELDS = ("sleep(0)", "idle")
+# Every join in this module waits at most this long: each demo lasts a few seconds at most, so a
+# join still waiting after a minute is a bug, and the greenlets are killed instead of the kernel
+# waiting forever.
+JOIN_TIMEOUT_SECONDS = 60.0
+# A task may wait at most this long: a minute is far beyond any demo.
+_MAX_TASK_SECONDS = 60.0
 
 
-def _traced(body) -> Run:
-    """Run `body` under a greenlet recorder: its value, wall time, and every greenlet's spans."""
-    recorder = GreenletRecorder()
-    started = time.perf_counter()
-    with recorder:
+def join_all(glets: Sequence[gevent.Greenlet], timeout: float = JOIN_TIMEOUT_SECONDS, *,
+             raise_error: bool = True) -> list[gevent.Greenlet]:
+    """``gevent.joinall`` with a deadline: greenlets not done by then are killed, and
+    `TimeoutError` says how many. With `raise_error`, the first greenlet's exception is raised."""
+    check_timeout("timeout", timeout)
+    done = gevent.joinall(glets, timeout=timeout, raise_error=raise_error)
+    if len(done) < len(glets):
+        left = [g for g in glets if not g.dead]
+        gevent.killall(left, timeout=1.0)
+        raise TimeoutError(f"{len(left)} of {len(glets)} greenlets still running after "
+                           f"{timeout:g} s: killed")
+    return list(glets)
+
+
+class PollingClock:
+    """While active, note when the hub's event loop blocks in the OS (polls) and when it returns.
+
+    libev runs *prepare* watchers just before it polls and *check* watchers just after; one of
+    each, at the lowest and highest priority, brackets the poll itself. The hub's time outside
+    these brackets is dispatching: running callbacks, timers, waking greenlets.
+    """
+
+    def __init__(self) -> None:
+        self.intervals: list[tuple[int, int]] = []
+        self._entered: int | None = None
+
+    def _before_poll(self) -> None:
+        self._entered = time.perf_counter_ns()
+
+    def _after_poll(self) -> None:
+        if self._entered is not None:
+            self.intervals.append((self._entered, time.perf_counter_ns()))
+            self._entered = None
+
+    def __enter__(self) -> PollingClock:
+        loop = gevent.get_hub().loop
+        # ref=False: the watchers never keep the loop alive by themselves.
+        self._prepare, self._check = loop.prepare(ref=False), loop.check(ref=False)
+        self._prepare.priority, self._check.priority = -2, 2  # libev's lowest and highest
+        self._prepare.start(self._before_poll)
+        self._check.start(self._after_poll)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for watcher in (self._prepare, self._check):
+            watcher.stop()
+            watcher.close()
+
+
+def traced(body: Callable[[], Any]) -> Run:
+    """Run `body` under a greenlet recorder: value, wall and CPU time, every greenlet's spans,
+    and when the hub polled (``details["polling"]``, from `PollingClock`)."""
+    recorder, polling = GreenletRecorder(), PollingClock()
+    started, cpu_started = time.perf_counter(), time.thread_time()
+    with recorder, polling:
         value = body()
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.thread_time() - cpu_started
     return Run("gevent", getattr(body, "__qualname__", "gevent demo").split(".")[0], [value], {},
-               seconds, recorder.recording(), details={"switches": recorder.switches})
+               seconds, recorder.recording(),
+               details={"switches": recorder.switches, "cpu_seconds": cpu,
+                        "polling": polling.intervals})
 
 
-def _spawn(name: str, function, *args: Any) -> gevent.Greenlet:
+def spawn_named(name: str, function, *args: Any) -> gevent.Greenlet:
     glet = gevent.Greenlet(function, *args)
     glet.name = name  # the timeline lane
     glet.start()
@@ -89,7 +150,7 @@ def _spawn(name: str, function, *args: Any) -> gevent.Greenlet:
 # -- tasks a cell can spawn ---------------------------------------------------------------------
 def chore(name: str, seconds: float) -> str:
     """Wait `seconds` the gevent way (the hub runs others meanwhile); return `name`."""
-    gevent.sleep(check_float("seconds", seconds, 0.0, 60.0))
+    gevent.sleep(check_float("seconds", seconds, 0.0, _MAX_TASK_SECONDS))
     return name
 
 
@@ -106,6 +167,9 @@ def quiet_failures(*errors: type[BaseException]) -> Iterator[None]:
     gevent's hub prints every failed greenlet's traceback to stderr — right for a program, noise
     in a cell that inspects ``greenlet.exception`` on purpose.
     """
+    for error in errors:
+        if not (isinstance(error, type) and issubclass(error, BaseException)):
+            raise TypeError(f"errors must be exception classes, got {error!r}")
     hub = gevent.get_hub()
     before = hub.NOT_ERROR
     hub.NOT_ERROR = tuple(before) + (errors or (Exception,))
@@ -117,7 +181,7 @@ def quiet_failures(*errors: type[BaseException]) -> Iterator[None]:
 
 def fail(message: str, after: float = 0.0) -> None:
     """Wait `after` seconds, then raise ``ValueError(message)``: a greenlet that dies."""
-    gevent.sleep(check_float("after", after, 0.0, 60.0))
+    gevent.sleep(check_float("after", after, 0.0, _MAX_TASK_SECONDS))
     raise ValueError(message)
 
 
@@ -126,6 +190,7 @@ class Chore(gevent.Greenlet):
 
     def __init__(self, what: str, seconds: float) -> None:
         super().__init__()
+        check_float("seconds", seconds, 0.0, _MAX_TASK_SECONDS)
         self.what, self.seconds, self.name = what, seconds, what
 
     def _run(self) -> str:
@@ -138,21 +203,20 @@ class Chore(gevent.Greenlet):
 # -- "what you will see" ------------------------------------------------------------------------
 def chores(concurrent: bool, scale: float = 1.0) -> Run:
     """The three chores one after another, or as three greenlets at once (`scale` × `CHORES`)."""
+    check_choice("concurrent", concurrent, (True, False))
     check_float("scale", scale, 0.0, 4.0)
 
     def body() -> list[str]:
         if concurrent:
-            glets = [_spawn(name, chore, name, t * scale) for name, t in CHORES.items()]
-            gevent.joinall(glets, raise_error=True)
+            glets = [spawn_named(name, chore, name, t * scale) for name, t in CHORES.items()]
+            join_all(glets)
             return [g.value for g in glets]
         done = []
         for name, t in CHORES.items():
-            glet = _spawn(name, chore, name, t * scale)
-            glet.join()
-            done.append(glet.value)
+            done.append(join_all([spawn_named(name, chore, name, t * scale)])[0].value)
         return done
 
-    return _traced(body)
+    return traced(body)
 
 
 def sleepers(count: int = 10_000, seconds: float = 1.0) -> Run:
@@ -162,10 +226,34 @@ def sleepers(count: int = 10_000, seconds: float = 1.0) -> Run:
 
     def body() -> int:
         glets = [gevent.spawn(gevent.sleep, seconds) for _ in range(count)]
-        gevent.joinall(glets)
+        join_all(glets)
         return sum(g.successful() for g in glets)
 
-    return _traced(body)
+    return traced(body)
+
+
+def switch_cost(rounds: int = 10_000) -> dict[str, float]:
+    """What one switch costs here, untraced and under the recorder: two greenlets ping-pong
+    through the hub with ``gevent.sleep(0)`` for `rounds` rounds each, timed both ways."""
+    check_int("rounds", rounds, 100, 1_000_000)
+
+    def ping() -> None:
+        for _ in range(rounds):
+            gevent.sleep(0)
+
+    def timed() -> float:
+        started = time.perf_counter_ns()
+        join_all([gevent.spawn(ping), gevent.spawn(ping)])
+        return time.perf_counter_ns() - started
+
+    timed()  # warm up: the hub and both code paths exist before anything is timed
+    untraced = min(timed() for _ in range(3))
+    recorder = GreenletRecorder()
+    with recorder:
+        traced_ns = timed()
+    switches = max(1, recorder.switches)
+    return {"switches": switches, "ns per switch": untraced / switches,
+            "ns per switch, recorded": traced_ns / switches}
 
 
 # -- switching is explicit ----------------------------------------------------------------------
@@ -187,7 +275,7 @@ def interleaving(workers: int = 3, steps: int = 3, jitter: float = 0.0) -> list[
             log.append(f"{letter}{step}")
             gevent.sleep(rng.uniform(0, jitter) if jitter else 0)
 
-    gevent.joinall([gevent.spawn(work, chr(ord("A") + i)) for i in range(workers)])
+    join_all([gevent.spawn(work, chr(ord("A") + i)) for i in range(workers)])
     return log
 
 
@@ -201,6 +289,8 @@ def lost_updates(workers: int = 10, increments: int = 100, *, yield_inside: bool
     """
     check_int("workers", workers, 1, 1000)
     check_int("increments", increments, 1, 10_000)
+    check_choice("yield_inside", yield_inside, (True, False))
+    check_choice("lock", lock, (True, False))
     state = {"counter": 0}
     guard = gevent.lock.Semaphore()
 
@@ -215,7 +305,7 @@ def lost_updates(workers: int = 10, increments: int = 100, *, yield_inside: bool
             if lock:
                 guard.release()
 
-    gevent.joinall([gevent.spawn(add) for _ in range(workers)])
+    join_all([gevent.spawn(add) for _ in range(workers)])
     expected = workers * increments
     return {"expected": expected, "counted": state["counter"], "lost": expected - state["counter"]}
 
@@ -225,25 +315,18 @@ def _sleep0() -> None:
 
 
 # -- CPU work blocks the hub --------------------------------------------------------------------
-def cpu_blocks(cpu_seconds: float = 0.3, yield_every: int | None = None,
-               yield_with: str = "sleep(0)") -> Run:
-    """A ticker that wants to run every 10 ms, next to a greenlet computing for `cpu_seconds`.
+def beside_ticker(work: Callable[..., Any], *args: Any, limit: float = 30.0) -> Run:
+    """Run ``work(*args)`` in a greenlet next to a ticker that wants to run every 10 ms.
 
-    ``yield_every`` is how many `cpu_task` iterations the computation does between two yields
-    (None: never). ``yield_with`` is ``"sleep(0)"`` (``gevent.sleep(0)``: other *ready* greenlets
-    run, but the hub looks at timers and sockets only every 50 callbacks) or ``"idle"``
-    (``gevent.idle()``: wait until the hub has polled timers and sockets). The value reports the
-    ticker's worst lateness and its 90th percentile in ms (the percentile ignores the odd tick
-    that the operating system delayed by giving the core to another program).
+    The value reports the ticker's worst lateness and its 90th percentile in ms (the percentile
+    ignores the odd tick the operating system delayed by giving the core to another program), how
+    many ticks ran, and what `work` returned. `limit` bounds the whole run, in seconds.
     """
-    check_float("cpu_seconds", cpu_seconds, 0.0, 5.0)
-    check_choice("yield_with", yield_with, YIELDS)
-    pause = gevent.idle if yield_with == "idle" else _sleep0
-    total = iterations_for(cpu_seconds)
-    chunk = total if yield_every is None else check_int("yield_every", yield_every, 1,
-                                                        MAX_ITERATIONS)
+    check_callable("work", work)
+    check_timeout("limit", limit)
     lateness: list[float] = []
     finished = Event()
+    result: dict[str, Any] = {}
 
     def ticker() -> None:
         start = time.perf_counter()
@@ -255,139 +338,51 @@ def cpu_blocks(cpu_seconds: float = 0.3, yield_every: int | None = None,
             tick += 1
 
     def compute() -> None:
+        try:
+            gevent.sleep(2 * _TICK_SECONDS)  # let the ticker show its regular beat first
+            result["returned"] = work(*args)
+            gevent.sleep(2 * _TICK_SECONDS)
+        finally:
+            finished.set()
+
+    def body() -> dict[str, Any]:
+        join_all([spawn_named("ticker", ticker), spawn_named("compute", compute)], limit)
+        ordered = sorted(lateness) or [0.0]
+        return {"worst lateness ms": 1000 * ordered[-1],
+                "p90 lateness ms": 1000 * ordered[int(0.9 * (len(ordered) - 1))],
+                "ticks": len(lateness), "returned": result.get("returned")}
+
+    return traced(body)
+
+
+def cpu_blocks(cpu_seconds: float = 0.3, yield_every: int | None = None,
+               yield_with: str = "sleep(0)") -> Run:
+    """A ticker that wants to run every 10 ms, next to a greenlet computing for `cpu_seconds`.
+
+    ``yield_every`` is how many `cpu_task` iterations the computation does between two yields
+    (None: never). ``yield_with`` is ``"sleep(0)"`` (``gevent.sleep(0)``: the greenlet goes to
+    the back of the hub's queue of callbacks; the hub runs callbacks and, after every 50 of them,
+    checks whether the switch interval has passed before it looks at timers and sockets) or
+    ``"idle"`` (``gevent.idle()``: wait until the hub has nothing else to do, timers included).
+    The value is `beside_ticker`'s, plus ``chunk ms``, the work between two yields.
+    """
+    check_float("cpu_seconds", cpu_seconds, 0.0, 5.0)
+    check_choice("yield_with", yield_with, YIELDS)
+    pause = gevent.idle if yield_with == "idle" else _sleep0
+    total = iterations_for(cpu_seconds)
+    chunk = total if yield_every is None else check_int("yield_every", yield_every, 1,
+                                                        MAX_ITERATIONS)
+
+    def compute() -> int:
         done = 0
-        gevent.sleep(2 * _TICK_SECONDS)  # let the ticker show its regular beat first
         while done < total:
             step = min(chunk, total - done)
             cpu_task(step)
             done += step
             if yield_every is not None:
                 pause()
-        gevent.sleep(2 * _TICK_SECONDS)
-        finished.set()
+        return done
 
-    def body() -> dict[str, float]:
-        glets = [_spawn("ticker", ticker), _spawn("compute", compute)]
-        gevent.joinall(glets, raise_error=True)
-        ordered = sorted(lateness) or [0.0]
-        return {"worst lateness ms": 1000 * ordered[-1],
-                "p90 lateness ms": 1000 * ordered[int(0.9 * (len(ordered) - 1))],
-                "ticks": len(lateness), "chunk ms": 1000 * cpu_seconds * chunk / total}
-
-    return _traced(body)
-
-
-# -- coordination -------------------------------------------------------------------------------
-def producer_consumer(items: int = 12, consumers: int = 3, maxsize: int = 4,
-                      work_seconds: float = 0.05) -> Run:
-    """A producer puts `items` on a bounded ``gevent.queue.Queue``; consumers take and work.
-
-    The value maps each consumer to the items it handled. ``put`` blocks (switches away) while the
-    queue holds `maxsize` items, so the producer never runs far ahead of the consumers.
-    """
-    check_int("items", items, 0, 10_000)
-    check_int("consumers", consumers, 1, 100)
-    check_int("maxsize", maxsize, 1, 10_000)
-    check_float("work_seconds", work_seconds, 0.0, 5.0)
-    queue: gevent.queue.Queue = gevent.queue.Queue(maxsize)
-    handled: dict[str, list[int]] = {f"consumer {i}": [] for i in range(consumers)}
-
-    def produce() -> None:
-        for item in range(items):
-            queue.put(item)
-        for _ in range(consumers):
-            queue.put(None)  # one "no more work" marker per consumer
-
-    def consume(name: str) -> None:
-        while (item := queue.get()) is not None:
-            gevent.sleep(work_seconds)
-            handled[name].append(item)
-
-    def body() -> dict[str, list[int]]:
-        glets = [_spawn("producer", produce)]
-        glets += [_spawn(name, consume, name) for name in handled]
-        gevent.joinall(glets, raise_error=True)
-        return handled
-
-    return _traced(body)
-
-
-def signal_waiters(waiters: int = 3, after: float = 0.1) -> dict[str, Any]:
-    """Waiters block on an ``Event`` until one greenlet sets it; an ``AsyncResult`` carries a value.
-
-    Returns how long each waiter waited and the value every reader of the AsyncResult got.
-    """
-    check_int("waiters", waiters, 1, 1000)
-    check_float("after", after, 0.0, 10.0)
-    ready, answer = Event(), AsyncResult()
-    waited: dict[str, float] = {}
-    started = time.perf_counter()
-
-    def wait(name: str) -> str:
-        ready.wait()
-        waited[name] = round(time.perf_counter() - started, 3)
-        return answer.get()
-
-    def setter() -> None:
-        gevent.sleep(after)
-        answer.set(42)
-        ready.set()
-
-    glets = [gevent.spawn(wait, f"waiter {i}") for i in range(waiters)] + [gevent.spawn(setter)]
-    gevent.joinall(glets, raise_error=True)
-    return {"waited s": waited, "values": [g.value for g in glets[:-1]]}
-
-
-def pool_run(tasks: int = 12, size: int | None = 4, seconds: float = 0.1) -> Run:
-    """`tasks` fetches through a ``Pool(size)`` (at most `size` at once) or a ``Group`` (None).
-
-    The value reports the most greenlets that were inside a fetch at the same time.
-    """
-    check_int("tasks", tasks, 1, 10_000)
-    check_float("seconds", seconds, 0.0, 10.0)
-    group = Group() if size is None else Pool(check_int("size", size, 1, 10_000))
-    inside = {"now": 0, "most": 0}
-
-    def task(index: int) -> str:
-        inside["now"] += 1
-        inside["most"] = max(inside["most"], inside["now"])
-        try:
-            return fetch(f"page {index}", seconds)
-        finally:
-            inside["now"] -= 1
-
-    def body() -> dict[str, Any]:
-        for index in range(tasks):
-            group.spawn(task, index).name = f"task {index}"  # blocks while the pool is full
-        group.join(raise_error=True)
-        return {"tasks": tasks, "most at once": inside["most"]}
-
-    return _traced(body)
-
-
-def over_release() -> str:
-    """Acquire a ``BoundedSemaphore(2)`` once, release twice: the bug a plain Semaphore hides."""
-    semaphore = gevent.lock.BoundedSemaphore(2)
-    semaphore.acquire()
-    semaphore.release()
-    try:
-        semaphore.release()
-    except ValueError as exc:
-        return f"ValueError: {exc}"
-    return "no error"  # pragma: no cover - gevent always raises here
-
-
-def local_vs_shared(users: tuple[str, ...] = ("ada", "grace", "linus")) -> dict[str, dict]:
-    """Each greenlet stores "its" user, yields, reads it back: from a shared object and a local."""
-    shared = type("Shared", (), {})()
-    local = gevent.local.local()
-    seen: dict[str, dict] = {"shared object": {}, "gevent.local.local()": {}}
-
-    def handle(user: str) -> None:
-        shared.user = local.user = user
-        gevent.sleep(0)  # other requests run here
-        seen["shared object"][user] = shared.user
-        seen["gevent.local.local()"][user] = local.user
-
-    gevent.joinall([gevent.spawn(handle, u) for u in users], raise_error=True)
-    return seen
+    run = beside_ticker(compute)
+    run.value["chunk ms"] = 1000 * cpu_seconds * min(chunk, max(total, 1)) / max(total, 1)
+    return run

@@ -10,7 +10,8 @@ figures and cached modules::
 - a blocked greenlet keeps its Python frames and the slice of C stack it was using, copied to the
   heap when another greenlet needs the stack: a few KiB of resident memory;
 - a blocked thread has its own OS stack: the kernel maps its full size as address space (8 MiB
-  by default on Linux, ``ulimit -s``; 512 KiB on macOS) but only the pages it touched are resident.
+  by default on Linux, from ``ulimit -s``; 16 MiB on macOS, where CPython sets the size
+  itself, for every thread it starts) — but only the pages it touched are resident.
 
 >>> rows = compare_memory(greenlets=2_000, threads=200)    # doctest: +SKIP
 >>> rows["greenlet"]["rss KiB each"], rows["thread"]["vms KiB each"]  # doctest: +SKIP
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 from typing import Any
 
 from helpers.course import check_choice, check_int
@@ -60,7 +62,8 @@ def memory_per_worker(kind: str, count: int) -> dict[str, Any]:
         blocked = sum(not g.dead for g in workers)
         rss1, vms1 = _usage()
         release.set()
-        gevent.joinall(workers)
+        if len(gevent.joinall(workers, timeout=_TIMEOUT_SECONDS)) < count:
+            gevent.killall(workers, timeout=1.0)
     else:
         release_t = threading.Event()
         rss0, vms0 = _usage()
@@ -70,8 +73,9 @@ def memory_per_worker(kind: str, count: int) -> dict[str, Any]:
         blocked = sum(t.is_alive() for t in threads)
         rss1, vms1 = _usage()
         release_t.set()
-        for thread in threads:
-            thread.join()
+        deadline = time.monotonic() + _TIMEOUT_SECONDS
+        for thread in threads:  # daemon threads: one that outlives its deadline dies with the child
+            thread.join(max(0.0, deadline - time.monotonic()))
     return {
         "workers": count,
         "blocked when measured": blocked,

@@ -61,6 +61,8 @@ DISTRIBUTIONS = ("fixed", "uniform", "exponential")
 # An unpatched panel run stops starting new tasks after this long: serial sleeps would otherwise
 # keep a reader waiting for count × mean seconds (the cells' bar is 10 s, start-up included).
 _SERIAL_BUDGET_SECONDS = 4.0
+# Every join in a child waits at most this long; the parent's own timeout is the outer bound.
+_JOIN_TIMEOUT_SECONDS = 120.0
 
 
 def patch_report() -> dict[str, bool]:
@@ -86,14 +88,22 @@ def _spawn_all(function, arguments) -> float:
         glet.name = f"sleep({argument:g})"  # the timeline lane
         glets.append(glet)
         glet.start()
-    gevent.joinall(glets)
+    # Bounded like every wait in the course: the sleeps are checked to be at most a minute each.
+    if len(gevent.joinall(glets, timeout=_JOIN_TIMEOUT_SECONDS)) < len(glets):
+        gevent.killall(glets, timeout=1.0)
+        raise TimeoutError(f"greenlets still sleeping after {_JOIN_TIMEOUT_SECONDS:g} s: killed")
     return time.perf_counter() - started
 
 
 def blocking_sleepers(durations: list[float]) -> float:
     """Greenlets each calling plain ``time.sleep(d)``; returns the total time taken."""
+    if isinstance(durations, (str, bytes)) or not isinstance(durations, (list, tuple)) or \
+            not 1 <= len(durations) <= 1000:
+        raise ValueError(f"durations must be a list of 1 to 1000 seconds, got {durations!r}")
     for d in durations:
-        check_float("durations", d, 0.0, 60.0)
+        check_float("each of durations", d, 0.0, 10.0)
+    if sum(durations) > 60.0:
+        raise ValueError(f"durations must add up to at most 60 s, got {sum(durations):g}")
     return _spawn_all(time.sleep, durations)
 
 
@@ -121,6 +131,7 @@ def sleep_times(count: int, distribution: str, mean: float, seed: int = 5) -> li
     check_int("count", count, 1, 100_000)
     check_choice("distribution", distribution, DISTRIBUTIONS)
     check_float("mean", mean, 0.0, 10.0)
+    check_int("seed", seed, 0, 2**63)
     rng = random.Random(seed)
     if distribution == "fixed":
         return [mean] * count
@@ -148,7 +159,9 @@ def pool_sleepers(count: int, distribution: str, mean: float, pool_size: int) ->
     size) and how long it took; the recording has one ``io`` span per sleep, in the lane of the
     greenlet that slept.
     """
+    check_int("count", count, 1, 1000)
     check_int("pool_size", pool_size, 1, 10_000)
+    check_float("mean", mean, 0.0, 1.0)
     durations = sleep_times(count, distribution, mean)
     import gevent
     from gevent.pool import Pool
@@ -164,7 +177,8 @@ def pool_sleepers(count: int, distribution: str, mean: float, pool_size: int) ->
         glet = pool.spawn(_task, recorder, f"task {index}", seconds, deadline)
         glet.name = f"task {index}"
         glets.append(glet)
-    pool.join()
+    if not pool.join(timeout=_JOIN_TIMEOUT_SECONDS):
+        pool.kill(timeout=1.0)
     gevent.sleep(0)
     elapsed = time.perf_counter() - started
     ran = [seconds for seconds, glet in zip(durations, glets) if glet.value]

@@ -26,7 +26,8 @@ from helpers.widgets import Choice, Int, Panel
 
 from .patching_demos import DISTRIBUTIONS, pool_sleepers
 
-__all__ = ["alive_counts", "make_panel", "plot_runs", "plot_sleepers", "with_waits"]
+__all__ = ["HUB_LEGEND", "alive_counts", "hub_split", "make_panel", "plot_runs", "plot_sleepers",
+           "with_waits"]
 
 _NOT_WAITING = ("main", "hub")  # lanes whose gaps are not waits: the cell itself and the loop
 # The panel draws at most this many lanes: more stop being readable at the panel's 4 in height.
@@ -36,11 +37,66 @@ _PANEL_LANES = 12
 _MIN_ROW_INCHES = 2.2
 _ROW_TITLE_INCHES = 0.8
 _LANE_INCHES = 0.25
+# The recorder files the hub's time under the kind "idle". Where the demo noted when the loop
+# polled (`PollingClock`), the hub's time is split: polling (blocked in the OS, waiting for a
+# timer or a socket) stays "idle"; dispatching (running callbacks, timers, waking greenlets)
+# becomes "switch". The legend names both for what they are.
+HUB_LEGEND = "hub: event loop (polling or dispatching)"
+_HUB_NAMES = {"idle": "hub: polling (blocked in the OS)",
+              "switch": "hub: dispatching (callbacks, wake-ups)"}
 
 
-def with_waits(recording: Any, *, skip: Sequence[str] = _NOT_WAITING) -> Trace:
-    """The recording plus an ``io`` span in every gap between two run spans of one greenlet."""
+def _overlaps(start: int, end: int, intervals: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    return [(max(start, a), min(end, b)) for a, b in intervals if a < end and b > start]
+
+
+def _split_hub(events: list[Event], polling: Sequence[tuple[int, int]]) -> list[Event]:
+    """Each hub span cut into its polling parts (idle) and the rest (switch: dispatching)."""
+    polling = sorted(polling)
+    out: list[Event] = []
+    for event in events:
+        if event.lane != "hub":
+            out.append(event)
+            continue
+        cursor = event.start_ns
+        for a, b in _overlaps(event.start_ns, event.end_ns, polling):
+            if a > cursor:
+                out.append(Event("hub", "dispatching", "switch", cursor, a, event.pid))
+            out.append(Event("hub", "polling", "idle", a, b, event.pid))
+            cursor = b
+        if event.end_ns > cursor:
+            out.append(Event("hub", "dispatching", "switch", cursor, event.end_ns, event.pid))
+    return out
+
+
+def hub_split(run: Run) -> dict[str, float]:
+    """The hub's time in a demo run (ms), split into polling and dispatching, from the loop's
+    own prepare/check brackets (`greenlet_demos.PollingClock`)."""
+    hub = run.trace.select(lane="hub")
+    hub_ns = sum(e.duration_ns for e in hub)
+    polling = run.details.get("polling") or []
+    polled = sum(b - a for e in hub for a, b in _overlaps(e.start_ns, e.end_ns, polling))
+    return {"hub ms": hub_ns / 1e6, "polling ms": polled / 1e6,
+            "dispatching ms": (hub_ns - polled) / 1e6}
+
+
+def _name_the_hub(ax, split: bool) -> None:
+    legend = ax.get_legend()
+    if legend is not None:
+        for text in legend.get_texts():
+            if split and text.get_text() in _HUB_NAMES:
+                text.set_text(_HUB_NAMES[text.get_text()])
+            elif text.get_text() == "idle":
+                text.set_text(HUB_LEGEND)
+
+
+def with_waits(recording: Any, *, skip: Sequence[str] = _NOT_WAITING,
+               polling: Sequence[tuple[int, int]] | None = None) -> Trace:
+    """The recording plus an ``io`` span in every gap between two run spans of one greenlet;
+    with `polling` (a demo's ``details["polling"]``), the hub's spans split in two kinds."""
     trace = Trace().extend(recording)
+    if polling:
+        trace = Trace().extend(_split_hub(list(trace.events), polling))
     by_lane: dict[str, list[Event]] = {}
     for event in trace.events:
         if event.kind == "run" and event.lane not in skip:
@@ -95,7 +151,12 @@ def _row_height(lanes: int) -> float:
 
 
 def _ticks_visible(artists: list) -> list:
-    """Outline run spans so a switch-in of a few µs still shows as a line at any zoom."""
+    """Outline run spans so a switch-in of a few µs still shows as a line at any zoom; name the
+    hub's time in the legend for what it is."""
+    axes = getattr(artists, "ax", None)
+    if axes is not None:
+        _name_the_hub(axes, split=any(e == "switch" for e in getattr(artists, "artists_by_kind",
+                                                                        {})))
     run = to_rgba(KIND_COLORS["run"])
     for artist in artists:
         if isinstance(artist, PolyCollection) and len(artist.get_facecolor()) and tuple(
@@ -112,7 +173,8 @@ def plot_runs(runs: dict[str, Any], axes=None) -> list:
     Without `axes`, each timeline gets a height that fits its lanes, and only the bottom one
     labels the shared time axis.
     """
-    traces = [with_waits(run.trace) for run in runs.values()]
+    traces = [with_waits(run.trace, polling=run.details.get("polling"))
+              for run in runs.values()]
     made = axes is None
     axes = _axes(len(runs), axes, heights=[_row_height(len(t.lanes())) for t in traces])
     artists = []
@@ -127,7 +189,7 @@ def plot_runs(runs: dict[str, Any], axes=None) -> list:
 def plot_sleepers(run: Run, axes=None, *, sample: int = 8) -> list:
     """A sample of lanes (first greenlets, main, hub) above the count of greenlets alive."""
     axes = _axes(2, axes, height_ratios=(3, 2))
-    trace = with_waits(run.trace)
+    trace = with_waits(run.trace, polling=run.details.get("polling"))
     greenlets = [lane for lane in trace.lanes() if lane not in _NOT_WAITING]
     lanes = [lane for lane in ("main", "hub") if lane in trace.lanes()] + greenlets[:sample]
     origin = trace.start_ns
