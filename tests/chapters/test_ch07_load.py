@@ -117,3 +117,8 @@ def test_an_interrupt_during_a_load_kills_every_server_it_started(monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         compare_models(("gevent", "threads"), connections=5, seconds=0.1)
     # the autouse no_leftovers fixture fails this test if a server child is still there
+
+
+def test_worker_connections_shares_the_clients_between_prefork_workers():
+    result = prefork_scaling([2], connections=20, cpu_ms=0.2, seconds=0.3)
+    assert sorted(result["rows"][2]["server"]["connections per pid"].values()) == [10, 10]

@@ -48,6 +48,11 @@ def _start(model: str, **options: Any) -> _handle.ServerHandle:
     return start_server(model, **options)
 
 
+def _share(connections: int, workers: int, model: str) -> int | None:
+    """Each pre-fork gevent worker's cap: its share of the clients (the rest wait for a slot)."""
+    return -(-connections // workers) if workers > 1 and model == "gevent" else None
+
+
 def _check_load(connections: int, rounds: int, size: int, seconds: float) -> None:
     check_int("connections", connections, 1, MAX_CONNECTIONS)
     check_int("rounds", rounds, 1, MAX_ROUNDS)
@@ -73,8 +78,9 @@ def compare_models(models: Sequence[str] = MODELS, connections: int = 100, round
     servers: dict[str, _handle.ServerHandle] = {}
     try:
         for model in models:
-            options = {} if model == "bare gevent" else {"workers": workers,
-                                                         "connections_hint": needed}
+            options = {} if model == "bare gevent" else {
+                "workers": workers, "connections_hint": needed,
+                "worker_connections": _share(connections, workers, model)}
             servers[model] = _start(model, **options)
         runs: dict[str, list[dict[str, Any]]] = {model: [] for model in models}
         for repeat in range(repeats):
@@ -173,7 +179,8 @@ def prefork_scaling(workers: Sequence[int] | None = None, connections: int = 50,
         if progress is not None:
             progress(index / len(workers), f"{count} worker process(es)")
         server = start_server("gevent", workers=count, handler="cpu", cpu_ms=cpu_ms,
-                              start_method=start_method, connections_hint=connections + 200)
+                              start_method=start_method, connections_hint=connections + 200,
+                              worker_connections=_share(connections, count, "gevent"))
         try:
             figures = _handle.call(load, [("gevent", _HOST, server.info["port"])], connections,
                                    MAX_ROUNDS, 64, seconds, timeout=seconds + 20)["gevent"]

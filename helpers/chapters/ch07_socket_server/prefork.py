@@ -148,6 +148,7 @@ def start_server(model: str = "gevent", port: int = 0, *, host: str = DEFAULT_HO
                  workers: int = 1, handler: str = "echo", cpu_ms: float = 1.0,
                  idle_timeout: float | None = 60.0, lifetime: float = 600.0,
                  start_method: str | None = None, connections_hint: int = 0,
+                 worker_connections: int | None = None,
                  patch: bool | None = None) -> _handle.ServerHandle:
     """Start a server child; return its handle (``.info["port"]``, ``.stop()`` -> its books).
 
@@ -156,6 +157,7 @@ def start_server(model: str = "gevent", port: int = 0, *, host: str = DEFAULT_HO
     ``handler``: echo, cpu (``cpu_ms`` of computing per line, then echo), whoami.
     ``idle_timeout`` (s, None: never) reclaims silent clients. ``lifetime`` bounds the server.
     ``connections_hint`` raises the child's open-file limit for that many clients.
+    ``worker_connections`` (gevent) caps the clients of each process, as gunicorn's option does.
     ``patch`` (default: for a one-process gevent server) monkey-patches the child first.
     """
     check_choice("model", model, MODELS + SOCKETSERVER_MODELS)
@@ -171,6 +173,8 @@ def start_server(model: str = "gevent", port: int = 0, *, host: str = DEFAULT_HO
     if idle_timeout is not None:
         idle_timeout = check_float("idle_timeout", idle_timeout, 0.1, _handle.MAX_LIFETIME)
     check_int("connections_hint", connections_hint, 0, 100_000)
+    if worker_connections is not None:
+        check_int("worker_connections", worker_connections, 1, 100_000)
     if start_method is not None:
         mp_context(start_method)  # validates the name against this OS
     if model == "forking" and workers > 1:
@@ -180,7 +184,7 @@ def start_server(model: str = "gevent", port: int = 0, *, host: str = DEFAULT_HO
     if patch is None:
         patch = model == "gevent" and workers == 1
     settings = Settings(handler, iterations_for(cpu_ms / 1000) if handler == "cpu" else 0,
-                        idle_timeout)
+                        idle_timeout, worker_connections)
     return _handle.start(serve, model, host, port, workers, settings, start_method,
                          connections_hint, patch=patch, lifetime=lifetime)
 

@@ -63,6 +63,8 @@ class Settings:
     handler: str = "echo"
     cpu_iterations: int = 0
     idle_timeout: float | None = 60.0
+    max_clients: int | None = None  # gevent: stop accepting at this many (gunicorn's
+    # --worker-connections), so a worker that wakes first cannot take every client
 
 
 class _Conn:
@@ -202,6 +204,7 @@ def _reset(conn: _Conn) -> str:
 # -- gevent: a greenlet per connection ------------------------------------------------------------
 def _run_gevent(listener: socket.socket, book: _Book, stop_fd: int, deadline: float) -> None:
     import gevent
+    from gevent.pool import Pool
     from gevent.server import StreamServer
     from gevent.socket import wait_read
 
@@ -230,7 +233,8 @@ def _run_gevent(listener: socket.socket, book: _Book, stop_fd: int, deadline: fl
             book.closed(conn)
             sock.close()
 
-    server = StreamServer(listener, handle)
+    limit = book.settings.max_clients
+    server = StreamServer(listener, handle, spawn=Pool(limit) if limit else "default")
     # One accept per wake-up: with several processes on one socket, a worker that accepted a whole
     # burst of connections at once would leave the others idle.
     server.max_accept = 1
@@ -411,7 +415,7 @@ def run_model(listener: socket.socket, model: str, settings: Settings, stop_fd: 
 def bare_echo(sock, address) -> None:
     """Echo everything back until the client closes: the whole handler of a gevent echo server."""
     while True:
-        data = sock.recv(_RECV_BYTES)
+        data = sock.recv(65536)  # whatever has arrived, up to 64 KiB
         if not data:
             break
         sock.sendall(data)
