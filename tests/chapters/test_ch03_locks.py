@@ -21,6 +21,7 @@ from helpers.chapters.ch03_locks import (
     handoffs,
     in_phases,
     killed_holder,
+    killed_writer,
     limited,
     make_panel,
     most_at_once,
@@ -200,6 +201,18 @@ def test_terminated_holder_leaves_the_lock_taken_for_good(start_method):
     assert stopped.exitcodes == [0, 0, 0]
 
 
+def test_a_writer_terminated_mid_send_leaves_the_queue_broken(start_method):
+    started = time.perf_counter()
+    story = killed_writer(timeout=0.3, start_method=start_method)
+    assert story.exitcodes[0] == -15
+    assert story.values[1] == "put() returned"  # put() itself never waits
+    # The reader found half a message: its get(timeout=0.3) never came back.
+    assert "still inside q.get(timeout=0.3)" in story.errors[2]
+    stuck = [e for e in story.trace if e.lane == story.lanes[2]]
+    assert stuck and stuck[0].duration_ns > 0.3e9
+    assert time.perf_counter() - started < 15
+
+
 # -- robustness -------------------------------------------------------------------------------
 def test_a_failing_worker_reports_instead_of_hanging():
     with Workers("forkserver") as w:
@@ -293,6 +306,11 @@ def test_plot_story_draws_each_handoff_from_the_release_to_the_waiter_at_layout_
     (x0, y0), (x1, y1) = arrows[0].xyann, arrows[0].xy
     assert (y0, y1) == (layout.y("w1"), layout.y("w2")) == (1, 0)
     assert x0 == pytest.approx(layout.x(30_000_000)) and x1 == pytest.approx(30.05)
+    # w1's 0.1 ms wait is too short to see as a bar: it gets a tick on its own row.
+    from matplotlib.collections import PathCollection
+
+    [ticks] = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert [tuple(xy) for xy in ticks.get_offsets()] == [(pytest.approx(31.0), 1)]
 
 
 def test_panel_counts_with_the_chosen_strategy():

@@ -20,7 +20,7 @@ Modules:
 - `primitives`: the worker functions of the Lock, RLock, Semaphore, Event, Condition and Barrier
   demos, and `most_at_once` / `waits` / `handoffs`, the questions a timeline answers.
 - `failures`: a deadlock detected by ``acquire(timeout=…)`` and fixed by lock ordering; a process
-  terminated while it holds a lock.
+  terminated while it holds a lock; one terminated while it sends on a Queue.
 - `views`: `plot_story`, `plot_count` and `make_panel`.
 """
 
@@ -36,7 +36,19 @@ from .counters import (
     compare_strategies,
     count_demo,
 )
-from .failures import HOW, LockStory, deadlock_demo, hold, killed_holder, take_two, try_lock
+from .failures import (
+    HOW,
+    LockStory,
+    deadlock_demo,
+    hold,
+    killed_holder,
+    killed_writer,
+    receive,
+    send_big,
+    send_small,
+    take_two,
+    try_lock,
+)
 from .primitives import (
     consume,
     handoffs,
@@ -83,6 +95,7 @@ __all__ = [
     "hold",
     "in_phases",
     "killed_holder",
+    "killed_writer",
     "limited",
     "make_panel",
     "most_at_once",
@@ -92,6 +105,9 @@ __all__ = [
     "prepare_then_signal",
     "print_demo",
     "produce",
+    "receive",
+    "send_big",
+    "send_small",
     "spin",
     "take_turns",
     "take_two",

@@ -17,10 +17,20 @@ Data flow of `killed_holder`::
                             or  stop.set()             (how="stop": worker 1 releases and ends)
     terminate: nobody ever releases the lock: every acquire(timeout) returns False, even the
     kernel's own; stop: each waiter gets it in turn
+
+Data flow of `killed_writer` (one Queue)::
+
+    worker 1: q.put(4 MiB) ──> its feeder thread takes the queue's write lock, writes into the
+              pipe until the pipe is full (64 KiB on Linux), blocks: nobody reads yet
+    kernel:   waits until the pipe has bytes (not q.empty()) ──> worker 1.terminate() ──> go.set()
+    worker 2: q.put("hello") returns at once; its feeder waits for the write lock: for ever
+    worker 3: q.get(timeout) finds bytes, reads a 4 MiB header, then waits for the rest: for ever
+    kernel:   gives up on worker 3 after its timeout and a second, stops it
 """
 
 from __future__ import annotations
 
+import queue as queue_module
 import time
 from dataclasses import dataclass, field
 
@@ -30,7 +40,8 @@ from helpers.timeline import Recorder, Trace
 from .primitives import SECONDS_RANGE, TIMEOUT_RANGE
 from .workers import WAIT_SECONDS, Workers, checked, spin
 
-__all__ = ["HOW", "LockStory", "deadlock_demo", "hold", "killed_holder", "take_two", "try_lock"]
+__all__ = ["HOW", "LockStory", "deadlock_demo", "hold", "killed_holder", "killed_writer",
+           "receive", "send_big", "send_small", "take_two", "try_lock"]
 
 # A worker that has backed off this many times gives up: with a back-off that differs between
 # the workers, the second attempt always gets through; more means something else is wrong.
@@ -38,6 +49,11 @@ ATTEMPTS = 5
 HOW = ("terminate", "stop")
 # How long the holder holds the lock at most, if nobody stops it: longer than any demo waits.
 _HOLD_LIMIT_SECONDS = 30.0
+# What the killed writer puts: far more than a pipe holds (64 KiB on Linux, at most 1 MiB when
+# raised), so its feeder thread is surely blocked in the middle of the write when it is killed.
+_BIG_BYTES = 4 * 2**20
+# How long the kernel waits, beyond the reader's own timeout, before it calls the reader stuck.
+_STUCK_GRACE_SECONDS = 1.0
 
 
 @checked(hold_s=SECONDS_RANGE, timeout=TIMEOUT_RANGE, backoff_s=SECONDS_RANGE)
@@ -91,6 +107,39 @@ def try_lock(rec, lock, holding, timeout):
             spin(0.01)
         lock.release()
     return got
+
+
+def send_big(rec, q, size):
+    """Put `size` bytes on `q`, then wait to be terminated (its feeder thread does the sending)."""
+    with rec.span("q.put(big): the feeder sends it", "send"):
+        q.put(bytes(size))
+        time.sleep(_HOLD_LIMIT_SECONDS)  # the kernel terminates us long before
+
+
+@checked(timeout=TIMEOUT_RANGE)
+def send_small(rec, q, go, timeout):
+    """Once `go` is set, put a small item on `q`; says so when put() returned."""
+    if not go.wait(timeout=WAIT_SECONDS):
+        raise TimeoutError("the kernel never said go")
+    with rec.span("q.put('hello') returns at once", "send"):
+        q.put("hello")
+    # Our feeder thread now waits for the queue's write lock, held by a dead process. Without
+    # this, this process could not even exit: at exit it waits for its feeder to finish.
+    q.cancel_join_thread()
+    return "put() returned"
+
+
+@checked(timeout=TIMEOUT_RANGE)
+def receive(rec, q, go, timeout):
+    """Once `go` is set, q.get(timeout=`timeout`): what came, or "Empty" if nothing did."""
+    if not go.wait(timeout=WAIT_SECONDS):
+        raise TimeoutError("the kernel never said go")
+    with rec.span(f"q.get(timeout={timeout:g})", "wait"):
+        try:
+            item = q.get(timeout=timeout)
+        except queue_module.Empty:
+            return "Empty"
+    return f"{type(item).__name__} of {len(item):,}"
 
 
 @dataclass
@@ -176,3 +225,49 @@ def killed_holder(how: str = "terminate", *, waiters: int = 2, timeout: float = 
              else "worker 1 asked to stop (an Event), releases the lock")
     return LockStory(f"{title}: did each waiter get the lock?", w.results(), w.errors,
                      w.exitcodes, time.perf_counter() - started, lanes, w.trace, kernel_got)
+
+
+def killed_writer(*, timeout: float = 0.5, start_method: str | None = None) -> LockStory:
+    """Worker 1 is terminated in the middle of sending a big item on a Queue; worker 2 then puts
+    a small item and worker 3 tries to get one, with a timeout."""
+    check_float("timeout", timeout, 0.01, 10.0)
+    started = time.perf_counter()
+    with Workers(start_method) as w:
+        q, go = w.ctx.Queue(), w.ctx.Event()
+        w.add(send_big, q, _BIG_BYTES)
+        w.add(send_small, q, go, timeout)
+        w.add(receive, q, go, timeout)
+        w.launch()
+        lanes = w.lanes()
+        deadline = time.perf_counter() + WAIT_SECONDS
+        while q.empty():  # no bytes in the pipe yet: worker 1's feeder has not begun writing
+            if time.perf_counter() > deadline:
+                raise TimeoutError("worker 1 never began to send")
+            time.sleep(0.01)
+        seen_ns = time.perf_counter_ns()
+        time.sleep(min(0.1, timeout / 4))  # the pipe is full: worker 1's feeder is blocked
+        w.processes[0].terminate()  # its feeder thread dies holding the write lock
+        w.processes[0].join(WAIT_SECONDS)
+        killed_ns = time.perf_counter_ns()
+        go.set()
+        kernel = Recorder(lanes[0] + " (seen by the kernel)", cpus=False)
+        kernel.add("sending (pipe full), until terminated", "send", seen_ns, killed_ns)
+        errors: dict[int, str] = {}
+        try:
+            w.join(timeout + _STUCK_GRACE_SECONDS)
+        except TimeoutError:
+            stuck_ns = time.perf_counter_ns()
+            errors[2] = (f"still inside q.get(timeout={timeout:g}) after "
+                         f"{(stuck_ns - killed_ns) / 1e9:.1f} s: stopped by the kernel")
+            kernel_reader = Recorder(lanes[2] + " (seen by the kernel)", cpus=False)
+            kernel_reader.add(f"inside q.get(timeout={timeout:g})", "wait", killed_ns, stuck_ns)
+            w.trace.extend(kernel_reader.recording())
+            lanes[2] = kernel_reader.lane
+        w.trace.extend(kernel.recording())
+        lanes[0] = kernel.lane
+        errors = {**w.errors, **errors,
+                  0: f"terminated while sending (exit code {w.processes[0].exitcode})"}
+        q.close()
+    return LockStory("worker 1 terminated while sending on a Queue: what the others got",
+                     w.results(), errors, w.exitcodes, time.perf_counter() - started, lanes,
+                     w.trace)

@@ -31,19 +31,19 @@ from helpers.course import check_int, check_start_method, check_timeout
 
 from .workers import Workers, checked
 
-__all__ = ["MAX_LINES", "PrintResult", "count_lines", "greet", "print_demo"]
+__all__ = ["MAX_LINES", "MAX_PRINTERS", "PrintResult", "count_lines", "greet", "print_demo"]
 
 # Lines per worker: a few hundred make garbling near certain when two workers overlap on two
 # cores; the cap keeps a demo's file small (each line is ~30 bytes).
 MAX_LINES = 5000
 # Two printers are the least that can garble; eight fill any screen with confetti.
-_MAX_PRINTERS = 8
+MAX_PRINTERS = 8
 _LINE = re.compile(r"worker (\d+) says hello, line (\d+)")
 # How many lines of the output `PrintResult.head` shows by default: one screen.
 _HEAD_LINES = 12
 
 
-@checked(worker=(1, _MAX_PRINTERS), lines=(1, MAX_LINES))
+@checked(worker=(1, MAX_PRINTERS), lines=(1, MAX_LINES))
 def greet(lock, worker, lines):
     """Print `lines` lines; with a lock, hold it for each whole line."""
     for line in range(lines):
@@ -108,7 +108,7 @@ class PrintResult:
 
 def count_lines(text: str, workers: int, lines: int) -> tuple[int, int, int]:
     """(whole, broken, missing) for the output `text` of `greet` run by `workers` processes."""
-    check_int("workers", workers, 1, _MAX_PRINTERS)
+    check_int("workers", workers, 1, MAX_PRINTERS)
     check_int("lines", lines, 1, MAX_LINES)
     found: set[tuple[int, int]] = set()
     whole = broken = 0
@@ -131,7 +131,7 @@ def count_lines(text: str, workers: int, lines: int) -> tuple[int, int, int]:
 def print_demo(workers: int = 3, lines: int = 200, *, locked: bool = False,
                start_method: str | None = None, timeout: float = 60.0) -> PrintResult:
     """`workers` processes each print `lines` lines at once, with or without a shared Lock."""
-    check_int("workers", workers, 2, _MAX_PRINTERS)
+    check_int("workers", workers, 2, MAX_PRINTERS)
     check_int("lines", lines, 1, MAX_LINES)
     start_method = check_start_method(start_method)
     check_timeout("timeout", timeout)

@@ -33,6 +33,8 @@ _PLOT_SHARE = 0.8
 # The hand-off arrows: black on the red and blue bars, thin enough not to hide them.
 _HANDOFF_COLOR = "#000000"
 _HANDOFF_WIDTH = 1.2
+# A span shorter than this share of the time axis (2 px of 1,000) is drawn as a tick as well.
+_INSTANT_SHARE = 0.002
 # The window where several processes counted at once: a light band behind the bars.
 _TOGETHER_COLOR = "#F0E442"
 # The panel's increments per process: 4 processes × 200,000 locked increments take a few
@@ -73,8 +75,10 @@ def plot_story(trace: Trace, ax, lanes: Sequence[str] | None = None, *, title: s
     shown = [e for e in trace if e.lane in layout.rows]
     if not shown:
         return layout
+    width = max(max(e.end_ns for e in shown) - layout.origin_ns, 1)
+    # A span too short to see (an instant: a put() that returns at once) gets a tick.
+    layout.ticks([e for e in shown if e.duration_ns < width * _INSTANT_SHARE])
     if labels:
-        width = max(max(e.end_ns for e in shown) - layout.origin_ns, 1)
         axis_points = ax.figure.get_size_inches()[0] * ax.get_position().width * 72 * _PLOT_SHARE
         for e in shown:
             text_points = len(e.label) * _CHAR_WIDTH_EM * _LABEL_FONT_SIZE
