@@ -26,6 +26,13 @@ The modules, in the order the chapter uses them::
 import importlib
 from typing import Any
 
+from helpers.course import preload_in_forkserver
+
+# The modules whose functions run in this chapter's children: a fork server started after this
+# import has them (and numpy) loaded already, so each forkserver child starts without importing.
+preload_in_forkserver(*(f"{__name__}.{m}" for m in (
+    "_common", "_ends", "channels", "producer_consumer", "shared", "throughput", "visibility")))
+
 # Each public name and the module that defines it. Imported on first use (PEP 562): a child
 # process unpickling `helpers.chapters.ch02_ipc.channels.echo` imports this package first, and
 # should not pay for matplotlib and ipywidgets, which only the views need.

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from helpers.course import (
+    available_start_methods,
     check_float,
     check_int,
     check_start_method,
@@ -192,7 +193,8 @@ def started(*processes: Any, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> Iterat
     timeout = check_timeout("timeout", timeout)
     begun: list[Any] = []
     try:
-        with quiet_fork_warnings("fork"):  # a no-op for spawn and forkserver children
+        quiet = "fork" if "fork" in available_start_methods() else "spawn"
+        with quiet_fork_warnings(quiet):  # captures the fork warning; nothing else
             for process in processes:
                 process.start()
                 begun.append(process)
