@@ -158,8 +158,8 @@ def kill_a_worker(cluster: Any, tasks: int = 16, task_ms: float = 100.0, *, afte
             kill_ns = 0
             for done, _ in enumerate(as_completed(futures, timeout=timeout), 1):
                 if done == after:
+                    cluster.kill_worker(victim)  # returns once the process is gone
                     kill_ns = time.perf_counter_ns()
-                    cluster.kill_worker(victim)
             values = client.gather(futures)
             seconds = time.perf_counter() - started
     labels = {f.key: f"task {i}" for i, f in enumerate(futures)}
