@@ -1,13 +1,22 @@
-"""Chapter 01 self-checks: exit codes, how many processes help, what a worker can receive."""
+"""Chapter 01 self-checks: exit codes, how many processes help, what a worker can receive, and
+a script that starts processes the safe way.
+
+- 01.4 runs the reader's script (written with ``%%writefile``) in a fresh Python, twice, with
+  ``spawn`` and with ``forkserver`` as its first argument, and reads what it printed::
+
+      check("01.4", path) ──> helpers.chapters.ch01_processes.run_script(path, method)
+          ──> exit code, stdout, stderr ──> Points (the script's last line must be the sum)
+"""
 
 from __future__ import annotations
 
 import importlib
 import pickle
 import signal
+from pathlib import Path
 from typing import Any
 
-from helpers.course import usable_cores
+from helpers.course import available_start_methods, physical_cores, usable_cores
 
 from . import Point, exercise
 
@@ -39,22 +48,33 @@ def _exit_codes(answer: Any):
                                f"column of the table above for this case")
 
 
+def _core_counts() -> tuple[int, int]:
+    """(physical cores this process can use, logical cores it can use)."""
+    logical = usable_cores()
+    physical = physical_cores() or logical
+    return min(physical, logical), logical
+
+
 @exercise("01.2", "How many processes help")
 def _best_count(answer: Any):
-    cores = usable_cores()
+    physical, logical = _core_counts()
     if isinstance(answer, bool) or not isinstance(answer, int):
         yield Point(False, f"answer should be a whole number of processes, got {answer!r}")
         return
-    if answer == cores:
+    smt = (f" This machine has {physical} physical cores and {logical} logical ones (SMT: two "
+           "hardware threads per core share its arithmetic units), so pure-Python work stops "
+           f"scaling somewhere from {physical} to {logical} processes: either is what you may "
+           "have measured.") if physical < logical else ""
+    if physical <= answer <= logical:
         yield Point(True, f"{answer}: one process per core; more only take turns on the same "
-                          f"{cores} cores (and pay their start cost)")
-    elif answer < cores:
-        yield Point(False, f"{answer} leaves cores idle: this machine has {cores} usable cores — "
-                           "see the scaling plot, where does the curve stop rising?")
+                          f"cores (and pay their start cost).{smt}")
+    elif answer < physical:
+        yield Point(False, f"{answer} leaves cores idle — see the scaling plot: where does the "
+                           "curve stop rising, and how many cores does this process have?")
     else:
-        yield Point(False, f"{answer} is more processes than cores: past the core count they share "
-                           "cores and the time stops improving. Count the cores "
-                           "(os.sched_getaffinity(0) or os.cpu_count()).")
+        yield Point(False, f"{answer} is more processes than this process has cores: past the core "
+                           "count they share cores and the time stops improving — count the "
+                           "cores it may use (the machine table at the top).")
 
 
 @exercise("01.3", "A function a spawned worker can find")
@@ -85,3 +105,55 @@ def _findable(answer: Any):
                               "import that")
         except Exception as exc:
             yield Point(False, f"it does not pickle: {exc}")
+
+
+# -- 01.4 ------------------------------------------------------------------------------------
+# The script computes the sum of squares of 0 … 999 in a pool of processes.
+SQUARES_UP_TO = 1000
+EXPECTED_SUM = sum(i * i for i in range(SQUARES_UP_TO))
+# The script runs in well under a second; after this long it is stuck (a Pool waiting forever).
+_SCRIPT_SECONDS = 10.0
+# The message of the error a child raises when the script starts processes at its top level.
+_BOOTSTRAP = "bootstrapping phase"
+
+
+@exercise("01.4", "A script that starts processes safely")
+def _script(answer: Any):
+    from helpers.chapters.ch01_processes import run_script
+
+    if not isinstance(answer, (str, Path)) or not str(answer).endswith(".py"):
+        yield Point(False, "answer should be the path of your script (the name after "
+                           "%%writefile)")
+        return
+    if not Path(answer).is_file():
+        yield Point(False, f"there is no file {str(answer)!r}: run the %%writefile cell")
+        return
+    methods = [m for m in ("spawn", "forkserver") if m in available_start_methods()]
+    for method in methods:
+        run = run_script(answer, method, timeout=_SCRIPT_SECONDS)
+        lines = run.stdout.strip().splitlines()
+        if run.returncode is None:
+            yield Point(False, f"with {method}: still running after {_SCRIPT_SECONDS:g} s and "
+                               "killed — did a worker die before it could take a task?")
+        elif _BOOTSTRAP in run.stderr or "RuntimeError" in run.stderr:
+            yield Point(False, f"with {method}: a child re-ran the script's top level and tried "
+                               "to start processes itself — see the cells on the script form "
+                               "of the __main__ pitfall")
+        elif run.returncode != 0:
+            yield Point(False, f"with {method}: exit code {run.returncode}; stderr ends with "
+                               f"{run.last_error()!r}")
+        elif not lines or lines[-1].strip() != str(EXPECTED_SUM):
+            yield Point(False, f"with {method}: the last line printed should be the sum of the "
+                               f"squares of 0 … {SQUARES_UP_TO - 1}; it is "
+                               f"{(lines[-1] if lines else '(nothing)')!r}")
+        elif sum("top level" in line for line in lines) > 1:
+            yield Point(False, f"with {method}: 'top level' was printed more than once: the "
+                               "children re-ran code that belongs under the __main__ guard")
+        else:
+            yield Point(True, f"with {method}: exit code 0, the right sum, the top level ran "
+                              "once")
+    text = Path(answer).read_text(encoding="utf-8", errors="replace")
+    yield Point("sys.argv" in text or "argv" in text,
+                "the start method comes from the command line" if "argv" in text else
+                "the script should take its start method from sys.argv[1] (the check runs it "
+                "with 'spawn' and with 'forkserver')")

@@ -1,7 +1,17 @@
-"""Chapter 04 self-checks: Pool.map's chunksize, Amdahl's law, what a failure looks like."""
+"""Chapter 04 self-checks: Pool.map's chunksize, Amdahl's law, what a failure looks like, and a
+pool call the reader writes that must meet a time target on uneven tasks.
+
+- 04.4 runs the reader's ``run_all(pool, items)`` (a module written with ``%%writefile``) on a
+  warm pool of 2 workers, with tasks whose long ones sit at the end of the list, next to
+  ``pool.map(cpu_task, items)`` with its default chunksize, measured side by side::
+
+      check("04.4", path) ──> load_function ──> process_pool(2) ──> reader's run_all, default map
+          ──> results in order? time ≤ TARGET × default's? ──> Points
+"""
 
 from __future__ import annotations
 
+import time
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
@@ -9,6 +19,7 @@ from helpers.chapters.ch04_pools.amdahl import amdahl_speedup
 from helpers.runners import default_chunksize
 
 from . import Point, exercise
+from .ch00 import load_function
 
 __all__: list[str] = []  # checks register themselves with `exercise`; nothing to import from here
 
@@ -31,7 +42,8 @@ def _chunksize(answer: Any):
         yield Point(False, "1 is what imap and the executor use by default; Pool.map groups "
                            "tasks: about 4 chunks per worker")
     else:
-        yield Point(False, f"{answer} is not it — hint: tasks / (workers × 4), rounded up")
+        yield Point(False, f"{answer} is not it — see the chunksize section: how many chunks per "
+                           "worker does Pool.map aim for, and how does it round?")
 
 
 def _close(value: Any, expected: float) -> bool:
@@ -49,7 +61,8 @@ def _amdahl(answer: Any):
     if _close(answer.get(8), eight):
         yield Point(True, f"8 workers: {eight:.2f}× — far from 8×, the serial 10 % dominates")
     else:
-        yield Point(False, f"8 workers: {answer.get(8)!r} is not it — 1 / (f + (1 - f) / n)")
+        yield Point(False, f"8 workers: {answer.get(8)!r} is not it — see Amdahl's law above: "
+                           "the serial part does not shrink, the rest is shared by the workers")
     if _close(answer.get("limit"), limit):
         yield Point(True, f"limit: {limit:.0f}× — with infinitely many workers only f remains")
     else:
@@ -79,3 +92,70 @@ def _failures(answer: Any):
         else:
             shown = getattr(given, "__name__", repr(given))
             yield Point(False, f"{key}: {shown} is not it — look at the reports above")
+
+
+# -- 04.4 ------------------------------------------------------------------------------------
+# 42 short tasks of ~5 ms, then 6 long ones of 20× that: Pool.map's default chunksize (6 for 48
+# tasks on 2 workers) puts all six long ones in its last chunk, so one worker does most of the
+# work (~600 of ~810 ms) while the other waits; shared out, each does about half.
+UNEVEN_TASKS, UNEVEN_TASK_MS, UNEVEN_LONG = 48, 5.0, 6
+# The reader's call must take at most this fraction of the default map's time, measured side by
+# side. Balanced is about 0.67 of it on an idle 2-core machine; 0.85 leaves room for noise.
+TARGET = 0.85
+_ATTEMPTS = 2
+
+
+@exercise("04.4", "A pool call that shares uneven work")
+def _balanced(answer: Any):
+    from helpers.chapters.ch04_pools import uneven_items
+    from helpers.course import kernel_safe_start_method, usable_cores
+    from helpers.runners import process_pool
+    from helpers.workloads import cpu_task
+
+    run_all, points = load_function(answer, "run_all", 2)
+    yield from points
+    if run_all is None:
+        return
+    items = uneven_items(UNEVEN_TASKS, UNEVEN_TASK_MS, UNEVEN_LONG)
+    expected = [cpu_task(n) for n in items]
+    best, default_best, shared_best, got = float("inf"), float("inf"), float("inf"), None
+
+    def timed(call) -> float:
+        started = time.perf_counter()
+        call()
+        return time.perf_counter() - started
+
+    with process_pool(2, kernel_safe_start_method()) as pool:
+        pool.map_async(time.sleep, [0.02] * 2, chunksize=1).get(60)  # both workers up
+        for _ in range(_ATTEMPTS):
+            started = time.perf_counter()
+            try:
+                got = run_all(pool, items)
+            except Exception as exc:
+                yield Point(False, f"run_all raised {type(exc).__name__}: {exc}")
+                return
+            best = min(best, time.perf_counter() - started)
+            default_best = min(default_best, timed(lambda: pool.map_async(cpu_task, items)
+                                                   .get(120)))
+            # A reference that shares the work out: can this machine show the difference now?
+            shared_best = min(shared_best, timed(lambda: pool.map_async(
+                cpu_task, items, chunksize=1).get(120)))
+            if got != expected or best <= TARGET * default_best:
+                break
+    got = list(got) if got is not None and not isinstance(got, list) else got
+    if got != expected:
+        yield Point(False, "run_all should return every task's result, in the order of items "
+                           "(compare with pool.map's)")
+        return
+    yield Point(True, "every result, in order")
+    if best <= TARGET * default_best:
+        yield Point(True, f"{best:.2f} s against the default chunksize's {default_best:.2f} s: "
+                          f"within the target ({TARGET:.0%})")
+    elif usable_cores() < 2 or shared_best > TARGET * default_best:
+        yield Point(True, f"{best:.2f} s against {default_best:.2f} s, but this machine cannot "
+                          "show the difference right now (no free core: a reference that shares "
+                          "the work out was no faster); run the check again when it is quieter")
+    else:
+        yield Point(False, f"{best:.2f} s against the default chunksize's {default_best:.2f} s: "
+                           f"not within {TARGET:.0%} of it — where are the long tasks, which "
+                           "chunk do they land in, and which worker gets that chunk?")

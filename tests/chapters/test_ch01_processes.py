@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
+from pathlib import Path
 
 import pytest
-from _timing import skip_if_busy
+from _timing import busy, skip_if_busy
 from matplotlib.figure import Figure
 
 from helpers.chapters.ch01_processes import (
+    compare_forkserver_preload,
     compare_speedup,
     daemon_demo,
     demo,
@@ -18,16 +21,38 @@ from helpers.chapters.ch01_processes import (
     hello_process,
     measure_scaling,
     measure_start_costs,
+    orphaned_daemon,
     plot_scaling,
     run_in_fresh_process,
+    run_script,
 )
 from helpers.chapters.ch04_pools import die_on, fail_on
-from helpers.course import kernel_safe_start_method, usable_cores
+from helpers.course import kernel_safe_start_method
 from helpers.exercises import check
 from helpers.runners import run_processes, run_serial
 from helpers.workloads import cpu_task, iterations_for
 
 pytestmark = pytest.mark.timeout(60)
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+
+
+def solution(notebook: str, marker: str, tmp_path: Path):
+    """The solution a notebook keeps in a collapsed block: the path of the module it writes
+    (``%%writefile``) or, for a value, the ``answer`` its code sets."""
+    cells = json.loads((NOTEBOOKS / notebook).read_text(encoding="utf-8"))["cells"]
+    for cell in cells:
+        text = "".join(cell["source"])
+        if cell["cell_type"] == "markdown" and "<details>" in text and marker in text:
+            body = text.split("```python\n", 1)[1].split("```", 1)[0]
+            if body.startswith("%%writefile"):
+                first, rest = body.split("\n", 1)
+                path = tmp_path / Path(first.split()[-1]).name
+                path.write_text(rest, encoding="utf-8")
+                return str(path)
+            namespace: dict = {"check": lambda *a: None}
+            exec(body, namespace)
+            return namespace["answer"]
+    raise AssertionError(f"no solution block with {marker!r} in {notebook}")
 
 
 
@@ -109,9 +134,74 @@ def test_daemon_grandchild_dies_with_its_parent(start_method):
 
 def test_start_costs_fork_is_cheapest():
     costs = {c.method: c for c in measure_start_costs(samples=3)}
-    assert all(c.total_ms > 0 for c in costs.values())
+    assert list(costs) == [m for m in ("fork", "spawn", "forkserver") if m in costs]
+    for cost in costs.values():
+        assert cost.samples == 3 and cost.total_ms == cost.start_ms + cost.join_ms
     if "fork" in costs and "spawn" in costs:
-        assert costs["fork"].total_ms < costs["spawn"].total_ms
+        assert costs["fork"].total_ms < costs["spawn"].total_ms  # a fresh interpreter costs most
+
+
+def test_a_preloaded_fork_server_starts_workers_cheaper():
+    best = None
+    for _ in range(2):  # the figures are medians; one retry absorbs a burst of load
+        figures = compare_forkserver_preload(samples=5)
+        best = figures
+        if figures["not preloaded"] > figures["preloaded"]:
+            break
+    assert set(best) == {"preloaded", "not preloaded"}
+    if not busy():
+        assert best["not preloaded"] > best["preloaded"], best
+
+
+def test_a_daemon_outlives_a_parent_killed_with_sigkill(start_method):
+    report = orphaned_daemon(start_method, daemon_seconds=5.0)
+    assert report.parent_exitcode == -signal.SIGKILL
+    assert report.daemon_alive_after_parent_killed  # nobody ran the exit handler
+    assert not report.daemon_alive_after_cleanup
+
+
+def _script(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _cell(notebook: str, first_line: str) -> str:
+    cells = json.loads((NOTEBOOKS / notebook).read_text(encoding="utf-8"))["cells"]
+    for cell in cells:
+        text = "".join(cell["source"])
+        if cell["cell_type"] == "code" and text.startswith(first_line):
+            return text.split("\n", 1)[1]
+    raise AssertionError(f"no cell starting with {first_line!r}")
+
+
+def test_the_chapters_scripts_show_the_main_pitfall_and_its_fix(tmp_path):
+    unguarded = _script(tmp_path, "unguarded.py",
+                        _cell("01_processes.ipynb", "%%writefile {WORK}/unguarded.py"))
+    guarded = _script(tmp_path, "guarded.py",
+                      _cell("01_processes.ipynb", "%%writefile {WORK}/guarded.py"))
+    broken = run_script(unguarded, "spawn", timeout=30)
+    assert broken.returncode != 0 and "bootstrapping phase" in broken.stderr
+    assert "as __main__" in broken.stdout and "as __mp_main__" in broken.stdout
+    fixed = run_script(guarded, "spawn", timeout=30)
+    assert fixed.returncode == 0 and fixed.stdout.strip().splitlines()[-1] == "285"
+    assert fixed.stdout.count("as __main__") == 1  # the top level ran once in the parent
+
+
+def test_globals_and_lambdas_under_each_start_method(tmp_path, start_method):
+    demo = _script(tmp_path, "globals_demo.py",
+                   _cell("01_processes.ipynb", "%%writefile {WORK}/globals_demo.py"))
+    out = run_script(demo, start_method, timeout=30).stdout
+    if start_method == "fork":
+        assert "sees 'changed in the main block'" in out and "lambda as a target works" in out
+    else:
+        assert "sees \"the module's default\"" in out and "lambda as a target fails" in out
+
+
+def test_run_script_kills_a_script_that_hangs(tmp_path):
+    hang = _script(tmp_path, "hang.py", "import time\ntime.sleep(60)\n")
+    run = run_script(hang, timeout=0.5)
+    assert run.returncode is None and run.seconds < 5
 
 
 def test_models_panel_demo_and_scaling_draw():
@@ -122,7 +212,10 @@ def test_models_panel_demo_and_scaling_draw():
                                start_method=method)
     scaling = measure_scaling(3, 0.15, start_method=method)
     assert scaling.counts == [1, 2, 3] and len(scaling.seconds) == 3
-    assert plot_scaling(scaling, Figure().subplots())
+    ax = Figure().subplots()
+    plot_scaling(scaling, ax)
+    measured = [line for line in ax.lines if line.get_label().startswith("measured")]
+    assert list(measured[0].get_ydata()) == scaling.speedups  # the points drawn are the figures
 
 
 @pytest.mark.parametrize("call, name", [
@@ -132,16 +225,63 @@ def test_models_panel_demo_and_scaling_draw():
     (lambda: compare_speedup(2, -1.0, start_method="spawn"), "task_seconds"),
     (lambda: measure_start_costs(samples=0), "samples"),
     (lambda: daemon_demo("spawn", grandchild_seconds=-1), "grandchild_seconds"),
+    (lambda: hello_process("spawn", timeout=float("nan")), "timeout"),
+    (lambda: exit_code_cases("vfork"), "start_method"),
+    (lambda: measure_start_costs("spawn"), "methods"),
+    (lambda: run_in_fresh_process(cpu_task, 1, start_method="spawn", timeout=0), "timeout"),
+    (lambda: orphaned_daemon("spawn", daemon_seconds=1e9), "daemon_seconds"),
+    (lambda: compare_forkserver_preload(samples=0), "samples"),
+    (lambda: measure_scaling(0, start_method="spawn"), "max_processes"),
 ])
 def test_bad_parameters_name_themselves(call, name):
     with pytest.raises(ValueError, match=name):
         call()
 
 
-def test_exercise_solutions_pass():
+def test_exercise_solutions_pass(monkeypatch, tmp_path):
+    import helpers.exercises
 
-    assert check("01.1", {"returns": 0, "raises": 1, "os._exit(3)": 3,
-                          "SIGTERM": -signal.SIGTERM})
-    assert check("01.2", usable_cores())
-    assert check("01.3", cpu_task)
-    assert not check("01.1", ...).answered
+    monkeypatch.setattr(helpers.exercises, "QUICK", False)  # as a reader sees it
+    for exercise, marker in (("01.1", '"SIGTERM": -signal.SIGTERM'), ("01.2", "usable_cores()"),
+                             ("01.3", "answer = cpu_task"), ("01.4", "{WORK}/squares.py")):
+        assert not check(exercise, ...).answered
+        feedback = check(exercise, solution("01_processes.ipynb", marker, tmp_path))
+        assert feedback, repr(feedback)
+
+
+@pytest.mark.parametrize(("physical", "logical", "right", "wrong"), [
+    (2, 4, [2, 3, 4], [1, 5]),  # SMT: scaling may stop anywhere from the physical count up
+    (2, 2, [2], [1, 3]),
+    (None, 3, [3], [2, 4]),  # psutil cannot tell the physical count: the logical one is right
+])
+def test_exercise_01_2_accepts_what_a_reader_can_measure(monkeypatch, physical, logical, right,
+                                                        wrong):
+    import helpers.exercises
+    import helpers.exercises.ch01 as ch01
+
+    monkeypatch.setattr(helpers.exercises, "QUICK", False)
+    monkeypatch.setattr(ch01, "physical_cores", lambda: physical)
+    monkeypatch.setattr(ch01, "usable_cores", lambda: logical)
+    for answer in right:
+        assert check("01.2", answer), answer
+    for answer in wrong:
+        assert not check("01.2", answer), answer
+    if physical and physical < logical:
+        assert "logical" in repr(check("01.2", physical))  # the SMT explanation
+
+
+def test_exercise_01_4_points_at_the_pitfall(monkeypatch, tmp_path):
+    import helpers.exercises
+
+    monkeypatch.setattr(helpers.exercises, "QUICK", False)
+    skeleton = _script(tmp_path, "squares.py",
+                       _cell("01_processes.ipynb", "%%writefile {WORK}/squares.py"))
+    feedback = check("01.4", str(skeleton))
+    assert not feedback and any("__main__ pitfall" in p.message or "killed" in p.message
+                                for p in feedback.points), repr(feedback)
+    loud = _script(tmp_path, "loud.py", "import sys\nfrom multiprocessing import get_context\n\n"
+                   "def sq(x):\n    return x * x\n\nprint('top level')\n"
+                   "if __name__ == '__main__':\n    with get_context(sys.argv[1]).Pool(2) as p:\n"
+                   "        print(sum(p.map(sq, range(1000))))\n")
+    feedback = check("01.4", str(loud))
+    assert not feedback and any("more than once" in p.message for p in feedback.points)

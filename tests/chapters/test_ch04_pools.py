@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import os
+import json
+import math
 import threading
 import time
+from pathlib import Path
 
 import pytest
-from _timing import skip_if_busy
+from _timing import busy, skip_if_busy
 from matplotlib.figure import Figure
 
 from helpers.chapters.ch04_pools import (
+    AmdahlRun,
     amdahl_speedup,
     compare_chunksizes,
     compare_process_per_task,
+    compare_uneven,
     crash_in_worker,
     demo,
     exception_in_task,
@@ -24,8 +28,9 @@ from helpers.chapters.ch04_pools import (
     measure_amdahl,
     plot_amdahl,
     task_items,
+    uneven_items,
 )
-from helpers.course import kernel_safe_start_method
+from helpers.course import kernel_safe_start_method, usable_cores
 from helpers.exercises import check
 from helpers.runners import (
     POOL_KINDS,
@@ -38,6 +43,26 @@ from helpers.runners import (
 from helpers.workloads import cpu_task, iterations_for
 
 pytestmark = pytest.mark.timeout(60)
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+
+
+def solution(notebook: str, marker: str, tmp_path: Path):
+    """The solution a notebook keeps in a collapsed block: the path of the module it writes
+    (``%%writefile``) or, for a value, the ``answer`` its code sets."""
+    cells = json.loads((NOTEBOOKS / notebook).read_text(encoding="utf-8"))["cells"]
+    for cell in cells:
+        text = "".join(cell["source"])
+        if cell["cell_type"] == "markdown" and "<details>" in text and marker in text:
+            body = text.split("```python\n", 1)[1].split("```", 1)[0]
+            if body.startswith("%%writefile"):
+                first, rest = body.split("\n", 1)
+                path = tmp_path / Path(first.split()[-1]).name
+                path.write_text(rest, encoding="utf-8")
+                return str(path)
+            namespace: dict = {"check": lambda *a: None}
+            exec(body, namespace)
+            return namespace["answer"]
+    raise AssertionError(f"no solution block with {marker!r} in {notebook}")
 
 
 
@@ -52,8 +77,8 @@ def test_every_pool_kind_returns_every_result_in_order(start_method):
 
 
 def test_pool_speedup_and_overlapping_workers():
-    if (os.cpu_count() or 1) < 2:
-        pytest.skip("needs 2 cores")
+    if usable_cores() < 2:
+        pytest.skip("needs 2 usable cores")
     method = kernel_safe_start_method()
     items = task_items(8, 60.0)
     best, run = 0.0, None
@@ -61,12 +86,13 @@ def test_pool_speedup_and_overlapping_workers():
         serial = run_serial(cpu_task, [(n,) for n in items]).seconds
         run = run_pool(cpu_task, items, workers=2, start_method=method, chunksize=1)
         best = max(best, serial / run.seconds)
+        # Both workers took tasks and were busy at the same time (in wall time), whatever the load.
+        workers = [lane for lane in run.trace.lanes() if lane.startswith("worker")]
+        assert len(workers) == 2 and run.trace.overlap_ns(*workers) > 0
         if best > 1.3:
             break
     skip_if_busy(best, "pool of 2 vs serial")
     assert best > 1.3, f"a pool of 2 was only {best:.2f}× faster than serial"
-    workers = [lane for lane in run.trace.lanes() if lane.startswith("worker")]
-    assert len(workers) == 2 and run.trace.overlap_ns(*workers) > 0
 
 
 def test_chunksize_one_pays_for_dispatch():
@@ -136,15 +162,46 @@ def test_maxtasksperchild_replaces_workers(start_method):
 def test_amdahl_fit_and_measure():
     speedups = [amdahl_speedup(0.25, n) for n in (1, 2, 4, 8)]
     assert fit_serial_fraction([1, 2, 4, 8], speedups) == pytest.approx(0.25)
+    assert fit_serial_fraction([2, 4], [1.9, 3.5]) == pytest.approx(
+        ((1 / 1.9 - 0.5) * 0.5 + (1 / 3.5 - 0.25) * 0.75) / (0.25 + 0.5625))
+    assert amdahl_speedup(0.1, math.inf) == pytest.approx(10)
+    # The fit uses only the points with a core per worker: a fake run on 2 cores whose third
+    # point is terrible still fits the fraction of the first two.
+    fake = AmdahlRun([1, 2, 3], [1.0, 1 / amdahl_speedup(0.3, 2), 5.0], 1.0, 0.2, 2, "spawn")
+    assert fake.fitted_fraction == pytest.approx(0.3)
     run = measure_amdahl(2, start_method=kernel_safe_start_method(), total_seconds=0.2)
-    assert run.workers == [1, 2] and 0.0 <= run.fitted_fraction <= 1.0
-    assert plot_amdahl(run, Figure().subplots())
+    assert run.workers == [1, 2] and len(run.seconds) == 2
+    assert 0.5 < run.speedups[0] < 1.2  # one worker plus the serial part: about the kernel alone
+    ax = Figure().subplots()
+    plot_amdahl(run, ax)
+    measured = [line for line in ax.lines if line.get_label().startswith("measured")][0]
+    assert list(measured.get_ydata()) == run.speedups
+    assert any(f"{run.fitted_fraction:.1%}" in t.get_text() for t in ax.get_legend().get_texts())
 
 
 def test_panel_demo_draws():
-    summary = demo(Figure(), lambda *a: None, workers=2, tasks=10, task_ms=1.0, chunksize=0,
-                   kind="Pool.imap_unordered", start_method=kernel_safe_start_method())
-    assert "10 tasks on 2 workers" in summary
+    fig = Figure()
+    summary = demo(fig, lambda *a: None, workers=2, tasks=10, task_ms=1.0, chunksize=0,
+                   kind="Pool.imap_unordered", start_method=kernel_safe_start_method(),
+                   long_tasks=2)
+    assert "10 tasks on 2 workers" in summary and "seconds of work per worker" in summary
+    assert "2 of them 20× longer" in fig.axes[0].get_title()
+
+
+def test_uneven_tasks_land_in_one_chunk_with_the_default_chunksize():
+    items = uneven_items(48, 2.0, 6)
+    assert items[:42] == task_items(42, 2.0) and len(set(items[42:])) == 1
+    assert items[-1] >= 15 * items[0]  # LONG_FACTOR times longer, give or take rounding
+    result = compare_uneven(48, 2.0, 6, workers=2, chunksize=1,
+                            start_method=kernel_safe_start_method())
+    default, shared = result.runs
+    assert default.details["chunksize"] == 6 and shared.details["chunksize"] == 1
+    # The default's last chunk holds all six long tasks: one worker did most of the work.
+    heavy, light = result.busy_per_worker(default)
+    assert heavy > 2 * light
+    if not busy():
+        top, bottom = result.busy_per_worker(shared)
+        assert top < 1.6 * bottom
 
 
 @pytest.mark.parametrize("call, name", [
@@ -156,17 +213,55 @@ def test_panel_demo_draws():
     (lambda: task_items(5, -1.0), "task_ms"),
     (lambda: amdahl_speedup(1.5, 2), "serial_fraction"),
     (lambda: interrupt_after(-1).__enter__(), "seconds"),
+    (lambda: exception_in_task(10**9, start_method="spawn"), "tasks"),
+    (lambda: exception_in_task(8, 3, workers=0, start_method="spawn"), "workers"),
+    (lambda: exception_in_task(0, start_method="spawn"), "tasks"),
+    (lambda: compare_process_per_task(8, workers=0, start_method="spawn"), "workers"),
+    (lambda: compare_chunksizes(10, workers=0, start_method="spawn"), "workers"),
+    (lambda: compare_chunksizes(10, chunksizes=(0,), start_method="spawn"), "chunksizes"),
+    (lambda: crash_in_worker(start_method="spawn", workers=-1), "workers"),
+    (lambda: maxtasksperchild_demo(workers=0, start_method="spawn"), "workers"),
+    (lambda: interrupt_demo(workers=0, start_method="spawn"), "workers"),
+    (lambda: fit_serial_fraction([2], [0.0]), "speedups"),
+    (lambda: fit_serial_fraction([2, 3], [1.5]), "same length"),
+    (lambda: amdahl_speedup(0.1, float("nan")), "workers"),
+    (lambda: measure_amdahl(2, start_method="vfork"), "start_method"),
+    (lambda: uneven_items(5, 1.0, 6), "long_tasks"),
+    (lambda: compare_uneven(48, 2.0, 6, chunksize=0, start_method="spawn"), "chunksize"),
 ])
 def test_bad_parameters_name_themselves(call, name):
     with pytest.raises(ValueError, match=name):
         call()
 
 
-def test_exercise_solutions_pass():
-    from concurrent.futures.process import BrokenProcessPool
+def test_exercise_solutions_pass(monkeypatch, tmp_path):
+    import helpers.exercises
 
-    assert check("04.1", 250)
-    assert check("04.2", {8: 1 / (0.1 + 0.9 / 8), "limit": 10})
-    assert check("04.3", {"task raises (Pool.map)": ValueError,
-                          "worker dies (executor)": BrokenProcessPool,
-                          "worker dies (Pool.map)": None})
+    monkeypatch.setattr(helpers.exercises, "QUICK", False)  # as a reader sees it
+    for exercise, marker in (("04.1", "math.ceil(2000"), ("04.2", "f = 0.1"),
+                             ("04.3", "BrokenProcessPool,"), ("04.4", "def run_all")):
+        assert not check(exercise, ...).answered
+        feedback = check(exercise, solution("04_pools.ipynb", marker, tmp_path))
+        assert feedback, repr(feedback)
+    assert not check("04.1", 1) and not check("04.2", {8: 8, "limit": 100})
+    hints = repr(check("04.1", 300)) + repr(check("04.2", {8: 8, "limit": 100}))
+    assert "250" not in hints and "4.7" not in hints  # feedback never gives the answer away
+
+
+def test_exercise_04_4_notices_the_default_chunksize(monkeypatch, tmp_path):
+    import helpers.exercises
+
+    monkeypatch.setattr(helpers.exercises, "QUICK", False)
+    skeleton = tmp_path / "balanced.py"
+    cells = json.loads((NOTEBOOKS / "04_pools.ipynb").read_text(encoding="utf-8"))["cells"]
+    skeleton.write_text(next("".join(c["source"]) for c in cells if c["cell_type"] == "code" and
+                             "".join(c["source"]).startswith("%%writefile {WORK}/balanced.py")
+                             ).split("\n", 1)[1], encoding="utf-8")
+    wrong_order = tmp_path / "unordered.py"
+    wrong_order.write_text("from helpers.workloads import cpu_task\n\ndef run_all(pool, items):\n"
+                           "    return pool.map(cpu_task, items)[::-1]\n")
+    assert not check("04.4", str(wrong_order))
+    feedback = check("04.4", str(skeleton))
+    if busy():
+        pytest.skip("the machine is busy: the check cannot time the chunksizes apart right now")
+    assert not feedback, repr(feedback)

@@ -23,9 +23,12 @@ from statistics import median
 from typing import Any
 
 from helpers.course import (
+    check_callable,
     check_float,
     check_int,
+    check_start_method,
     check_start_methods,
+    check_timeout,
     mp_context,
     quiet_fork_warnings,
 )
@@ -66,6 +69,8 @@ def _introduce(results) -> None:
 
 def hello_process(start_method: str, *, timeout: float = 30.0) -> dict[str, Any]:
     """Start one process, let it say who it is, join it: the life cycle in one table."""
+    start_method = check_start_method(start_method)
+    check_timeout("timeout", timeout)
     ctx = mp_context(start_method)
     results = ctx.Queue()
     process = ctx.Process(target=_introduce, args=(results,), name="hello")
@@ -130,6 +135,8 @@ _EXIT_CASES = ("returns normally", "raises an exception", "calls os._exit(3)",
 
 def exit_code_cases(start_method: str, *, timeout: float = 30.0) -> list[ExitCase]:
     """Start one process per way of ending and report each exit code with its meaning."""
+    start_method = check_start_method(start_method)
+    check_timeout("timeout", timeout)
     ctx = mp_context(start_method)
     cases: list[ExitCase] = []
     with tempfile.TemporaryDirectory(prefix="cc-exit-") as folder:
@@ -183,6 +190,8 @@ def daemon_demo(start_method: str, *, grandchild_seconds: float = 1.0,
                 timeout: float = 30.0) -> list[DaemonCase]:
     """A child starts a grandchild and returns at once: daemon or not, what happens at its exit?"""
     check_float("grandchild_seconds", grandchild_seconds, 0.0, 60.0)
+    start_method = check_start_method(start_method)
+    check_timeout("timeout", timeout)
     ctx = mp_context(start_method)
     cases = []
     for daemon in (True, False):
@@ -254,6 +263,7 @@ def measure_start_costs(methods: Sequence[str] | None = None, *, samples: int = 
     """
     methods = check_start_methods(methods, "methods")
     check_int("samples", samples, 1, _MAX_START_SAMPLES)
+    check_timeout("timeout", timeout)
     timings: dict[str, list[tuple[float, float]]] = {m: [] for m in methods}
     caught: dict[str, list[str]] = {m: [] for m in methods}
     for round_number in range(samples + 1):
@@ -326,7 +336,9 @@ def run_in_fresh_process(fn: Callable[..., Any], *args: Any, start_method: str,
     `Pool.map`, which waits forever — and the report says so, with the worker's last stderr line.
     The worker's stderr goes to a file, so its dying traceback is not printed into the cell.
     """
-    check_float("timeout", timeout, 0.001, _MAX_SECONDS)
+    check_callable("fn", fn)
+    start_method = check_start_method(start_method)
+    check_timeout("timeout", timeout, 0.001, _MAX_SECONDS)
     name = getattr(fn, "__qualname__", repr(fn))
     ctx = mp_context(start_method)
     with tempfile.TemporaryDirectory(prefix="cc-fresh-") as folder:

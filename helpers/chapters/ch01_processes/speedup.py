@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from helpers.course import (
     QUICK,
+    check_callable,
     check_float,
     check_int,
     check_start_method,
@@ -32,12 +33,13 @@ from helpers.course import (
 )
 from helpers.runners import (
     MAX_PROCESSES,
-    Comparison,
-    compare,
-    plot_comparison,
     run_processes,
     run_serial,
 )
+
+# From its module: `helpers.runners` loads names lazily, and its submodule of the same name
+# would otherwise shadow the function `compare`.
+from helpers.runners.compare import Comparison, compare, plot_comparison
 from helpers.workloads import cpu_task, iterations_for
 
 __all__ = [
@@ -77,6 +79,8 @@ def compare_speedup(processes: int = 2, task_seconds: float = DEFAULT_TASK_SECON
                     start_method: str | None = None,
                     progress: Progress | None = None) -> Comparison:
     """``compare(MODELS, cpu_task, speedup_tasks(processes, task_seconds))``: the chapter's demo."""
+    if progress is not None:
+        check_callable("progress", progress)
     return compare(MODELS, cpu_task, speedup_tasks(processes, task_seconds),
                    start_method=check_start_method(start_method), progress=progress)
 
@@ -106,6 +110,8 @@ def measure_scaling(max_processes: int | None = None, total_seconds: float = 1.0
                     progress: Progress | None = None) -> Scaling:
     """Split `total_seconds` of work over 1, 2, … `max_processes` processes (default 2× cores)."""
     start_method = check_start_method(start_method)
+    if progress is not None:
+        check_callable("progress", progress)
     cores = usable_cores()
     max_processes = 2 * cores if max_processes is None else max_processes
     check_int("max_processes", max_processes, 1, MAX_PROCESSES)

@@ -1,7 +1,8 @@
 """Chapter 04, pools: pool vs process-per-task, chunksize, Amdahl's law, failures, interrupts.
 
     panel.py    task_items, pool_summary, the chapter's make_panel
-    demos.py    compare_process_per_task, compare_chunksizes, exception_in_task, crash_in_worker,
+    demos.py    compare_process_per_task, compare_chunksizes, compare_uneven, exception_in_task,
+                crash_in_worker,
                 interrupt_demo, maxtasksperchild_demo
     amdahl.py   measure_amdahl, fit_serial_fraction, plot_amdahl
 """
@@ -18,8 +19,10 @@ from .demos import (
     FailureReport,
     InterruptReport,
     PerTaskComparison,
+    UnevenComparison,
     compare_chunksizes,
     compare_process_per_task,
+    compare_uneven,
     crash_in_worker,
     die_on,
     exception_in_task,
@@ -31,10 +34,12 @@ from .demos import (
 from .panel import (
     DEFAULT_TASK_MS,
     DEFAULT_TASKS,
+    LONG_FACTOR,
     demo,
     make_panel,
     pool_summary,
     task_items,
+    uneven_items,
 )
 
 __all__ = [
@@ -44,10 +49,13 @@ __all__ = [
     "DEFAULT_TASK_MS",
     "FailureReport",
     "InterruptReport",
+    "LONG_FACTOR",
     "PerTaskComparison",
+    "UnevenComparison",
     "amdahl_speedup",
     "compare_chunksizes",
     "compare_process_per_task",
+    "compare_uneven",
     "crash_in_worker",
     "demo",
     "die_on",
@@ -62,4 +70,5 @@ __all__ = [
     "plot_amdahl",
     "pool_summary",
     "task_items",
+    "uneven_items",
 ]

@@ -15,11 +15,19 @@ machine, not the serial part.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from helpers.course import QUICK, check_float, check_int, usable_cores
+from helpers.course import (
+    QUICK,
+    check_callable,
+    check_float,
+    check_int,
+    check_start_method,
+    usable_cores,
+)
 from helpers.runners import process_pool
 from helpers.workloads import cpu_task, iterations_for
 
@@ -39,8 +47,7 @@ _OVERHEAD_MARGIN = 0.1
 def amdahl_speedup(serial_fraction: float, workers: int | float) -> float:
     """The best speed-up `workers` can give a job whose `serial_fraction` cannot be split."""
     check_float("serial_fraction", serial_fraction, 0.0, 1.0)
-    if isinstance(workers, bool) or not isinstance(workers, (int, float)) or workers < 1:
-        raise ValueError(f"workers must be a number from 1 up, got {workers!r}")
+    check_float("workers", workers, 1, math.inf)  # infinity is allowed: it gives the limit 1/f
     return 1.0 / (serial_fraction + (1.0 - serial_fraction) / workers)
 
 
@@ -48,8 +55,17 @@ def fit_serial_fraction(workers: Sequence[int], speedups: Sequence[float]) -> fl
     """The serial fraction whose Amdahl curve best fits the measured points (least squares).
 
     Amdahl's law is linear in f once inverted: 1/S - 1/n = f (1 - 1/n), so f has a closed form.
-    Points with n = 1 carry no information about f and are skipped.
+    Points with n = 1 carry no information about f and are skipped. The fit is clamped to
+    [0, 1]: a point above the ideal line (measurement noise) would otherwise give f < 0.
     """
+    workers, speedups = list(workers), list(speedups)
+    if len(workers) != len(speedups) or not workers:
+        raise ValueError(f"workers and speedups must be non-empty lists of the same length, got "
+                         f"{len(workers)} and {len(speedups)}")
+    for n in workers:
+        check_int("each of workers", n, 1, 10_000)
+    for s in speedups:
+        check_float("each of speedups", s, 1e-6, 10_000.0)
     pairs = [(n, s) for n, s in zip(workers, speedups) if n > 1]
     if not pairs:
         raise ValueError("workers must include at least one count above 1 to fit a fraction")
@@ -106,8 +122,11 @@ def measure_amdahl(max_workers: int | None = None, *, start_method: str,
     cores = cores or 1
     max_workers = cores + 2 if max_workers is None else max_workers
     check_int("max_workers", max_workers, 1, 64)
+    start_method = check_start_method(start_method)
     check_float("total_seconds", total_seconds, 0.01, 30.0)
     check_float("serial_fraction", serial_fraction, 0.0, 1.0)
+    if progress is not None:
+        check_callable("progress", progress)
     total = iterations_for(total_seconds)
     started = time.perf_counter()
     cpu_task(total)  # the whole job in the kernel: the baseline

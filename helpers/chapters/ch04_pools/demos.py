@@ -2,6 +2,8 @@
 
 - `compare_process_per_task`: a new process for every task against one pool for all of them.
 - `compare_chunksizes`: thousands of tiny tasks with chunksize 1 against a good chunksize.
+- `compare_uneven`: a few long tasks at the end of many short ones: Pool.map's default chunksize
+  puts them all in the last chunk, one worker's, while a small chunksize shares them out.
 - `exception_in_task`, `crash_in_worker`: what reaches the kernel when a task raises, and when a
   worker process dies (executor: `BrokenProcessPool` at once; `Pool`: the result never comes).
 - `interrupt_demo`: a long map interrupted like the kernel's ■ button; the workers are gone after.
@@ -21,8 +23,9 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import TimeoutError as PoolTimeoutError
 
-from helpers.course import check_float, check_int
+from helpers.course import check_float, check_int, check_start_method, check_timeout
 from helpers.runners import (
+    MAX_PROCESSES,
     Run,
     default_chunksize,
     interrupt_after,
@@ -34,15 +37,17 @@ from helpers.runners import (
 from helpers.runners.inkernel import DEFAULT_TIMEOUT_SECONDS
 from helpers.workloads import cpu_task
 
-from .panel import task_items
+from .panel import task_items, uneven_items
 
 __all__ = [
     "ChunksizeComparison",
     "FailureReport",
     "InterruptReport",
     "PerTaskComparison",
+    "UnevenComparison",
     "compare_chunksizes",
     "compare_process_per_task",
+    "compare_uneven",
     "crash_in_worker",
     "die_on",
     "exception_in_task",
@@ -75,6 +80,8 @@ def compare_process_per_task(tasks: int = 20, task_ms: float = 5.0, *, workers: 
                              start_method: str) -> PerTaskComparison:
     """The same small tasks, once with a process started per task, once on one pool."""
     check_int("tasks", tasks, 1, 500)  # 500 spawned processes is already a minute
+    check_int("workers", workers, 1, MAX_PROCESSES)
+    start_method = check_start_method(start_method)
     items = task_items(tasks, task_ms)
     started = time.perf_counter()
     for first in range(0, tasks, workers):  # `workers` processes at a time, like the pool
@@ -104,12 +111,50 @@ def compare_chunksizes(tasks: int = 2000, task_ms: float = 0.2, *, workers: int 
                        chunksizes: tuple[int, ...] | None = None,
                        start_method: str) -> ChunksizeComparison:
     """Many tiny tasks with each chunksize (default: 1 and Pool.map's own choice)."""
+    items = task_items(tasks, task_ms)
+    check_int("workers", workers, 1, MAX_PROCESSES)
+    start_method = check_start_method(start_method)
     if chunksizes is None:
         chunksizes = (1, default_chunksize(tasks, workers))
-    items = task_items(tasks, task_ms)
+    if not isinstance(chunksizes, (tuple, list)) or not 1 <= len(chunksizes) <= 8:
+        raise ValueError(f"chunksizes must be a list of 1 to 8 chunksizes, got {chunksizes!r}")
+    for c in chunksizes:
+        check_int("each of chunksizes", c, 1, tasks)
     runs = [run_pool(cpu_task, items, kind="Pool.map", workers=workers, chunksize=c,
                      start_method=start_method) for c in chunksizes]
     return ChunksizeComparison(runs)
+
+
+@dataclass
+class UnevenComparison:
+    """The same uneven tasks with each chunksize: wall time and each worker's share of the work."""
+
+    long_tasks: int
+    runs: list[Run]
+
+    def busy_per_worker(self, run: Run) -> list[float]:
+        """Seconds of work per worker, largest first."""
+        lanes = run.tasks_per_lane()
+        return sorted((run.trace.busy_ns(lane) / 1e9 for lane in lanes), reverse=True)
+
+    def __str__(self) -> str:
+        return "\n".join(
+            f"chunksize {r.details['chunksize']:>4}: {r.seconds:.2f} s; seconds of work per "
+            f"worker {[round(b, 2) for b in self.busy_per_worker(r)]}" for r in self.runs)
+
+
+def compare_uneven(tasks: int = 48, task_ms: float = 5.0, long_tasks: int = 4, *,
+                   workers: int = 2, chunksize: int = 1, start_method: str) -> UnevenComparison:
+    """`tasks` short tasks whose last `long_tasks` are `LONG_FACTOR`× longer, with Pool.map's
+    default chunksize and with `chunksize`: who ends up with the long ones?"""
+    items = uneven_items(tasks, task_ms, long_tasks)
+    check_int("workers", workers, 1, MAX_PROCESSES)
+    check_int("chunksize", chunksize, 1, tasks)
+    start_method = check_start_method(start_method)
+    runs = [run_pool(cpu_task, items, kind="Pool.map", workers=workers, chunksize=c,
+                     start_method=start_method)
+            for c in (default_chunksize(tasks, workers), chunksize)]
+    return UnevenComparison(long_tasks, runs)
 
 
 # -- failures --------------------------------------------------------------------------------------
@@ -161,7 +206,10 @@ def _remote_traceback(exc: BaseException) -> str:
 def exception_in_task(tasks: int = 8, bad_index: int = 3, *, workers: int = 2,
                       start_method: str) -> list[FailureReport]:
     """One task raises: `Pool.map` loses every result, `submit` keeps the others."""
+    check_int("tasks", tasks, 1, 10_000)  # before the task list is built
     check_int("bad_index", bad_index, 0, tasks - 1)
+    check_int("workers", workers, 1, MAX_PROCESSES)
+    start_method = check_start_method(start_method)
     reports = []
     started = time.perf_counter()
     try:
@@ -196,6 +244,8 @@ def crash_in_worker(*, start_method: str, pool_wait_seconds: float = 1.0,
     here it waits `pool_wait_seconds` and reports the timeout.
     """
     check_float("pool_wait_seconds", pool_wait_seconds, 0.05, 60.0)
+    check_int("workers", workers, 1, MAX_PROCESSES)
+    start_method = check_start_method(start_method)
     args = [(i, 2) for i in range(6)]
     reports = []
     started = time.perf_counter()
@@ -264,6 +314,9 @@ def interrupt_demo(after_seconds: float = 0.5, *, workers: int = 2, start_method
     """Start a long `Pool.map`, interrupt it after `after_seconds`, see whether workers remain."""
     check_float("after_seconds", after_seconds, 0.0, 60.0)
     check_float("work_seconds", work_seconds, after_seconds, 3600.0)
+    check_int("workers", workers, 1, MAX_PROCESSES)
+    check_timeout("check_after", check_after, 0.01, 60.0)
+    start_method = check_start_method(start_method)
     before = set(live_children())
     seen: list[int] = []
     started: list[float] = []
@@ -295,6 +348,7 @@ def maxtasksperchild_demo(tasks: int = 12, maxtasksperchild: int = 3, *, workers
                           task_ms: float = 10.0, start_method: str) -> Run:
     """Workers retire after `maxtasksperchild` tasks: the timeline shows their replacements."""
     check_int("maxtasksperchild", maxtasksperchild, 1, 10_000)
+    check_int("workers", workers, 1, MAX_PROCESSES)
     return run_pool(cpu_task, task_items(tasks, task_ms), kind="Pool.map", workers=workers,
                     start_method=start_method, chunksize=1, maxtasksperchild=maxtasksperchild,
                     warm_up=False)

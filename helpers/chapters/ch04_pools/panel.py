@@ -21,7 +21,8 @@ from helpers.runners import POOL_KINDS, Run, run_pool
 from helpers.timeline import plot_timeline
 from helpers.workloads import MAX_ITERATIONS, cpu_task, iterations_for
 
-__all__ = ["DEFAULT_TASKS", "DEFAULT_TASK_MS", "demo", "make_panel", "pool_summary", "task_items"]
+__all__ = ["DEFAULT_TASKS", "DEFAULT_TASK_MS", "LONG_FACTOR", "demo", "make_panel", "pool_summary",
+           "task_items", "uneven_items"]
 
 # The most tasks a panel run or a demo builds: far more than any picture shows.
 MAX_TASKS = 100_000
@@ -30,11 +31,13 @@ MAX_TASKS = 100_000
 def pool_summary(run: Run) -> str:
     """One line about a pool run: tasks, workers, chunksize, times, balance."""
     counts = run.tasks_per_lane()
+    busy = sorted((run.trace.busy_ns(lane) / 1e9 for lane in counts), reverse=True)
     return (f"{run.details['kind']}: {len(run.values)} tasks on {run.workers} workers "
             f"({run.start_method}, chunksize {run.details['chunksize'] or 'n/a'}) in "
             f"{run.seconds:.2f} s; pool start {run.details['pool_start_seconds']:.2f} s; "
             f"on average {run.parallelism():.2f} workers computing; "
-            f"tasks per worker {sorted(counts.values(), reverse=True)}")
+            f"tasks per worker {sorted(counts.values(), reverse=True)}, "
+            f"seconds of work per worker {[round(b, 2) for b in busy]}")
 
 
 # Tiny tasks show dispatch overhead, big ones the speed-up; beyond 2 s per task a cell gets long.
@@ -50,14 +53,30 @@ def task_items(tasks: int, task_ms: float) -> list[int]:
     return [min(MAX_ITERATIONS, iterations_for(task_ms / 1e3))] * tasks
 
 
+# A long task is this many times a short one: with a few of them at the end of the list, the
+# last chunk of Pool.map's default chunksize holds them all, and one worker gets most of the work.
+LONG_FACTOR = 20
+
+
+def uneven_items(tasks: int, task_ms: float, long_tasks: int) -> list[int]:
+    """`tasks` sizes of about `task_ms` each, of which the last `long_tasks` are `LONG_FACTOR`
+    times longer: uneven work, clustered at the end, as when a list is sorted by size."""
+    check_int("long_tasks", long_tasks, 0, tasks)
+    short = task_items(tasks, task_ms)
+    long_size = min(MAX_ITERATIONS, iterations_for(min(MAX_TASK_MS, LONG_FACTOR * task_ms) / 1e3))
+    return short[: tasks - long_tasks] + [long_size] * long_tasks
+
+
 def demo(fig, progress, *, workers: int, tasks: int, task_ms: float, chunksize: int,
-         kind: str, start_method: str) -> str:
+         kind: str, start_method: str, long_tasks: int = 0) -> str:
     """Panel demo: one pool run drawn as a timeline; chunksize 0 means "let the pool choose"."""
+    check_int("chunksize", chunksize, 0, MAX_TASKS)
     progress(0.1, "starting the pool…")
-    run = run_pool(cpu_task, task_items(tasks, task_ms), kind=kind, workers=workers,
+    run = run_pool(cpu_task, uneven_items(tasks, task_ms, long_tasks), kind=kind, workers=workers,
                    start_method=start_method, chunksize=chunksize or None)
     ax = fig.subplots()
-    plot_timeline(run.trace, ax, title=f"{kind}: {tasks} tasks of ~{task_ms:g} ms, "
+    longer = f" ({long_tasks} of them {LONG_FACTOR}× longer, at the end)" if long_tasks else ""
+    plot_timeline(run.trace, ax, title=f"{kind}: {tasks} tasks of ~{task_ms:g} ms{longer}, "
                                        f"chunksize {run.details['chunksize']}")
     return pool_summary(run)
 
@@ -75,6 +94,7 @@ def make_panel(start_methods: Sequence[str] | None = None):
          Float("task_ms", 0.1, 200.0, default=DEFAULT_TASK_MS, step=0.1,
                label="ms per task"),
          Int("chunksize", 0, 500, default=0, label="chunksize (0 = pool's choice)"),
+         Int("long_tasks", 0, 20, default=0, label=f"long tasks at the end ({LONG_FACTOR}×)"),
          Choice("kind", POOL_KINDS, default="Pool.map"),
          Choice("start_method", methods, default=default if default in methods else methods[0])],
         demo,

@@ -1,0 +1,254 @@
+"""Chapter 01's demos that need a fresh Python: scripts, the fork server's preload, orphans.
+
+- `run_script`: run a script the notebook wrote (``%%writefile``) in a fresh interpreter, bounded
+  in time, and hand back its exit code and output as data — the script form of the ``__main__``
+  pitfall, and what 3.14's forkserver default means for globals.
+- `compare_forkserver_preload`: what one forkserver process costs when its target's module is
+  preloaded into the fork server (as this course does) and when it is not (as a reader's own
+  program does unless it calls ``set_forkserver_preload``). Each figure is measured in a fresh
+  child (`helpers.runners.run_patched` with ``patch=False``), so each gets a fork server of its
+  own::
+
+      kernel ──run_patched(forkserver_start_ms, preload)──> fresh Python
+                 ctx = get_context("forkserver"); [ctx.set_forkserver_preload([module])]
+                 warm-up round (starts the server), then N × Process(target=cpu_task).start/join
+             <── median ms per process ──
+
+- `orphaned_daemon`: a daemon child survives a parent killed with SIGKILL (the parent never runs
+  the exit handler that would terminate it); the demo finds it still running, then kills it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import median
+
+from helpers.course import (
+    available_start_methods,
+    check_float,
+    check_int,
+    check_start_method,
+    check_timeout,
+    mp_context,
+    quiet_fork_warnings,
+)
+from helpers.runners import close_queue, release_semaphores, run_patched, stop_processes
+
+__all__ = [
+    "OrphanReport",
+    "ScriptRun",
+    "compare_forkserver_preload",
+    "forkserver_start_ms",
+    "orphaned_daemon",
+    "run_script",
+]
+
+# A script of this chapter runs in well under a second; 30 s means it is stuck (a Pool.map
+# waiting forever for a worker that died importing the script).
+_SCRIPT_TIMEOUT = 30.0
+# Keep this much of a script's output: a traceback's last lines are what a reader needs.
+_OUTPUT_TAIL = 4000
+# What the preload comparison's children import in the fork server, when preloading.
+_PRELOAD = ["helpers.workloads"]
+# Samples per figure: each is one process; 40 keeps the cell short even on a slow machine.
+_MAX_SAMPLES = 40
+
+
+@dataclass
+class ScriptRun:
+    """A script run in a fresh interpreter: how it ended and what it wrote."""
+
+    path: str
+    returncode: int | None  # None: killed after the timeout
+    stdout: str
+    stderr: str
+    seconds: float
+
+    def last_error(self) -> str:
+        """The last line of the traceback on stderr, if any."""
+        lines = [line for line in self.stderr.strip().splitlines() if line.strip()]
+        return lines[-1] if lines else ""
+
+    def __str__(self) -> str:
+        ended = ("killed after the timeout" if self.returncode is None
+                 else f"exit code {self.returncode}")
+        text = f"{Path(self.path).name}: {ended} after {self.seconds:.2f} s\n{self.stdout.rstrip()}"
+        if self.last_error():
+            text += f"\n  stderr ends with: {self.last_error()}"
+        return text
+
+
+def run_script(path: str | os.PathLike, *args: str, timeout: float = _SCRIPT_TIMEOUT) -> ScriptRun:
+    """Run ``python path *args`` in a fresh interpreter, in its own process group, bounded.
+
+    On timeout the whole group is killed (the script's workers too) and ``returncode`` is None.
+    """
+    path = Path(path)
+    if not path.is_file() or path.suffix != ".py":
+        raise ValueError(f"path must be an existing .py file, got {str(path)!r}")
+    if not all(isinstance(a, str) for a in args):
+        raise TypeError(f"args must be strings, got {args!r}")
+    timeout = check_timeout("timeout", timeout, 0.1, 600.0)
+    started = time.perf_counter()
+    child = subprocess.Popen([sys.executable, str(path), *args], cwd=path.parent,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+    try:
+        out, err = child.communicate(timeout=timeout)
+        code: int | None = child.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        out, err = child.communicate(timeout=5)
+        code = None
+    except BaseException:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.communicate(timeout=5)
+        raise
+    return ScriptRun(str(path), code, out[-_OUTPUT_TAIL:], err[-_OUTPUT_TAIL:],
+                     time.perf_counter() - started)
+
+
+# -- the fork server's preload -------------------------------------------------------------------
+def forkserver_start_ms(preload: bool, samples: int = 10) -> float:
+    """In a fresh Python: median ms to start and join a forkserver Process running `cpu_task`.
+
+    With `preload`, the fork server imports ``helpers.workloads`` once, before it forks; without,
+    every child imports it itself. Meant to run through ``run_patched(..., patch=False)``.
+    """
+    import multiprocessing
+
+    from helpers.workloads import cpu_task
+
+    check_int("samples", samples, 1, _MAX_SAMPLES)
+    ctx = multiprocessing.get_context("forkserver")
+    if preload:
+        ctx.set_forkserver_preload(_PRELOAD)
+    times = []
+    for round_number in range(samples + 1):
+        process = ctx.Process(target=cpu_task, args=(1,))
+        started = time.perf_counter()
+        process.start()
+        process.join(30)
+        if round_number:  # round 0 starts the fork server: a one-off cost
+            times.append((time.perf_counter() - started) * 1e3)
+        stop_processes([process])
+    return median(times)
+
+
+def compare_forkserver_preload(samples: int = 10, *, timeout: float = 60.0) -> dict[str, float]:
+    """``{"preloaded": ms, "not preloaded": ms}`` per forkserver process, each in a fresh Python."""
+    check_int("samples", samples, 1, _MAX_SAMPLES)
+    check_timeout("timeout", timeout)
+    if "forkserver" not in available_start_methods():
+        raise RuntimeError("this OS has no forkserver start method")
+    return {label: run_patched(forkserver_start_ms, preload, samples, patch=False, trace=False,
+                               timeout=timeout).value
+            for label, preload in (("preloaded", True), ("not preloaded", False))}
+
+
+# -- a daemon outlives a parent killed with SIGKILL ---------------------------------------------
+@dataclass(frozen=True)
+class OrphanReport:
+    parent_pid: int
+    daemon_pid: int
+    parent_exitcode: int | None
+    daemon_alive_after_parent_killed: bool
+    daemon_alive_after_cleanup: bool
+
+    def __str__(self) -> str:
+        return (f"parent {self.parent_pid} killed (exit code {self.parent_exitcode}); its daemon "
+                f"child {self.daemon_pid} still running afterwards: "
+                f"{self.daemon_alive_after_parent_killed}; after the demo killed it: "
+                f"{self.daemon_alive_after_cleanup}")
+
+
+def _heartbeat(path: str, seconds: float) -> None:
+    """The daemon: write the time into `path` every 50 ms for `seconds`, then end by itself."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with open(path + ".partial", "w", encoding="utf-8") as beat:
+            beat.write(f"{os.getpid()} {time.monotonic_ns()}")
+        os.replace(path + ".partial", path)
+        time.sleep(0.05)
+
+
+def _parent_with_daemon(results, path: str, seconds: float) -> None:
+    import multiprocessing
+
+    # The parent is single-threaded here, so fork is safe for its own child where it exists.
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    child = multiprocessing.get_context(method).Process(target=_heartbeat, args=(path, seconds),
+                                                        daemon=True)
+    child.start()
+    results.put(child.pid)
+    time.sleep(seconds)  # the kernel kills this process long before it wakes
+
+
+def _beats(path: str) -> tuple[int, int] | None:
+    try:
+        with open(path, encoding="utf-8") as beat:
+            pid, ns = beat.read().split()
+        return int(pid), int(ns)
+    except (OSError, ValueError):
+        return None
+
+
+def _beating(path: str, within: float = 0.3) -> bool:
+    """Whether the daemon's heartbeat moves on within `within` seconds."""
+    first = _beats(path)
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        time.sleep(0.06)
+        now = _beats(path)
+        if now is not None and (first is None or now[1] != first[1]):
+            return True
+    return False
+
+
+def orphaned_daemon(start_method: str | None = None, *, daemon_seconds: float = 5.0,
+                    timeout: float = 30.0) -> OrphanReport:
+    """Start a parent that starts a daemon child, SIGKILL the parent, see whether the daemon runs.
+
+    The daemon writes a heartbeat file every 50 ms: the demo watches it move after the parent
+    died, then kills the daemon (which would end by itself after `daemon_seconds` anyway).
+    """
+    import tempfile
+
+    start_method = check_start_method(start_method)
+    check_float("daemon_seconds", daemon_seconds, 0.5, 60.0)
+    check_timeout("timeout", timeout)
+    ctx = mp_context(start_method)
+    results = ctx.Queue()
+    folder = tempfile.mkdtemp(prefix="cc-orphan-")
+    path = os.path.join(folder, "heartbeat")
+    parent = ctx.Process(target=_parent_with_daemon, args=(results, path, daemon_seconds))
+    daemon_pid = None
+    try:
+        with quiet_fork_warnings(start_method):
+            parent.start()
+        daemon_pid = results.get(timeout=timeout)
+        os.kill(parent.pid, signal.SIGKILL)  # no exit handler runs: nothing stops the daemon
+        # Look before joining: the daemon inherited the parent's end of the pipe that join()
+        # watches, so join() would wait for the daemon too.
+        alive_after = _beating(path)
+    finally:
+        stop_processes([parent])
+        if daemon_pid is not None:
+            try:
+                os.kill(daemon_pid, signal.SIGKILL)
+            except OSError:
+                pass
+        parent.join(timeout)
+        close_queue(results)
+        release_semaphores(results)
+    alive_later = _beating(path)
+    for name in os.listdir(folder):
+        os.unlink(os.path.join(folder, name))
+    os.rmdir(folder)
+    return OrphanReport(parent.pid, daemon_pid, parent.exitcode, alive_after, alive_later)
