@@ -131,7 +131,7 @@ def queue_anatomy(start_method: str | None = None) -> Table:
             {"part": "q._rlock, q._wlock", "what it is":
                 f"{type(q._rlock).__name__}s: one reader and one writer at a time"},
             {"part": "q._sem", "what it is":
-                f"{type(q._sem).__name__}: counts items, so put() blocks when maxsize is hit"},
+                f"{type(q._sem).__name__}: counts free places, so put() blocks at maxsize"},
             {"part": "q._thread before put()", "what it is": repr(q._thread)},
         ])
         q.put("hello")
