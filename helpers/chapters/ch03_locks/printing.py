@@ -4,18 +4,21 @@ Data flow of `print_demo`::
 
     the kernel                                   worker i (one process each)
     ----------                                   ---------------------------
-    path = a new empty file
-    Workers: add(_print_into, path, lock, i, …)
+    reader, writer = ctx.Pipe(duplex=False)
+    a thread drains `reader` into memory
+    Workers: add(_print_into, writer, lock, i, …)
                                                  sys.stdout = unbuffered text stream on
-                                                              open(path, "ab"): O_APPEND
+                                                              the pipe's write end
                                                  greet(lock, i, lines)   # plain print() calls:
                                                    every piece of a line is one write(2)
-    read the file back, count whole and broken lines: PrintResult (the text, the counts)
+    after the run: close `writer`, the thread reads to the end (EOF, or silence once asked to
+    stop), count whole and broken lines: PrintResult (the text, the counts)
 
-Why a file: what a child writes to its standard output reaches a notebook, or not, depending on
-the start method and the platform. Every child here prints into one file opened in append mode,
-so each write lands at the end, exactly as writes to a shared terminal or pipe would, and the
-kernel shows what came out.
+Why a pipe: what a child writes to its own standard output reaches a notebook, or not,
+depending on the start method and the platform. A pipe is what a terminal or the Jupyter kernel
+reads a program's output from, so every child here prints into the write end of one shared pipe,
+and the kernel shows what came out. (A pipe also shows the garbling better than a file opened in
+append mode: the file's writers tend to take turns in long runs of whole lines.)
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import io
 import os
 import re
 import sys
-import tempfile
+import threading
 from dataclasses import dataclass
 
 from helpers.course import check_int, check_start_method, check_timeout
@@ -41,6 +44,11 @@ MAX_PRINTERS = 8
 _LINE = re.compile(r"worker (\d+) says hello, line (\d+)")
 # How many lines of the output `PrintResult.head` shows by default: one screen.
 _HEAD_LINES = 12
+# The kernel's reader thread: how long one poll of the pipe waits, how much one read takes (a
+# whole pipe's worth), and how long the kernel waits for the thread once the workers are done.
+_DRAIN_POLL_SECONDS = 0.05
+_READ_BYTES = 65536
+_DRAIN_JOIN_SECONDS = 5.0
 
 
 @checked(worker=(1, MAX_PRINTERS), lines=(1, MAX_LINES))
@@ -54,9 +62,9 @@ def greet(lock, worker, lines):
                 print("worker", worker, "says hello, line", line)
 
 
-def _print_into(rec, path: str, lock, worker: int, lines: int) -> int:
-    """Run `greet` with this process's stdout pointed at `path`, one write(2) per piece."""
-    raw = open(path, "ab", buffering=0)  # noqa: SIM115 - closed below; "a" means O_APPEND
+def _print_into(rec, writer, lock, worker: int, lines: int) -> int:
+    """Run `greet` with this process's stdout on the pipe's write end, one write(2) per piece."""
+    raw = io.FileIO(writer.fileno(), "wb", closefd=False)
     # write_through: every print() piece goes straight to write(2), as with `python -u`.
     stream = io.TextIOWrapper(raw, encoding="utf-8", write_through=True)
     saved, sys.stdout = sys.stdout, stream
@@ -65,8 +73,26 @@ def _print_into(rec, path: str, lock, worker: int, lines: int) -> int:
             greet(lock, worker, lines)
     finally:
         sys.stdout = saved
-        stream.close()
+        stream.close()  # the stream only: closefd=False leaves the pipe to `writer`
+        writer.close()
     return os.getpid()
+
+
+def _drain(reader, chunks: list[bytes], stop: threading.Event) -> None:
+    """In a kernel thread: read the pipe into `chunks` until EOF, or until asked to `stop` and
+    the pipe has stayed silent for one poll."""
+    while True:
+        try:
+            ready = reader.poll(_DRAIN_POLL_SECONDS)
+            data = os.read(reader.fileno(), _READ_BYTES) if ready else None
+        except OSError:  # the kernel closed the pipe: nothing more to read
+            return
+        if ready:
+            if not data:  # EOF: every write end is closed
+                return
+            chunks.append(data)
+        elif stop.is_set():
+            return
 
 
 @dataclass
@@ -135,16 +161,22 @@ def print_demo(workers: int = 3, lines: int = 200, *, locked: bool = False,
     check_int("lines", lines, 1, MAX_LINES)
     start_method = check_start_method(start_method)
     check_timeout("timeout", timeout)
-    fd, path = tempfile.mkstemp(prefix="cc-ch03-print-", suffix=".txt")
-    os.close(fd)
-    try:
-        with Workers(start_method) as w:
+    chunks: list[bytes] = []
+    stop = threading.Event()
+    with Workers(start_method) as w:
+        reader, writer = w.ctx.Pipe(duplex=False)
+        drain = threading.Thread(target=_drain, args=(reader, chunks, stop),
+                                 name="ch03-print-drain", daemon=True)
+        drain.start()
+        try:
             lock = w.ctx.Lock() if locked else None
             for worker in range(1, workers + 1):
-                w.add(_print_into, path, lock, worker, lines)
+                w.add(_print_into, writer, lock, worker, lines)
             w.run(timeout)
-        with open(path, encoding="utf-8", errors="replace") as f:
-            text = f.read()
-    finally:
-        os.unlink(path)
+        finally:
+            writer.close()  # ours: the workers' copies closed when they ended
+            stop.set()
+            drain.join(_DRAIN_JOIN_SECONDS)
+            reader.close()
+    text = b"".join(chunks).decode("utf-8", errors="replace")
     return PrintResult(locked, workers, lines, text, *count_lines(text, workers, lines))
