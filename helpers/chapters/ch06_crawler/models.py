@@ -95,6 +95,10 @@ def crawl_threads(start_url: str, concurrency: int = 50, *, request_timeout: flo
     def visit(path: str) -> None:
         new: list[str] = []
         try:
+            if time.perf_counter() >= deadline:  # queued in the executor past the time limit
+                with lock:
+                    state.unfinished.append(path)
+                return
             new = fetch_with_retries(state, path, threading.current_thread().name, policy,
                                      lambda url: fetch_once(http, url, policy.request_timeout),
                                      time.sleep)
@@ -113,7 +117,7 @@ def crawl_threads(start_url: str, concurrency: int = 50, *, request_timeout: flo
     frontier.put("/page/" + first)
     executor = ThreadPoolExecutor(concurrency, thread_name_prefix="worker")
     try:
-        while True:
+        while time.perf_counter() < deadline:
             try:
                 path = frontier.get(timeout=max(0.0, deadline - time.perf_counter()))
             except queue.Empty:
@@ -122,7 +126,7 @@ def crawl_threads(start_url: str, concurrency: int = 50, *, request_timeout: flo
                 break
             executor.submit(visit, path)
     finally:
-        executor.shutdown(wait=True, cancel_futures=True)
+        executor.shutdown(wait=True)  # visits queued past the time limit return at once
         http.clear()
     unfinished = [p for p in list(frontier.queue) if p is not _STOP]
     return state.result("threads", concurrency, time.perf_counter() - started, unfinished)
@@ -157,7 +161,7 @@ async def _crawl_asyncio(start_url: str, concurrency: int, policy: RetryPolicy, 
             path = await frontier.get()
             try:
                 state.started()
-                outcome, body, attempt = "refused", b"", 0
+                outcome, body, attempt, done = "refused", b"", 0, False
                 try:
                     for attempt in range(1, policy.retries + 2):
                         start = time.perf_counter_ns()
@@ -170,8 +174,9 @@ async def _crawl_asyncio(start_url: str, concurrency: int, policy: RetryPolicy, 
                         await asyncio.sleep(policy.backoff * 2 ** (attempt - 1))
                         state.span(lane, f"{path} backoff", "backoff", start,
                                    time.perf_counter_ns())
-                finally:
-                    state.finished(path, outcome, attempt)
+                    done = True
+                finally:  # a task cancelled by the time limit leaves its path unfinished
+                    state.finished(path, outcome if done else None, attempt)
                 if outcome == "200":
                     for link in links_in(body):
                         if state.admit(link):
