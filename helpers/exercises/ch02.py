@@ -33,7 +33,7 @@ WORKER_NAME = "square_records"  # the function the reader's module must define
 _WORKER_SECONDS = 10.0
 # 02.2: the channels to choose from, and the array's size.
 CANDIDATES = ("Queue", "Pipe", "shared memory")
-_ARRAY_BYTES = 100 << 20
+_ARRAY_BYTES = 100 << 20  # the 100 MiB array of the exercise
 _ARRAY_BYTES_QUICK = 16 << 20  # the test suite's quick mode: the same ranking, a sixth the bytes
 
 

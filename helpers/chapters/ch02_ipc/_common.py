@@ -62,6 +62,7 @@ _POLL_SECONDS = 0.05
 # holds at most 40,000 spans.
 _BIN_NS = 250_000
 
+# Binary units, largest first: sizes of messages and buffers are powers of two.
 _UNITS = (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("B", 1))
 # The message sizes the chapter talks about, by name (the panel's choices).
 SIZE_NAMES = ("64 B", "1 KiB", "16 KiB", "256 KiB", "1 MiB", "4 MiB", "16 MiB", "64 MiB")

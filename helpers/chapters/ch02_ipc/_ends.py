@@ -32,6 +32,7 @@ from helpers.runners.cleanup import release_semaphores, unlink_shared_memory
 __all__ = ["CHANNELS", "OP_TIMEOUT_SECONDS", "Channels", "ManagerEnd", "PipeEnd", "QueueEnd",
            "ShmRing", "open_channels"]
 
+# The channels the chapter compares, in the order it introduces them.
 CHANNELS = ("Queue", "Pipe", "shared memory", "Manager")
 # A message this large or larger goes through a ring of 2 slots (2 × 128 MiB of /dev/shm at most);
 # smaller ones get 4 slots, so the sender can run ahead of the receiver (measured here: more

@@ -47,6 +47,7 @@ __all__ = [
 
 # A child waits at most this long for its next message: a parent that went away is noticed.
 _CHILD_WAIT_SECONDS = 30.0
+# The channels a ping-pong compares: the two queues and the pipe they are built on.
 PING_KINDS = ("Queue", "Pipe", "SimpleQueue")
 # How long the feeder-error child waits for an item that never comes.
 _NEVER_COMES_SECONDS = 0.5

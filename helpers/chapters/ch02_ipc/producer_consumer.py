@@ -38,11 +38,13 @@ _OP_SECONDS = 30.0  # the longest one put/get may wait: a dead peer is noticed, 
 # feeder thread, no free core): drawn as a wait.
 # An uncontended one takes a few µs.
 _BLOCKED_NS = 30_000
+# Bounds on what a caller may ask: ten times the chapter's 100,000 messages (~30 s), a few
+# processes per core of a laptop, and 10 ms of work per message (a million of those is hours).
 MAX_MESSAGES = 1_000_000
 _MAX_PROCESSES = 8
 _MAX_WORK_US = 10_000
 _MULTIPLIER = 2654435761  # Knuth's multiplicative hash: a check value that differs for every id
-_MASK = (1 << 32) - 1
+_MASK = (1 << 32) - 1  # check values are 32-bit: the sums stay small ints
 
 
 def _check_value(message_id: int) -> int:

@@ -56,7 +56,7 @@ SWEEP_SIZES = tuple(64 * 4**k for k in range(11))
 MAX_MESSAGES = 200_000
 MAX_TOTAL_BYTES = 2 << 30
 MAX_MESSAGE_BYTES = 128 << 20  # one message: room for the exercise's 100 MiB array
-_MAX_SENDERS = 8
+_MAX_SENDERS = 8  # a few per core: more only queue up for the same cores
 
 
 # -- the two ends' loops (run in children) --------------------------------------------------------

@@ -23,6 +23,7 @@ __all__ = ["make_panel", "plot_pipeline", "plot_sweep", "plot_transfer"]
 # One colour per channel on the throughput plot (Okabe-Ito, as the timeline's kinds), memcpy black.
 _COLORS = {"Queue": "#E69F00", "Pipe": "#0072B2", "shared memory": "#009E73",
            "Manager": "#CC79A7", "memcpy": "#000000"}
+# A marker per line too, so the plot reads in greyscale and for colour-blind readers.
 _MARKERS = {"Queue": "o", "Pipe": "s", "shared memory": "^", "Manager": "D", "memcpy": "x"}
 # The panel's defaults: about a second of work on 2 cores for any channel.
 _PANEL_DEFAULTS = {"message_size": "1 MiB", "message_count": 100 if not QUICK else 10,

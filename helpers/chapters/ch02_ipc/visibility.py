@@ -36,7 +36,7 @@ ITEMS: list[str] = []
 SETTINGS: dict[str, Any] = {}
 _BIG: bytearray | None = None  # set by copy_on_write() for the length of one demo
 _PAGE = 4096  # bytes: the unit in which the OS copies on write
-_MIB = 1 << 20
+_MIB = 1 << 20  # the demo sizes its buffer and reports memory in MiB
 
 
 def look_and_change(results: Any) -> None:
