@@ -15,11 +15,13 @@ from a terminal: ``python -m helpers.chapters.ch07_socket_server serve --help``)
     handle.stop()  ◄── the server's books: counts, one span per connection, its pid
 
 The modules: `handle` (servers beside the kernel, on `helpers.runners.start_patched`),
-`servers` (the line protocol under every model), `prefork` (binding, N workers on one socket,
+`servers` (the line protocol under every model), `books` (what each server records), `bare`
+(the ten-line gevent echo, the yardstick), `prefork` (binding, N workers on one socket,
 `start_server`), `chat`, `loadgen` (asyncio clients, always bounded), `memory` (idle clients
 and RSS), `demos` (the chapter's measurements), `views` (plots and `make_panel`).
 """
 
+from .bare import bare_echo
 from .chat import ChatClient, start_chat
 from .demos import (
     LOADED_MODELS,
@@ -32,7 +34,7 @@ from .demos import (
 from .handle import ServerHandle, stop_all
 from .memory import idle_memory, open_files_limit
 from .prefork import DEFAULT_HOST, open_listener, start_server, summarize
-from .servers import HANDLERS, MODELS, SOCKETSERVER_MODELS, bare_echo
+from .servers import HANDLERS, MODELS, SOCKETSERVER_MODELS
 
 # The views need matplotlib and ipywidgets (over a second to import): every server and load
 # child imports this package, so they load only when a notebook asks for one of them.

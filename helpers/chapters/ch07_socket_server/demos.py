@@ -24,9 +24,10 @@ from typing import Any
 from ...course import check_choice, check_float, check_int, usable_cores
 from ...timeline import Event, Trace
 from . import handle as _handle
+from .bare import serve_bare
 from .loadgen import MAX_CONNECTIONS, bad_clients, load
 from .prefork import MAX_WORKERS, start_server, summarize
-from .servers import MODELS, SOCKETSERVER_MODELS, serve_bare
+from .servers import MODELS, SOCKETSERVER_MODELS
 
 __all__ = ["LOADED_MODELS", "compare_models", "load_port", "misbehaving_clients",
            "one_client_at_a_time", "prefork_scaling"]
