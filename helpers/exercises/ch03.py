@@ -90,20 +90,80 @@ def _path(answer) -> str:
 
 
 # -- 03.1 ------------------------------------------------------------------------------------
+class _WatchedLock:
+    """The Value's own lock, counting how deeply this process holds it right now."""
+
+    def __init__(self, lock):
+        self._lock, self.depth = lock, 0
+
+    def acquire(self, *args, **kwargs):
+        got = self._lock.acquire(*args, **kwargs)
+        self.depth += bool(got)
+        return got
+
+    def release(self):
+        self._lock.release()
+        self.depth -= 1
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc_info):
+        self.release()
+
+
+class _Watched:
+    """The shared counter as the reader's add_up sees it: the Value itself, except that each
+    write of ``.value`` made without holding the Value's lock is counted. A single unlocked add
+    rarely loses anything in a test, yet it races: this is how the check sees it anyway."""
+
+    def __init__(self, counter):
+        self._counter = counter
+        self._lock = _WatchedLock(counter.get_lock())
+        self.unlocked_writes = 0
+
+    def get_lock(self):
+        return self._lock
+
+    def acquire(self, *args, **kwargs):
+        return self._lock.acquire(*args, **kwargs)
+
+    def release(self):
+        self._lock.release()
+
+    def __enter__(self):
+        return self._lock.__enter__()
+
+    def __exit__(self, *exc_info):
+        self._lock.__exit__(*exc_info)
+
+    @property
+    def value(self):
+        return self._counter.value
+
+    @value.setter
+    def value(self, new):
+        if self._lock.depth <= 0:
+            self.unlocked_writes += 1
+        self._counter.value = new
+
+
 def _run_counter(rec, counter, increments, path):
-    """In a worker: run the reader's add_up (loaded from `path`), or with path None the unlocked
-    loop of the chapter; return nanoseconds per increment."""
+    """In a worker: run the reader's add_up (loaded from `path`) on the watched counter, or with
+    path None the unlocked loop of the chapter; return (ns per increment, unlocked writes)."""
     if path is None:
         from helpers.chapters.ch03_locks import add_plain as add_up
     else:
         add_up = _load(path, "add_up")
+        counter = _Watched(counter)
     start = time.perf_counter_ns()
     add_up(counter, increments)
-    return (time.perf_counter_ns() - start) / increments
+    ns = (time.perf_counter_ns() - start) / increments
+    return ns, getattr(counter, "unlocked_writes", 0)
 
 
 def _count(path):
-    """(final count, mean ns per increment) of COUNTER_PROCESSES workers running add_up."""
+    """(final count, mean ns per increment, unlocked writes) of COUNTER_PROCESSES workers."""
     from helpers.chapters.ch03_locks import Workers
 
     with Workers(None) as w:
@@ -113,7 +173,9 @@ def _count(path):
         w.run(60, keep_errors=True)
         if w.errors:
             raise RuntimeError(next(iter(w.errors.values())))
-        return counter.value, sum(w.values.values()) / COUNTER_PROCESSES
+        values = list(w.values.values())
+        return (counter.value, sum(ns for ns, _ in values) / COUNTER_PROCESSES,
+                sum(unlocked for _, unlocked in values))
 
 
 @exercise("03.1", "Fix the lost-update counter")
@@ -124,16 +186,23 @@ def _counter(answer):
         return
     path = str(Path(_path(answer)).resolve())
     expected = COUNTER_PROCESSES * COUNTER_INCREMENTS
-    best_ratio, finals, baseline_lost = float("inf"), [], 0
+    best_ratio, finals, baseline_lost, unlocked = float("inf"), [], 0, 0
     for _ in range(_ATTEMPTS):
-        final, ns = _count(path)
-        base_final, base_ns = _count(None)
+        final, ns, unlocked_writes = _count(path)
+        base_final, base_ns, _ = _count(None)
         finals.append(final)
+        unlocked = max(unlocked, unlocked_writes)
         baseline_lost = max(baseline_lost, expected - base_final)
         best_ratio = min(best_ratio, ns / base_ns)
         if final != expected or best_ratio <= SLOWDOWN_LIMIT:
             break
     wrong = [f for f in finals if f != expected]
+    if not wrong and unlocked:
+        yield Point(False, f"all {expected:,} counted this time, but counter.value was written "
+                           f"{unlocked:,}× by a process that did not hold the Value's lock: "
+                           "with other timing another process writes in between. What must "
+                           "every write hold?")
+        return
     if not wrong:
         note = "" if baseline_lost else (" (this machine lost nothing unlocked either, this "
                                          "time: run the check again to be sure)")

@@ -93,6 +93,32 @@ def test_a_lock_per_increment_is_right_but_too_slow(tmp_path):
     assert [p.ok for p in feedback.points] == [True, True, False]
 
 
+@pytest.mark.parametrize("body", [
+    "    counter.value += increments\n",  # one add, no lock: rarely loses in a test, still races
+    "    local = increments\n    with counter.get_lock():\n        pass\n"
+    "    counter.value += local\n",  # the lock taken, but not around the write
+])
+def test_an_unlocked_write_is_caught_even_when_nothing_was_lost(body, tmp_path):
+    path = tmp_path / "counter.py"
+    path.write_text("def add_up(counter, increments):\n" + body, encoding="utf-8")
+    feedback = check("03.1", str(path))
+    assert not feedback.passed
+    wrong = " ".join(p.message for p in feedback.points if not p.ok)
+    assert "lost" in wrong or "did not hold the Value's lock" in wrong, wrong
+
+
+def test_the_lock_taken_by_hand_counts_as_held(tmp_path):
+    path = tmp_path / "counter.py"
+    path.write_text("def add_up(counter, increments):\n"
+                    "    lock = counter.get_lock()\n"
+                    "    lock.acquire()\n"
+                    "    try:\n"
+                    "        counter.value += increments\n"
+                    "    finally:\n"
+                    "        lock.release()\n", encoding="utf-8")
+    assert check("03.1", str(path)).passed
+
+
 def test_unlocked_critical_section_is_caught(tmp_path):
     path = tmp_path / "both.py"
     path.write_text("def with_both(locks, names, critical):\n    critical()\n", encoding="utf-8")
