@@ -45,12 +45,12 @@ _MAX_LANES = 16
 _MAX_OUTLINED = 5_000
 _POLL_SECONDS = 0.1  # how often the live crawl asks the site how far it got
 # The panel: its site's typical latency, and a time limit that keeps each run within the 10 s a
-# demo cell may take (a serial crawl of 400 pages would need 20 s; it stops starting pages).
-_PANEL_LATENCY = 0.05
-_PANEL_TIME_LIMIT = 5.0
-# Above the slowest page the panel's site can have (a slow tail's 20 × 50 ms = 1 s), so only the
-# pages that hang time out; a hanging page then costs 3 tries × 1.5 s, within the cell's 10 s.
-_PANEL_REQUEST_TIMEOUT = 1.5
+# demo cell may take (a serial crawl of 400 pages would need 12 s; it stops starting pages).
+_PANEL_LATENCY = 0.03
+_PANEL_TIME_LIMIT = 4.0
+# Above the slowest page the panel's site can have (a slow tail's 20 × 30 ms = 0.6 s), so only the
+# pages that hang time out; a hanging page then costs 3 tries × 1 s, within the cell's 10 s.
+_PANEL_REQUEST_TIMEOUT = 1.0
 
 
 def _lane_key(lane: str) -> tuple[int, str]:
