@@ -20,6 +20,7 @@ import numpy as np
 from matplotlib.collections import PolyCollection
 from matplotlib.colors import to_rgba
 
+from helpers.course import check_int
 from helpers.runners import Run, run_patched
 from helpers.timeline import KIND_COLORS, Event, Trace, plot_timeline
 from helpers.widgets import Choice, Int, Panel
@@ -173,6 +174,8 @@ def plot_runs(runs: dict[str, Any], axes=None) -> list:
     Without `axes`, each timeline gets a height that fits its lanes, and only the bottom one
     labels the shared time axis.
     """
+    if not isinstance(runs, dict) or not runs or not all(isinstance(r, Run) for r in runs.values()):
+        raise ValueError(f"runs must be a non-empty dict of title -> Run, got {runs!r:.80}")
     traces = [with_waits(run.trace, polling=run.details.get("polling"))
               for run in runs.values()]
     made = axes is None
@@ -188,6 +191,9 @@ def plot_runs(runs: dict[str, Any], axes=None) -> list:
 
 def plot_sleepers(run: Run, axes=None, *, sample: int = 8) -> list:
     """A sample of lanes (first greenlets, main, hub) above the count of greenlets alive."""
+    if not isinstance(run, Run):
+        raise TypeError(f"run must be a helpers.runners.Run, got {run!r:.80}")
+    check_int("sample", sample, 1, 100)
     axes = _axes(2, axes, height_ratios=(3, 2))
     trace = with_waits(run.trace, polling=run.details.get("polling"))
     greenlets = [lane for lane in trace.lanes() if lane not in _NOT_WAITING]
