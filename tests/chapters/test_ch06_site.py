@@ -133,6 +133,29 @@ def test_the_site_stops_when_the_block_raises_and_when_asked_twice():
         _ = site.url
 
 
+def test_an_interrupt_while_the_site_starts_stops_its_child(monkeypatch):
+    started = []
+
+    def interrupted(self, ready, log):
+        started.append(self.pid)
+        raise KeyboardInterrupt  # the Interrupt button, while waiting for the child to listen
+
+    monkeypatch.setattr(Site, "_wait_ready", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        Site(10).start()
+    assert started and _gone(started[0])
+
+
+def test_a_site_dropped_without_stop_is_killed_when_collected():
+    import gc
+
+    site = Site(10).start()
+    pid = site.pid
+    del site
+    gc.collect()
+    assert _gone(pid)
+
+
 def test_the_site_stops_by_itself_when_the_process_that_started_it_dies():
     script = ("import os, sys\nfrom helpers.chapters.ch06_crawler.site import Site\n"
               "site = Site(10).start()\nprint(site.pid, flush=True)\nos._exit(0)\n")
