@@ -128,6 +128,7 @@ def plot_memory(rows: list[dict], ax) -> list:
     bars = ax.bar(names, values, color=KIND_COLORS["send"])
     labels = ax.bar_label(bars, [f"{v:.0f} KiB" for v in values], fontsize=11)
     ax.set_ylabel("KiB per request in flight", fontsize=12)
+    ax.set_ylim(0, max(values) * 1.2 or 1)  # room for the labels above the bars
     ax.set_title(f"{rows[0]['requests']:,} requests in flight at once" if rows else "",
                  fontsize=12)
     return [bars, *labels]
