@@ -45,7 +45,7 @@ _HOST = "127.0.0.1"
 
 def _start(model: str, **options: Any) -> _handle.ServerHandle:
     if model == "bare gevent":
-        return _handle.start(serve_bare, _HOST, 0, lifetime=options.get("lifetime", 600.0))
+        return _handle.start(serve_bare, _HOST, 0)
     return start_server(model, **options)
 
 
@@ -75,37 +75,42 @@ def compare_models(models: Sequence[str] = MODELS, connections: int = 100, round
     _check_load(connections, rounds, size, seconds)
     check_int("repeats", repeats, 1, MAX_REPEATS)
     check_int("workers", workers, 1, MAX_WORKERS)
-    needed = connections + 200
-    servers: dict[str, _handle.ServerHandle] = {}
+    options = {"workers": workers, "connections_hint": connections + 200}
+    return _load_each({model: (model, {**options, "worker_connections":
+                                       _share(connections, workers, model)})
+                       for model in models}, connections, rounds, size, seconds, repeats)
+
+
+def _load_each(plans: dict[Any, tuple[str, dict[str, Any]]], connections: int, rounds: int,
+               size: int, seconds: float, repeats: int) -> dict[Any, dict[str, Any]]:
+    """Start every planned server at once, load each in turn from one generator child, stop all.
+
+    ``plans`` maps a name to (model, start_server options). Idle servers use no CPU, so one
+    running while another is loaded does not disturb it; one generator child for all of them
+    saves a process start per server.
+    """
+    servers: dict[Any, _handle.ServerHandle] = {}
+    results: dict[Any, dict[str, Any]] = {}
     try:
-        for model in models:
-            options = {} if model == "bare gevent" else {
-                "workers": workers, "connections_hint": needed,
-                "worker_connections": _share(connections, workers, model)}
-            servers[model] = _start(model, **options)
-        runs: dict[str, list[dict[str, Any]]] = {model: [] for model in models}
+        for name, (model, options) in plans.items():
+            servers[name] = _start(model, **options)
+        runs: dict[Any, list[dict[str, Any]]] = {name: [] for name in plans}
         for repeat in range(repeats):
-            # Every other round in reverse order: no model always goes first (or last).
-            order = list(models) if repeat % 2 == 0 else list(reversed(models))
-            targets = [(m, _HOST, servers[m].info["port"]) for m in order]
-            budget = len(models) * (seconds + 5) + 10
-            for model, figures in _handle.call(load, targets, connections, rounds, size,
-                                               seconds, repeats > 1, timeout=budget).items():
-                runs[model].append(figures)
-    except BaseException:
-        for server in servers.values():
-            server.kill()
-        raise
-    results = {}
-    try:
-        for model in models:
-            ordered = sorted(runs[model], key=lambda r: r["rps"])
-            results[model] = ordered[len(ordered) // 2]
-            results[model]["all rps"] = [r["rps"] for r in runs[model]]
-            books = servers[model].stop()
-            results[model]["books"] = books["workers"]
-            results[model]["server"] = summarize(books)
-    finally:
+            # Every other round in reverse order: no server always goes first (or last).
+            order = list(plans) if repeat % 2 == 0 else list(reversed(plans))
+            targets = [(name, _HOST, servers[name].info["port"]) for name in order]
+            budget = len(plans) * (seconds + 5) + 10
+            for name, figures in _handle.call(load, targets, connections, rounds, size,
+                                              seconds, repeats > 1, timeout=budget).items():
+                runs[name].append(figures)
+        for name in plans:
+            ordered = sorted(runs[name], key=lambda r: r["rps"])
+            results[name] = ordered[len(ordered) // 2]
+            results[name]["all rps"] = [r["rps"] for r in runs[name]]
+            books = servers[name].stop()
+            results[name]["books"] = books["workers"]
+            results[name]["server"] = summarize(books)
+    finally:  # an error or an interrupt: nothing stays running
         for server in servers.values():
             if server.running:
                 server.kill()
@@ -166,8 +171,8 @@ def _two_clients(port: int, hold: float, model: str) -> tuple[dict[str, Any], li
 
 
 def prefork_scaling(workers: Sequence[int] | None = None, connections: int = 50,
-                    cpu_ms: float = 1.0, seconds: float = 1.0,
-                    start_method: str | None = None, progress=None) -> dict[str, Any]:
+                    cpu_ms: float = 1.0, seconds: float = 1.0, repeats: int = 1,
+                    start_method: str | None = None) -> dict[str, Any]:
     """The gevent server with a CPU-bound handler in N processes on one socket, N = 1..cores."""
     if workers is None:
         workers = list(range(1, usable_cores() + 1))
@@ -175,23 +180,13 @@ def prefork_scaling(workers: Sequence[int] | None = None, connections: int = 50,
         check_int("workers", count, 1, MAX_WORKERS)
     _check_load(connections, 1, 2, seconds)
     cpu_ms = check_float("cpu_ms", cpu_ms, 0.01, 100.0)
-    rows = {}
-    for index, count in enumerate(workers):
-        if progress is not None:
-            progress(index / len(workers), f"{count} worker process(es)")
-        server = start_server("gevent", workers=count, handler="cpu", cpu_ms=cpu_ms,
-                              start_method=start_method, connections_hint=connections + 200,
-                              worker_connections=_share(connections, count, "gevent"))
-        try:
-            figures = _handle.call(load, [("gevent", _HOST, server.info["port"])], connections,
-                                   MAX_ROUNDS, 64, seconds, timeout=seconds + 20)["gevent"]
-        except BaseException:
-            server.kill()
-            raise
-        books = server.stop()
-        figures["server"] = summarize(books)
-        figures["books"] = books["workers"]
-        rows[count] = figures
+    check_int("repeats", repeats, 1, MAX_REPEATS)
+    plans = {count: ("gevent", {"workers": count, "handler": "cpu", "cpu_ms": cpu_ms,
+                                "start_method": start_method,
+                                "connections_hint": connections + 200,
+                                "worker_connections": _share(connections, count, "gevent")})
+             for count in workers}
+    rows = _load_each(plans, connections, MAX_ROUNDS, 64, seconds, repeats)
     return {"rows": rows, "cores": usable_cores(), "cpu_ms": cpu_ms}
 
 
