@@ -59,8 +59,8 @@ RETRIED = ("500", "reset", "timeout")
 # One timeline kind per outcome (the legend of `views.plot_requests` names them by outcome).
 SPAN_KINDS = {"200": "io", "404": "send", "500": "lock", "reset": "lock", "timeout": "lock",
               "refused": "lock", "backoff": "wait"}
-# Links are found with one regular expression: the site writes every link the same way, and a
-# real HTML parser costs more per page than the whole request on loopback.
+# Links are found with one regular expression: the site writes every link the same way, so an
+# HTML parser would only add CPU per page (a crawler of other people's pages needs one).
 _LINK = re.compile(rb'<a href="(/page/\d+)"')
 _STOP = None  # put on the frontier when nothing is queued or in flight: the crawl is done
 

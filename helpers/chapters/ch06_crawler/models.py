@@ -1,7 +1,8 @@
 """The same crawl, three more ways: serial, a thread pool, asyncio — and what each costs in memory.
 
 Each crawler here shares `crawler.CrawlState` (visited set, outcomes, spans) and the retry
-policy with `crawler.crawl_gevent`, so the four differ only in how they wait::
+policy with `crawler.crawl_gevent`, so the four differ only in how they wait (and asyncio in its
+HTTP client: urllib3 has no asyncio interface)::
 
     model     runs in                       bounds concurrency with       HTTP client
     serial    one loop                      (one request at a time)       urllib3
@@ -40,8 +41,8 @@ from .crawler import (
 __all__ = ["MODELS", "crawl_asyncio", "crawl_reporting", "crawl_serial", "crawl_threads",
            "hold_requests", "run_model", "throughput_sweep"]
 
-MODELS = ("serial", "threads", "gevent", "asyncio")
-_STOP = None
+MODELS = ("serial", "threads", "gevent", "asyncio")  # in the order the chapter shows them
+_STOP = None  # put on the threads' frontier when nothing is queued or in flight: the crawl is done
 # How often the memory sampler reads the process's resident size: often enough to catch the peak
 # of a 1 s hold, rare enough to cost nothing.
 _SAMPLE_SECONDS = 0.01
