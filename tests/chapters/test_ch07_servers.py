@@ -146,3 +146,20 @@ def test_bad_parameters_are_refused_before_anything_starts(options, message):
     with pytest.raises(ValueError, match=message):
         start_server(**options)
     assert psutil.Process().children(recursive=True) == before
+
+
+def test_a_terminal_server_stops_cleanly_on_kill():
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "helpers.chapters.ch07_socket_server", "serve", "--port", "0"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()
+        server_pid = int(first.split("(pid ")[1].split(")")[0])
+        proc.terminate()
+        rest = proc.communicate(timeout=30)[0]
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0 and "served:" in rest
+    assert not psutil.pid_exists(server_pid) or \
+        psutil.Process(server_pid).status() == psutil.STATUS_ZOMBIE

@@ -5,14 +5,15 @@
     python -m helpers.chapters.ch07_socket_server load --port 8000 --connections 100
 
 ``serve`` runs an echo server (models: gevent, threads, asyncio, plain, threading, forking) and
-``chat`` the chat server until Ctrl-C or ``--seconds``, then print what they served; ``load``
-runs the course's load generator against a port. Everything binds 127.0.0.1 unless ``--host``
-says otherwise. Try it with ``nc 127.0.0.1 8000`` from another terminal: type lines.
+``chat`` the chat server until Ctrl-C or ``--seconds`` (at most an hour), then print what they
+served; ``load`` runs the course's load generator against a port. Everything binds 127.0.0.1
+unless ``--host`` says otherwise. Try it with ``nc 127.0.0.1 8000`` from another terminal.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 
@@ -21,8 +22,9 @@ from .demos import MAX_SECONDS, load_port
 from .prefork import DEFAULT_HOST, MAX_WORKERS, start_server, summarize
 from .servers import HANDLERS, MODELS, SOCKETSERVER_MODELS
 
-# A terminal server runs until Ctrl-C, but never more than a day.
-_MAX_SECONDS = 86_400.0
+# A terminal server runs until Ctrl-C, but at most this long: a child's lifetime is bounded by an
+# hour (handle.MAX_LIFETIME), and the server gets a few seconds beyond `--seconds` to stop.
+_MAX_SECONDS = 3_590.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,8 +47,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # Ctrl-C, and a plain `kill` too, stop the server cleanly (a shell may start a background job
+    # with SIGINT ignored; without this, a `kill` would leave the server child running).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         if args.command == "load":
             if args.seconds > MAX_SECONDS:
@@ -55,7 +65,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{figures['rps']:,.0f} requests/s, p50 {figures['p50 us'] / 1000:.2f} ms, "
                   f"p99 {figures['p99 us'] / 1000:.2f} ms, {figures['errors']} errors")
             return 0
-        lifetime = min(args.seconds, _MAX_SECONDS) + 5
+        if not 0 < args.seconds <= _MAX_SECONDS:
+            raise ValueError(f"seconds must be a number from 0 to {_MAX_SECONDS:g}, "
+                             f"got {args.seconds:g}")
+        lifetime = args.seconds + 5
         if args.command == "serve":
             server = start_server(args.model, args.port, host=args.host, workers=args.workers,
                                   handler=args.handler, lifetime=lifetime)
