@@ -343,6 +343,18 @@ def test_plot_count_draws_counted_and_lost():
     assert [t.get_text() for t in axes[1].get_yticklabels()][0].startswith("worker 1 ")
 
 
+def test_a_run_that_lost_nothing_only_because_it_hardly_overlapped_says_so():
+    from helpers.chapters.ch03_locks import CountResult
+
+    def line(strategy, final, together_s):
+        return str(CountResult(strategy, 2, 1000, final, 100.0, 0.01, together_seconds=together_s))
+
+    assert "overlapped for only 10%" in line("none", 2000, 0.001)
+    assert "overlapped" not in line("none", 1500, 0.001)  # it lost: the run proves the point
+    assert "overlapped" not in line("none", 2000, 0.009)  # side by side, and still nothing lost
+    assert "overlapped" not in line("per increment", 2000, 0.001)  # a lock: 0 lost is the point
+
+
 def test_count_result_knows_when_the_processes_counted_together():
     from helpers.chapters.ch03_locks.counters import _together
     from helpers.timeline import Event

@@ -134,8 +134,8 @@ class CountResult:
                 f"{self.ns_per_increment:7.1f} ns per increment, {self.seconds * 1e3:6.0f} ms")
         if (self.strategy in _UNLOCKED and self.processes > 1 and self.lost_fraction < 0.01
                 and self.together_fraction < _SIDE_BY_SIDE):
-            line += (f" — but they counted at the same time for only "
-                     f"{self.together_fraction:.0%} of it: run again, or with more increments")
+            line += (f" — but their counting overlapped for only {self.together_fraction:.0%} "
+                     "of the time: run again, or with more increments")
         return line
 
 
