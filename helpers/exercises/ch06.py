@@ -13,6 +13,9 @@
 
   and says what is right or wrong: too many at once on a host, too few (one limit shared by all
   hosts), a slot never given back (the crawl stalls), every page fetched once.
+- 06.2 predicts the least time a crawl can take: the answer is ``{"pool 10": seconds,
+  "pool 100": seconds}`` for the site of `PREDICT_PAGES` pages of `PREDICT_LATENCY` s each,
+  checked against ``max(ceil(pages / pool), depth) × latency`` from its sitemap.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from urllib.parse import urlsplit
 
 from . import Point, exercise
 
-__all__ = ["run_limited", "scratch_dir"]
+__all__ = ["PREDICT_LATENCY", "PREDICT_PAGES", "run_limited", "scratch_dir"]
 
 PER_HOST = 3  # the limit the check asks for
 POOL = 20  # each crawl's pool: far above the limit, so only the limiter can hold it back
@@ -37,6 +40,11 @@ PAGES, LATENCY = 40, 0.05  # each site: 40 pages of 50 ms, about 1 s of crawling
 # crawl, and the check says so instead of waiting.
 _CHILD_SECONDS = 20.0
 _CRAWL_SECONDS = 5.0
+# 06.2: the site to reason about (the default seed), and the pool sizes asked about.
+PREDICT_PAGES, PREDICT_LATENCY = 120, 0.05
+_PREDICT_POOLS = (10, 100)
+# 06.2: a prediction within 15 % of the bound counts: the reasoning matters, not the digits.
+_PREDICT_TOLERANCE = 0.15
 
 
 def scratch_dir() -> str:
@@ -163,3 +171,40 @@ def _per_host(answer):
         yield Point(False, f"at most {value['peak_total']} requests were in flight over both "
                            "hosts together: is one limit shared by every host? Key it by "
                            "urlsplit(url).netloc")
+
+
+@exercise("06.2", "The least time a crawl can take")
+def _predict(answer):
+    import math
+
+    from ..chapters.ch06_crawler.sitemap import SiteSpec, build_sitemap
+
+    keys = [f"pool {size}" for size in _PREDICT_POOLS]
+    if not isinstance(answer, dict) or set(keys) - set(answer):
+        yield Point(False, f"answer should be a dict with keys {keys}")
+        return
+    sitemap = build_sitemap(SiteSpec(pages=PREDICT_PAGES, latency=PREDICT_LATENCY))
+    depth = sitemap.depth()
+    for size, key in zip(_PREDICT_POOLS, keys):
+        said = answer[key]
+        if isinstance(said, bool) or not isinstance(said, (int, float)):
+            yield Point(False, f"'{key}' should be a number of seconds, got {said!r}")
+            continue
+        by_pool = math.ceil(PREDICT_PAGES / size)
+        bound = max(by_pool, depth) * PREDICT_LATENCY
+        if abs(said - bound) <= _PREDICT_TOLERANCE * bound:
+            limit = "the pool" if by_pool >= depth else "the depth of the site"
+            yield Point(True, f"{key}: {bound:.2f} s — here {limit} sets the number of rounds")
+        elif abs(said - sitemap.serial_seconds()) <= _PREDICT_TOLERANCE * sitemap.serial_seconds():
+            yield Point(False, f"{key}: that is the serial time; {size} requests are in flight "
+                               "at once")
+        elif by_pool < depth and said <= by_pool * PREDICT_LATENCY * (1 + _PREDICT_TOLERANCE):
+            yield Point(False, f"{key}: pages / pool is not the limit here: a page cannot be "
+                               "fetched before a link to it has been read (how many rounds deep "
+                               "is the site?)")
+        elif by_pool > depth and said <= depth * PREDICT_LATENCY * (1 + _PREDICT_TOLERANCE):
+            yield Point(False, f"{key}: the site is that deep, but only {size} requests run at "
+                               "once: how many rounds do all the pages need?")
+        else:
+            yield Point(False, f"{key}: {said!r} s is not it: count the rounds of requests, "
+                               "each one latency long")

@@ -79,8 +79,30 @@ def test_a_wrong_limiter_is_told_what_is_wrong(tmp_path, as_a_reader, source, to
     assert told in repr(feedback)
 
 
+def test_the_notebooks_prediction_passes_and_the_wrong_bounds_are_told(as_a_reader):
+    from helpers.chapters.ch06_crawler import SiteSpec, build_sitemap
+    from helpers.exercises.ch06 import PREDICT_LATENCY, PREDICT_PAGES
+
+    text = next("".join(c["source"]) for c in _cells()
+                if c["cell_type"] == "markdown" and "<details>" in "".join(c["source"])
+                and '"06.2"' in "".join(c["source"]))
+    solution = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    namespace = {"build_sitemap": build_sitemap, "SiteSpec": SiteSpec, "check": check,
+                 "PREDICT_PAGES": PREDICT_PAGES, "PREDICT_LATENCY": PREDICT_LATENCY}
+    exec(solution, namespace)
+    assert check("06.2", namespace["answer"]).passed
+    depth = build_sitemap(SiteSpec(pages=PREDICT_PAGES)).depth()
+    only_pages = {"pool 10": PREDICT_PAGES / 10 * PREDICT_LATENCY,
+                  "pool 100": PREDICT_PAGES / 100 * PREDICT_LATENCY}
+    assert depth > 2  # so the pool of 100 is not the limit, and the answer above is wrong
+    feedback = repr(check("06.2", only_pages))
+    assert "pool 100: pages / pool is not the limit" in feedback
+    assert "serial time" in repr(check("06.2", {"pool 10": 6.0, "pool 100": 6.0}))
+
+
 def test_unanswered_and_malformed_answers_never_raise(as_a_reader, tmp_path):
-    assert not check("06.1", ...).answered
+    assert not check("06.1", ...).answered and not check("06.2", ...).answered
+    assert "should be a dict" in repr(check("06.2", 0.6))
     assert "should be the path" in repr(check("06.1", 42))
     (tmp_path / "empty.py").write_text("x = 1\n")
     assert "should define a class HostLimiter" in repr(check("06.1", str(tmp_path / "empty.py")))
@@ -90,4 +112,5 @@ def test_the_exercise_cells_follow_the_convention():
     sources = ["".join(c["source"]) for c in _cells() if c["cell_type"] == "code"]
     assert any(s.startswith("answer = ...") for s in sources)
     assert any(s.strip() == 'check("06.1", answer)' for s in sources)
+    assert any(s.strip() == 'check("06.2", answer)' for s in sources)
     assert not any("BoundedSemaphore(per_host)" in s for s in sources)  # the solution is not run
