@@ -14,10 +14,11 @@ Data flow of `print_demo`::
     after the run: close `writer`, the thread reads to the end (EOF, or silence once asked to
     stop), count whole and broken lines: PrintResult (the text, the counts)
 
-Why a pipe: what a child writes to its own standard output reaches a notebook, or not,
-depending on the start method and the platform. A pipe is what a terminal or the Jupyter kernel
-reads a program's output from, so every child here prints into the write end of one shared pipe,
-and the kernel shows what came out. (A pipe also shows the garbling better than a file opened in
+Why a pipe: what a child writes to the standard output it inherits reaches a notebook on Linux
+and macOS (the kernel captures its file descriptors), in whichever cell runs when it arrives, and
+is lost on Windows. A pipe is what a terminal or the Jupyter kernel reads a program's output
+from, so every child here prints into the write end of one shared pipe, and the kernel shows
+what came out. (A pipe also shows the garbling better than a file opened in
 append mode: the file's writers tend to take turns in long runs of whole lines.)
 """
 
