@@ -26,6 +26,7 @@ kernel interrupt no scheduler, nanny or worker process is left. Dask logs freely
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import time
 import uuid
@@ -37,6 +38,7 @@ from typing import Any
 from helpers.course import check_callable, check_int, check_timeout
 from helpers.timeline import Event, Trace
 
+from .cleanup import stop_processes
 from .compare import register_model
 from .inkernel import DEFAULT_TIMEOUT_SECONDS, check_tasks
 from .run import Failure, Run
@@ -107,15 +109,21 @@ def dask_client(workers: int = 2, threads_per_worker: int = 1, *,
     from distributed import Client, LocalCluster
 
     cluster = client = None
+    before = {p.pid for p in multiprocessing.active_children()}
     with quiet_dask():
         try:
             if address is None:
+                # No workers at first: until `cluster` exists, an interrupt can leave no process
+                # behind (the scheduler runs in this one). Then the workers, which the finally
+                # below stops whatever happens while they start.
                 cluster = LocalCluster(
-                    n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
+                    n_workers=0, threads_per_worker=threads_per_worker, processes=True,
                     host="127.0.0.1", dashboard_address="127.0.0.1:0", scheduler_port=0,
                     silence_logs=logging.ERROR, timeout=timeout,
                 )
+                cluster.scale(workers)
                 client = Client(cluster, timeout=timeout)
+                client.wait_for_workers(workers, timeout=timeout)
             else:
                 client = Client(address, timeout=timeout)
             yield client
@@ -124,6 +132,10 @@ def dask_client(workers: int = 2, threads_per_worker: int = 1, *,
                 client.close(timeout=_CLOSE_SECONDS)
             if cluster is not None:
                 cluster.close(timeout=_CLOSE_SECONDS)
+                # A nanny interrupted while it started its worker may not have stopped it: the
+                # worker is a multiprocessing child of this process, so stop it here.
+                stop_processes([p for p in multiprocessing.active_children()
+                                if p.pid not in before and "Dask" in (p.name or "")])
 
 
 def _clock_pair() -> tuple[int, int, int]:
@@ -215,7 +227,9 @@ def run_dask(fn: Callable[..., Any], tasks: Sequence[Any], *, workers: int = 2,
     the run (its start is in ``details["cluster_start_seconds"]``, not in ``seconds``). With a
     `client`, its cluster is used as it is and left running. A task's exception is a `Failure`
     in ``run.failures``; every wait is bounded by `timeout`, after which the futures are
-    cancelled and `TimeoutError` is raised.
+    cancelled and `TimeoutError` is raised. An interrupt cancels the futures too; a task already
+    running keeps its worker thread until it returns (Dask cannot stop a running thread), so on a
+    cluster of its own the run closes the cluster, which stops the worker processes.
     """
     check_callable("fn", fn)
     tasks = check_tasks(tasks)

@@ -12,7 +12,7 @@ import time
 import psutil
 import pytest
 
-from helpers.runners import Failure, compare
+from helpers.runners import Failure, compare, interrupt_after
 from helpers.runners.dask import dask_client, quiet_dask, run_dask, task_stream_trace
 from helpers.workloads import cpu_task, iterations_for
 
@@ -70,6 +70,27 @@ def test_a_run_leaves_nothing():
     assert run.details["cluster_start_seconds"] > 0
     for pid in run.details["pids"]:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_an_interrupt_cancels_the_tasks_and_keeps_the_cluster_usable(client):
+    with pytest.raises(KeyboardInterrupt):
+        with interrupt_after(0.3):
+            run_dask(time.sleep, [(1.0,)] * 20, client=client)
+    # The two running tasks finish their second; the 18 others were cancelled, never run.
+    started = time.perf_counter()
+    assert run_dask(cpu_task, [(100,)], client=client).ok
+    assert time.perf_counter() - started < 5.0
+
+
+def test_an_interrupt_stops_a_run_s_own_cluster():
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    with pytest.raises(KeyboardInterrupt):
+        with interrupt_after(3.0):  # in the cluster's start or in the tasks: either way
+            run_dask(time.sleep, [(30.0,)] * 2, workers=1)
+    started = {p.pid for p in psutil.Process().children(recursive=True)} - before
+    _, alive = psutil.wait_procs([psutil.Process(pid) for pid in started if
+                                  psutil.pid_exists(pid)], timeout=5)
+    assert not [p for p in alive if "resource_tracker" not in " ".join(p.cmdline())]
 
 
 def test_compare_knows_dask(client):

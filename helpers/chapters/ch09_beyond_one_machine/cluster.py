@@ -53,7 +53,7 @@ _DEATH_TIMEOUT_SECONDS = 30
 _START_SECONDS = 60.0
 # After SIGTERM a process gets this long to exit before it is sent SIGKILL: a scheduler or worker
 # of these demos holds nothing worth a longer graceful shutdown (results are already gathered).
-_TERM_GRACE_SECONDS = 2.0
+_TERM_GRACE_SECONDS = 1.0
 # How often the kernel looks for the scheduler file while the scheduler starts.
 _POLL_SECONDS = 0.05
 # Letters for worker names: `worker-a`, `worker-b`, ... read more easily than numbers on a lane.
