@@ -158,6 +158,9 @@ def test_condition_consumers_take_items_only_after_they_are_made():
     taken = sorted(e.end_ns for e in w.trace if e.label == "waiting for an item")
     assert len(made) == len(taken) == 6
     assert all(t >= m for t, m in zip(taken, made)), "an item was taken before it was made"
+    notified = sorted(e.start_ns for e in w.trace if e.label == "notify")
+    assert len(notified) == 6
+    assert all(t >= n for t, n in zip(taken, notified)), "a consumer woke before a notify"
 
 
 def test_barrier_keeps_phases_apart():

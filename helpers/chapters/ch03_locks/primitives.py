@@ -144,8 +144,9 @@ def produce(rec, cond, items, count, make_s):
         with rec.span("making an item", "run"):
             spin(make_s)
         with cond:  # the condition's lock guards `items`
-            items.value += 1
-            cond.notify()
+            with rec.span("notify", "send"):  # an instant: a tick on the timeline
+                items.value += 1
+                cond.notify()
 
 
 @checked(count=ROUNDS_RANGE, use_s=SECONDS_RANGE)
