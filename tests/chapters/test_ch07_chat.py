@@ -116,7 +116,10 @@ def test_every_plot_draws_on_the_axes_it_is_given():
     assert plot_served_by([book, {**book, "pid": 8}], axes[4])
     assert plot_bad_clients({"spans": {"good client": [("ping", "run", 0, 10)]}}, axes[5])
     from helpers.timeline import Event, Trace
-    assert plot_waits({"trace": Trace([Event("A", "x", "run", 0, 10)])}, Figure().subplots())
+    waits = {"models": {"plain": {}},
+             "trace": Trace([Event("plain: client A", "x", "run", 0, 10),
+                             Event("plain: client B", "y", "wait", 1, 10)])}
+    assert plot_waits(waits, Figure().subplots())
 
 
 def test_the_panel_loads_a_server_and_says_what_it_measured():

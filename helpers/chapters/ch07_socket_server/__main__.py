@@ -79,13 +79,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {str(exc).strip().splitlines()[-1]}", file=sys.stderr)
         return 2
     info = server.info
-    print(f"{args.command}: listening on {info['host']}:{info['port']} (pid "
-          f"{', '.join(str(p) for p in info.get('pids', [server.pid]))}); "
-          f"try: nc {info['host']} {info['port']}   — Ctrl-C stops it", flush=True)
     try:
+        print(f"{args.command}: listening on {info['host']}:{info['port']} (pid "
+              f"{', '.join(str(p) for p in info.get('pids', [server.pid]))}); "
+              f"try: nc {info['host']} {info['port']}   — Ctrl-C stops it", flush=True)
         time.sleep(args.seconds)
     except KeyboardInterrupt:
         pass
+    # The stop is bounded (the server is killed if it takes too long): a second Ctrl-C or kill
+    # must not cut it short and leave the server running.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     value = server.stop()
     if args.command == "serve":
         print("served:", summarize(value))

@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from ...course import check_choice, check_float, check_int, usable_cores
@@ -134,6 +135,7 @@ def one_client_at_a_time(models: Sequence[str] = SOCKETSERVER_MODELS,
     hold = check_float("hold", hold, 0.05, 10.0)
     results: dict[str, Any] = {}
     trace = Trace()
+    base = None
     for model in models:
         server = start_server(model, handler="whoami")
         try:
@@ -141,7 +143,12 @@ def one_client_at_a_time(models: Sequence[str] = SOCKETSERVER_MODELS,
         finally:
             server.stop()
         results[model] = row
-        trace.extend(events)
+        # Each model's pair is drawn from the same time zero (its client A's connect), one pair
+        # under the other, so the waits compare at a glance.
+        base = events[0].start_ns if base is None else base
+        shift = base - events[0].start_ns
+        trace.extend(replace(e, start_ns=e.start_ns + shift, end_ns=e.end_ns + shift)
+                     for e in events)
     return {"models": results, "trace": trace}
 
 

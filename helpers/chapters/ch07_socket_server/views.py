@@ -31,8 +31,13 @@ _FONT = 11
 
 
 def plot_waits(result: dict[str, Any], ax) -> list:
-    """Client A holds its connection; B's *wait* is how long the server left it unanswered."""
-    return plot_timeline(result["trace"], ax, title="A second client, while the first stays")
+    """Client A holds its connection; B's *wait* is how long the server left it unanswered.
+
+    Each server's pair starts at the same time zero (its client A's connect).
+    """
+    lanes = [f"{model}: client {client}" for model in result["models"] for client in "AB"]
+    return plot_timeline(result["trace"], ax, lanes=lanes,
+                         title="Client B connects while client A stays (time from A's connect)")
 
 
 def plot_load(results: dict[str, dict[str, Any]], axes) -> list:
@@ -127,7 +132,7 @@ def plot_served_by(books: list[dict[str, Any]], ax, *, title: str | None = None)
     ax.set_xlabel("time (ms)", fontsize=_FONT)
     ax.set_ylabel("connection", fontsize=_FONT)
     ax.invert_yaxis()
-    ax.legend(fontsize=_FONT - 1, frameon=False, loc="lower right")
+    ax.legend(fontsize=_FONT - 1, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     if title:
         ax.set_title(title, fontsize=_FONT + 1)
     return artists
