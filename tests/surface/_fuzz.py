@@ -47,7 +47,8 @@ FREE = {"name", "label", "title", "message", "text", "what", "lane", "waiting", 
         "lanes", "color_by", "legend", "timeline_axes", "bars_ax", "baseline", "details",
         "step", "grace"}
 
-# Valid arguments for callables with required parameters (defaults serve the others).
+# Valid arguments for callables with required parameters (defaults serve the others), keyed by
+# the callable's name or, where two modules share one, by "module.name".
 def _baselines():
     from helpers.timeline import Recorder
     from helpers.workloads import cpu_task
@@ -100,6 +101,44 @@ def _baselines():
         "Traced": {"fn": cpu_task},
         "plot_timeline": {"trace": []},
         "to_chrome_trace": {"trace": []},
+        **_ch06_baselines(),
+    }
+
+
+def _ch06_baselines():
+    import urllib3
+    from matplotlib.figure import Figure
+
+    from helpers.chapters.ch06_crawler import (
+        CrawlResult,
+        CrawlState,
+        RetryPolicy,
+        Served,
+        SiteSpec,
+        build_sitemap,
+    )
+    from helpers.timeline import Trace
+
+    nowhere = "http://127.0.0.1:9"  # the discard port: nothing listens, nothing is sent
+    return {
+        "fetch_once": {"http": urllib3.PoolManager(), "url": nowhere + "/page/0"},
+        "fetch_with_retries": {"state": CrawlState(nowhere, 1), "path": "/page/0", "lane": "w",
+                               "policy": RetryPolicy(), "fetch": lambda url: ("404", b""),
+                               "sleep": lambda seconds: None},
+        "verify": {"result": CrawlResult("gevent", 1), "served": Served(),
+                   "sitemap": build_sitemap(SiteSpec(pages=1))},
+        "run_model": {"model": "gevent", "start_url": nowhere + "/page/0"},
+        "hold_requests": {"model": "gevent", "base_url": nowhere},
+        "crawl_reporting": {"model": "gevent", "start_url": nowhere + "/page/0"},
+        "throughput_sweep": {"start_url": nowhere + "/page/0", "sizes": [1]},
+        "crawl_live": {"site": None, "model": "gevent", "concurrency": 1},
+        "plot_requests": {"trace": Trace(), "ax": Figure().add_subplot()},
+        "plot_throughput": {"rows": [{"pool size": 1, "pages per second": 1.0}],
+                            "ax": Figure().add_subplot(), "capacity": 1, "page_seconds": 0.01},
+        "plot_memory": {"rows": [{"model": "gevent", "KiB per request": 1.0, "requests": 1}],
+                        "ax": Figure().add_subplot()},
+        "run_limited": {"module_path": "/nonexistent.py", "start_urls": [nowhere + "/page/0"],
+                        "pool": 1, "per_host": 1},
     }
 
 
@@ -220,7 +259,8 @@ def main(module_name: str) -> None:
             continue
         params = [p for p in signature.parameters.values()
                   if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-        base = dict(baselines.get(attr, {}))
+        # A baseline is keyed by "module.name" where a bare name would be ambiguous.
+        base = dict(baselines.get(f"{module_name}.{attr}", baselines.get(attr, {})))
         for p in params:
             if p.default is p.empty and p.name not in base and _guess(p) is not p.empty:
                 base[p.name] = _guess(p)
