@@ -4,9 +4,9 @@
   ``{"task": a function of no arguments, "threads faster": True | False}``, a prediction of
   whether four threads finish four such tasks clearly sooner than one after the other. The check
   measures it, and says whether the prediction held (with the reader's own figure). A control
-  task known to run in parallel in threads (SHA-256 of a large buffer) is measured first: when
-  even it does not gain, the machine has no free core now, and the check says so instead of
-  judging the prediction.
+  task known to run in parallel in threads (SHA-256 of a large buffer) is measured just before and
+  just after: when even it does not gain, the machine had no free core, and the check says so
+  instead of judging the prediction.
 """
 
 from __future__ import annotations
@@ -68,12 +68,16 @@ def _own_workload(answer):
                            "once here, so the prediction cannot be tested")
         return
     ratio = None
+    rounds = hash_rounds_for(_CONTROL_SECONDS)
     for _ in range(_ATTEMPTS):
-        control, _ = _ratio(c_hash, (hash_rounds_for(_CONTROL_SECONDS),))
+        # The control just before and just after: the machine had free cores all along.
+        before, _ = _ratio(c_hash, (rounds,))
         ratio, failure = _ratio(task)
         if failure:
             yield Point(False, f"the task raised {failure}")
             return
+        after, _ = _ratio(c_hash, (rounds,))
+        control = min(before, after)
         if control >= _FASTER and (ratio >= _FASTER or ratio <= _NOT_FASTER):
             break
     else:

@@ -299,7 +299,11 @@ def plot_matrix(matrix: Matrix, ax, *, cmap: str = "RdYlGn") -> list:
                 text = "not run" if cell.run is None else "failed"
             else:
                 text = f"{cell.speedup:.2g}×\n{cell.memory_mb:.0f} MB"
-            artists.append(ax.text(j, i, text, ha="center", va="center", fontsize=10))
+            # White on the darkest colours (far from 1× either way), black elsewhere.
+            dark = cell.speedup is not None and \
+                abs(np.log10(cell.speedup)) > 0.7 * np.log10(span)
+            artists.append(ax.text(j, i, text, ha="center", va="center", fontsize=10,
+                                   color="white" if dark else "black"))
     ax.set_xticks(range(len(matrix.models)),
                   [m.replace("-in-", "\nin ") for m in matrix.models], fontsize=10)
     labels = [f"{w}\n{_size_text(w, matrix)}" for w in matrix.workloads]

@@ -133,8 +133,9 @@ class KillReport:
     def __str__(self) -> str:
         return (f"killed {self.killed} after {self.after_results} results; all "
                 f"{len(self.runs_per_task)} results {'correct' if self.correct else 'WRONG'} "
-                f"after {self.seconds:.2f} s; {self.recomputed} tasks ran twice "
-                f"(the killed worker had computed them; their results died with it)")
+                f"after {self.seconds:.2f} s; {self.recomputed} "
+                f"{'task' if self.recomputed == 1 else 'tasks'} ran twice (the killed worker had "
+                f"computed {'it' if self.recomputed == 1 else 'them'}; the results died with it)")
 
 
 def kill_a_worker(cluster: Any, tasks: int = 16, task_ms: float = 100.0, *, after: int = 4,
@@ -174,8 +175,10 @@ def plot_kill(report: KillReport, ax) -> list:
     """The task stream of `kill_a_worker`, with a line where the worker was killed."""
     from helpers.timeline import plot_timeline
 
+    redone = report.recomputed
     layout = plot_timeline(report.trace, ax, title=f"{report.killed} killed after "
-                           f"{report.after_results} results; {report.recomputed} tasks recomputed")
+                           f"{report.after_results} results; {redone} "
+                           f"{'task' if redone == 1 else 'tasks'} recomputed")
     x = layout.x(report.kill_ns)
     artists = list(layout)
     again = {label for label, runs in report.runs_per_task.items() if runs > 1}
