@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from matplotlib.ticker import FuncFormatter, NullFormatter
+
 from ...course import usable_cores
 from ...timeline import Event, Trace, plot_timeline
 from ...widgets import Choice, Int, Panel
@@ -73,6 +75,8 @@ def plot_latency(results: dict[str, dict[str, Any]], ax) -> list:
         artists.append(ax.text(q, 1.0, f"p{q}", transform=ax.get_xaxis_transform(),
                                ha="center", va="bottom", fontsize=_FONT - 1, color="#555555"))
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())  # 2×10⁰, 3×10⁰ … would crowd the axis
     ax.set_xlabel("percentile of requests", fontsize=_FONT)
     ax.set_ylabel("latency (ms)", fontsize=_FONT)
     ax.legend(fontsize=_FONT - 1, frameon=False)
