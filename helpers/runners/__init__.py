@@ -8,7 +8,7 @@ Layers (each imports only those above it)::
     processes.py  run_processes                       one process per task
     pools.py      run_pool, process_pool, …           a pool of reused worker processes
     isolated.py   run_patched, start_patched          a fresh child that monkey-patches first
-    compare.py    compare, plot_comparison            the same tasks, every model, side by side
+    comparison.py compare, plot_comparison            the same tasks, every model, side by side
     coroutines.py, dask.py                            gevent/asyncio and Dask (chapters 08, 09)
 
 Import what you need from here: ``from helpers.runners import run_pool, compare``.
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 _HOME = {
     "MAX_PROCESSES": "processes",
     "POOL_KINDS": "pools",
-    "Comparison": "compare",
+    "Comparison": "comparison",
     "Failure": "run",
     "IsolatedChild": "isolated",
     "PatchedChildError": "isolated",
@@ -32,18 +32,18 @@ _HOME = {
     "Run": "run",
     "close_queue": "cleanup",
     "collect_reports": "processes",
-    "compare": "compare",
+    "compare": "comparison",
     "default_chunksize": "pools",
     "explain_exitcode": "processes",
     "idle_until_stopped": "isolated",
     "ignore_sigint": "cleanup",
     "interrupt_after": "pools",
-    "known_models": "compare",
-    "plot_comparison": "compare",
+    "known_models": "comparison",
+    "plot_comparison": "comparison",
     "process_executor": "pools",
     "process_pool": "pools",
     "record_call": "inkernel",
-    "register_model": "compare",
+    "register_model": "comparison",
     "release_semaphores": "cleanup",
     "report_ready": "isolated",
     "run_patched": "isolated",
@@ -87,7 +87,7 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
         stop_server,
         unlink_shared_memory,
     )
-    from .compare import (  # noqa: F401
+    from .comparison import (  # noqa: F401
         Comparison,
         compare,
         known_models,

@@ -39,7 +39,7 @@ from typing import Any
 from helpers.course import check_callable, check_int, check_timeout
 from helpers.timeline import Recorder, Trace, TracedResult
 
-from .compare import register_model
+from .comparison import register_model
 from .inkernel import DEFAULT_TIMEOUT_SECONDS, MAX_TASKS, check_tasks
 from .pools import process_pool
 from .processes import MAX_PROCESSES

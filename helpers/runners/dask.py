@@ -39,7 +39,7 @@ from helpers.course import check_callable, check_int, check_timeout
 from helpers.timeline import Event, Trace
 
 from .cleanup import stop_processes
-from .compare import register_model
+from .comparison import register_model
 from .inkernel import DEFAULT_TIMEOUT_SECONDS, check_tasks
 from .run import Failure, Run
 

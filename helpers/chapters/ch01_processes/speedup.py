@@ -39,7 +39,7 @@ from helpers.runners import (
 
 # From its module: `helpers.runners` loads names lazily, and its submodule of the same name
 # would otherwise shadow the function `compare`.
-from helpers.runners.compare import Comparison, compare, plot_comparison
+from helpers.runners import Comparison, compare, plot_comparison
 from helpers.workloads import cpu_task, iterations_for
 
 __all__ = [
