@@ -8,6 +8,7 @@ that a cluster of its own goes entirely.
 from __future__ import annotations
 
 import time
+import urllib.request
 
 import psutil
 import pytest
@@ -44,6 +45,8 @@ def test_values_in_task_order_and_one_lane_per_worker_thread(client):
     slack = 5_000_000
     assert all(before - slack <= e.start_ns <= e.end_ns <= after + slack for e in spans)
     assert len(run.details["pids"]) == 2 and run.details["dashboard"].startswith("http://127.0.0.1")
+    with urllib.request.urlopen(run.details["dashboard"], timeout=30) as page:  # bokeh serves it
+        assert page.status == 200 and b"Dask" in page.read()
 
 
 def test_both_workers_compute_at_the_same_time(client):
