@@ -186,6 +186,9 @@ def task_stream_trace(records: Sequence[dict], clocks: dict[str, tuple[int, int,
             not all(isinstance(r, dict) and "worker" in r for r in records):
         raise ValueError("records must be a non-empty list of task stream records (dicts with "
                          f"'worker', 'key' and 'startstops'), got {records!r:.80}")
+    if not isinstance(clocks, dict):
+        raise ValueError(f"clocks must be a dict from worker address to (pid, perf_counter_ns, "
+                         f"time_ns), as worker_clocks returns, got {clocks!r:.80}")
     lanes = _worker_lanes(records, names)
     trace = Trace()
     for pid, perf, epoch in clocks.values():
