@@ -215,8 +215,11 @@ class Panel:
         return f"Panel({self.title!r}, values={self.values}, runs={self.runs})"
 
 
-def no_progress(fraction: float, text: str | None = None) -> None:
-    """A `Progress` that shows nothing: for demos called from code, outside a panel."""
+def no_progress(fraction: object, text: object = None) -> None:
+    """A `Progress` that shows nothing: for demos called from code, outside a panel.
+
+    Like the panel's own, it accepts whatever a demo reports (the panel clamps the fraction).
+    """
     return None
 
 

@@ -75,10 +75,10 @@ def ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _grace(grace: object) -> float:
+def _grace(grace: object, name: str = "grace") -> float:
     """A usable grace period whatever was passed: never NaN, infinite, negative or huge."""
     if isinstance(grace, bool) or not isinstance(grace, (int, float)) or math.isnan(grace):
-        raise ValueError(f"grace must be a number of seconds from 0 to {_MAX_GRACE_SECONDS:g}, "
+        raise ValueError(f"{name} must be a number of seconds from 0 to {_MAX_GRACE_SECONDS:g}, "
                          f"got {grace!r}")
     return min(max(float(grace), 0.0), _MAX_GRACE_SECONDS)
 
@@ -261,9 +261,16 @@ def stop_server(server: Any, timeout: float = TERMINATE_GRACE_SECONDS) -> None:
     makes, waited for at most `timeout` seconds (``shutdown`` itself has no timeout), then
     ``server_close()``.
     """
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or \
+            not 0 <= timeout <= _MAX_GRACE_SECONDS:  # NaN fails both comparisons
+        raise ValueError(f"timeout must be a number of seconds from 0 to "
+                         f"{_MAX_GRACE_SECONDS:g}, got {timeout!r}")
+    if not (hasattr(server, "stop") or hasattr(server, "server_close")):
+        raise TypeError(f"server must be a gevent server (with stop) or a socketserver server "
+                        f"(with server_close), got {server!r}")
     stop = getattr(server, "stop", None)
     if stop is not None:
-        stop(timeout=_grace(timeout))
+        stop(timeout=timeout)
         return
     if hasattr(server, "serve_forever"):
         # shutdown() would wait, without a timeout, for a serve_forever that may never have run:
@@ -271,7 +278,7 @@ def stop_server(server: Any, timeout: float = TERMINATE_GRACE_SECONDS) -> None:
         stopped = _private(server, "_BaseServer__is_shut_down")
         server._BaseServer__shutdown_request = True
         if stopped is not None:
-            stopped.wait(_grace(timeout))
+            stopped.wait(timeout)
     close = getattr(server, "server_close", None)
     if close is not None:
         close()

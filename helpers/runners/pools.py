@@ -88,6 +88,12 @@ def default_chunksize(tasks: int, workers: int) -> int:
     return math.ceil(tasks / (workers * _CHUNKS_PER_WORKER))
 
 
+def _check_warnings_to(warnings_to: object) -> None:
+    if warnings_to is not None and not isinstance(warnings_to, list):
+        raise TypeError(f"warnings_to must be a list to collect warnings into, or None, "
+                        f"got {warnings_to!r}")
+
+
 @contextmanager
 def process_pool(workers: int, start_method: str | None = None, *,
                  maxtasksperchild: int | None = None,
@@ -100,6 +106,7 @@ def process_pool(workers: int, start_method: str | None = None, *,
     check_int("workers", workers, 1, MAX_PROCESSES)
     if maxtasksperchild is not None:
         check_int("maxtasksperchild", maxtasksperchild, 1, MAX_TASKS)
+    _check_warnings_to(warnings_to)
     start_method = check_start_method(start_method)
     ctx = mp_context(start_method)
     with quiet_fork_warnings(start_method) as caught:
@@ -121,6 +128,7 @@ def process_executor(workers: int, start_method: str | None = None, *,
     (`helpers.runners.cleanup.stop_executor`): a timeout or an interrupt leaves nothing behind.
     """
     check_int("workers", workers, 1, MAX_PROCESSES)
+    _check_warnings_to(warnings_to)
     start_method = check_start_method(start_method)
     ctx = mp_context(start_method)
     with quiet_fork_warnings(start_method) as caught:

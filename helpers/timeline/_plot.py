@@ -72,6 +72,8 @@ class TimelineLayout(list):
     """
 
     def __init__(self, ax, rows: dict[str, int], origin_ns: int) -> None:
+        if not isinstance(rows, dict):
+            raise TypeError(f"rows must be a dict of lane -> row, got {rows!r}")
         super().__init__()
         self.ax = ax
         self.rows = rows

@@ -100,6 +100,8 @@ def _baselines():
         "run_in_fresh_process": {"fn": cpu_task, "start_method": None},
         "Traced": {"fn": cpu_task},
         "plot_timeline": {"trace": []},
+        "stop_server": {"server": _unserved_socketserver()},
+        "TimelineLayout": {"ax": None, "rows": {}, "origin_ns": 0},
         "to_chrome_trace": {"trace": []},
         **_ch06_baselines(),
     }
@@ -140,6 +142,12 @@ def _ch06_baselines():
         "run_limited": {"module_path": "/nonexistent.py", "start_urls": [nowhere + "/page/0"],
                         "pool": 1, "per_host": 1},
     }
+
+
+def _unserved_socketserver():
+    import socketserver
+
+    return socketserver.TCPServer(("127.0.0.1", 0), socketserver.BaseRequestHandler)
 
 
 def _comparison():
