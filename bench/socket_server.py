@@ -7,6 +7,8 @@ generator (`helpers.chapters.ch07_socket_server.loadgen`, asyncio, in a child):
   reaper, a clean stop) against a bare ``StreamServer`` echo (``bare_echo``), both up at once and
   loaded in turn, 100 connections, 64-byte lines: the median over pairs of rounds (one in each
   order) of the ratio (bar ≥ 0.95);
+- ``echo_gevent_vs_bare_per_server_cpu``: the same ratio of requests per CPU-second of the
+  server process: what each costs per request, whatever the neighbours take of the cores;
 - ``echo_rps_<model>``: requests/s of gevent, threads, asyncio and the bare server (median run);
 - ``echo_errors_all_models_100_connections``: errors the generator saw, all models (bar == 0);
 - ``idle_10k_gevent_kb_per_connection``: the gevent server's RSS growth per idle client, 10,000
@@ -41,6 +43,10 @@ def measure(report) -> None:
     report("echo_gevent_vs_bare", _paired_median(results["gevent"]["all rps"],
                                                  results["bare gevent"]["all rps"]),
            "x bare StreamServer", ">= 0.95")
+    report("echo_gevent_vs_bare_per_server_cpu",
+           _paired_median(results["gevent"]["all per cpu"],
+                          results["bare gevent"]["all per cpu"]),
+           "x bare StreamServer")
     for model in models:
         report(f"echo_rps_{model.replace(' ', '_')}", results[model]["rps"], "requests/s")
         report(f"echo_p99_{model.replace(' ', '_')}", results[model]["p99 us"] / 1000, "ms")

@@ -69,7 +69,8 @@ def compare_models(models: Sequence[str] = MODELS, connections: int = 100, round
 
     With ``repeats`` > 1 the models are loaded in turn that many times (every other time in
     reverse order) and each model keeps its median run (by requests/s): a noisy neighbour then
-    hurts every model alike. ``all rps`` lists every run's figure, in round order.
+    hurts every model alike. ``all rps`` lists every run's figure, in round order, and
+    ``all per cpu`` its requests per CPU-second of the server's processes.
     """
     for model in models:
         check_choice("models", model, LOADED_MODELS)
@@ -99,7 +100,8 @@ def _load_each(plans: dict[Any, tuple[str, dict[str, Any]]], connections: int, r
         for repeat in range(repeats):
             # Every other round in reverse order: no server always goes first (or last).
             order = list(plans) if repeat % 2 == 0 else list(reversed(plans))
-            targets = [(name, _HOST, servers[name].info["port"]) for name in order]
+            targets = [(name, _HOST, servers[name].info["port"], servers[name].info["pids"])
+                       for name in order]
             budget = len(plans) * (seconds + 5) + 10
             for name, figures in _handle.call(load, targets, connections, rounds, size,
                                               seconds, repeats > 1, timeout=budget).items():
@@ -108,6 +110,7 @@ def _load_each(plans: dict[Any, tuple[str, dict[str, Any]]], connections: int, r
             ordered = sorted(runs[name], key=lambda r: r["rps"])
             results[name] = ordered[len(ordered) // 2]
             results[name]["all rps"] = [r["rps"] for r in runs[name]]
+            results[name]["all per cpu"] = [r["requests per server cpu s"] for r in runs[name]]
             books = servers[name].stop()
             results[name]["books"] = books["workers"]
             results[name]["server"] = summarize(books)

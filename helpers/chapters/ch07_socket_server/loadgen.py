@@ -146,20 +146,43 @@ def _summary(latencies: list[int], elapsed_ns: int, connections: int, size: int,
             "errors": sum(errors.values()), "error kinds": errors}
 
 
-def load(control, targets: list[tuple[str, str, int]], connections: int, rounds: int,
-         size: int, seconds: float, warm_up: bool = False) -> dict[str, dict[str, Any]]:
-    """Load each ``(name, host, port)`` in turn; return its figures by name (run in a child).
+def load(control, targets: list[tuple], connections: int, rounds: int, size: int,
+         seconds: float, warm_up: bool = False) -> dict[str, dict[str, Any]]:
+    """Load each ``(name, host, port[, server pids])`` in turn; its figures by name (in a child).
 
-    ``warm_up`` first runs a short, unrecorded load against the first target (whose server then
-    counts those connections too), so that it does not pay the generator's own warm-up.
+    With the server's pids, the figures also say how much CPU the server used for the run
+    (``server cpu s``) and ``requests per server cpu s``: its cost per request, whatever else
+    the machine was doing. ``warm_up`` first runs a short, unrecorded load against the first
+    target (whose server then counts those connections too), so that it does not pay the
+    generator's own warm-up.
     """
     if warm_up and targets:
-        _, host, port = targets[0]
+        host, port = targets[0][1:3]
         asyncio.run(_load_one(host, port, min(connections, 10), rounds, size, _WARM_UP_SECONDS))
     results = {}
-    for name, host, port in targets:
-        results[name] = asyncio.run(_load_one(host, port, connections, rounds, size, seconds))
+    for name, host, port, *pids in targets:
+        before = _cpu_seconds(pids[0] if pids else [])
+        figures = asyncio.run(_load_one(host, port, connections, rounds, size, seconds))
+        if pids:
+            used = _cpu_seconds(pids[0]) - before
+            figures["server cpu s"] = used
+            figures["requests per server cpu s"] = figures["requests"] / used if used else 0.0
+        results[name] = figures
     return results
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far (0 for one that is gone)."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
 
 
 # -- idle connections ------------------------------------------------------------------------
