@@ -184,7 +184,7 @@ def test_views_add_waits_split_the_hub_and_draw():
     plot_runs({"child": dataclasses.replace(run, details={})}, [unsplit])
     assert HUB_LEGEND in [t.get_text() for t in unsplit.get_legend().get_texts()]
     axes = Figure().subplots(2, 1)
-    plot_sleepers(co.sleepers(200, 0.01), axes)
+    plot_sleepers(co.sleepers(200, 0.2), axes)
     assert axes[1].lines[-1].get_ydata().max() == 200  # the count of greenlets alive
 
 

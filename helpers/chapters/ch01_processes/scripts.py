@@ -31,6 +31,7 @@ from statistics import median
 
 from helpers.course import (
     available_start_methods,
+    check_choice,
     check_float,
     check_int,
     check_start_method,
@@ -89,6 +90,8 @@ def run_script(path: str | os.PathLike, *args: str, timeout: float = _SCRIPT_TIM
 
     On timeout the whole group is killed (the script's workers too) and ``returncode`` is None.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be the path of a .py file, got {path!r:.80}")
     path = Path(path)
     if not path.is_file() or path.suffix != ".py":
         raise ValueError(f"path must be an existing .py file, got {str(path)!r}")
@@ -125,6 +128,7 @@ def forkserver_start_ms(preload: bool, samples: int = 10) -> float:
 
     from helpers.workloads import cpu_task
 
+    check_choice("preload", preload, (True, False))
     check_int("samples", samples, 1, _MAX_SAMPLES)
     ctx = multiprocessing.get_context("forkserver")
     if preload:
@@ -199,7 +203,7 @@ def _beats(path: str) -> tuple[int, int] | None:
         return None
 
 
-def _beating(path: str, within: float = 0.3) -> bool:
+def _beating(path: str, within: float = 1.0) -> bool:
     """Whether the daemon's heartbeat moves on within `within` seconds."""
     first = _beats(path)
     deadline = time.monotonic() + within

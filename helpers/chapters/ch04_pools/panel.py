@@ -30,6 +30,8 @@ MAX_TASKS = 100_000
 
 def pool_summary(run: Run) -> str:
     """One line about a pool run: tasks, workers, chunksize, times, balance."""
+    if not isinstance(run, Run) or "kind" not in run.details:
+        raise TypeError(f"run must be a Run from helpers.runners.run_pool, got {run!r:.80}")
     counts = run.tasks_per_lane()
     busy = sorted((run.trace.busy_ns(lane) / 1e9 for lane in counts), reverse=True)
     return (f"{run.details['kind']}: {len(run.values)} tasks on {run.workers} workers "

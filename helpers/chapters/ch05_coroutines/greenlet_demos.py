@@ -82,6 +82,9 @@ def join_all(glets: Sequence[gevent.Greenlet], timeout: float = JOIN_TIMEOUT_SEC
     """``gevent.joinall`` with a deadline: greenlets not done by then are killed, and
     `TimeoutError` says how many. With `raise_error`, the first greenlet's exception is raised."""
     check_timeout("timeout", timeout)
+    if isinstance(glets, (str, bytes)) or not isinstance(glets, Sequence) or \
+            not all(isinstance(g, gevent.Greenlet) for g in glets):
+        raise TypeError(f"glets must be a list of gevent Greenlets, got {glets!r:.80}")
     done = gevent.joinall(glets, timeout=timeout, raise_error=raise_error)
     if len(done) < len(glets):
         left = [g for g in glets if not g.dead]
@@ -129,6 +132,7 @@ class PollingClock:
 def traced(body: Callable[[], Any]) -> Run:
     """Run `body` under a greenlet recorder: value, wall and CPU time, every greenlet's spans,
     and when the hub polled (``details["polling"]``, from `PollingClock`)."""
+    check_callable("body", body)
     recorder, polling = GreenletRecorder(), PollingClock()
     started, cpu_started = time.perf_counter(), time.thread_time()
     with recorder, polling:
@@ -181,6 +185,8 @@ def quiet_failures(*errors: type[BaseException]) -> Iterator[None]:
 
 def fail(message: str, after: float = 0.0) -> None:
     """Wait `after` seconds, then raise ``ValueError(message)``: a greenlet that dies."""
+    if not isinstance(message, str):
+        raise TypeError(f"message must be a string, got {message!r:.80}")
     gevent.sleep(check_float("after", after, 0.0, _MAX_TASK_SECONDS))
     raise ValueError(message)
 

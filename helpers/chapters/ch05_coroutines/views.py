@@ -73,6 +73,8 @@ def _split_hub(events: list[Event], polling: Sequence[tuple[int, int]]) -> list[
 def hub_split(run: Run) -> dict[str, float]:
     """The hub's time in a demo run (ms), split into polling and dispatching, from the loop's
     own prepare/check brackets (`greenlet_demos.PollingClock`)."""
+    if not isinstance(run, Run):
+        raise TypeError(f"run must be a helpers.runners.Run, got {run!r:.80}")
     hub = run.trace.select(lane="hub")
     hub_ns = sum(e.duration_ns for e in hub)
     polling = run.details.get("polling") or []
@@ -95,6 +97,8 @@ def with_waits(recording: Any, *, skip: Sequence[str] = _NOT_WAITING,
                polling: Sequence[tuple[int, int]] | None = None) -> Trace:
     """The recording plus an ``io`` span in every gap between two run spans of one greenlet;
     with `polling` (a demo's ``details["polling"]``), the hub's spans split in two kinds."""
+    if not isinstance(recording, (Trace, list, tuple)):
+        raise TypeError(f"recording must be a Trace (or a list of Events), got {recording!r:.80}")
     trace = Trace().extend(recording)
     if polling:
         trace = Trace().extend(_split_hub(list(trace.events), polling))
@@ -116,6 +120,8 @@ def with_waits(recording: Any, *, skip: Sequence[str] = _NOT_WAITING,
 def alive_counts(recording: Any, *, skip: Sequence[str] = _NOT_WAITING,
                  kinds: Sequence[str] = ("run",)) -> tuple[np.ndarray, np.ndarray]:
     """(times in ns, greenlets alive) as a step function: alive from first to last span."""
+    if not isinstance(recording, (Trace, list, tuple)):
+        raise TypeError(f"recording must be a Trace (or a list of Events), got {recording!r:.80}")
     first: dict[str, int] = {}
     last: dict[str, int] = {}
     for event in Trace().extend(recording).events:
