@@ -122,3 +122,13 @@ def test_an_interrupt_during_a_load_kills_every_server_it_started(monkeypatch):
 def test_worker_connections_shares_the_clients_between_prefork_workers():
     result = prefork_scaling([2], connections=20, cpu_ms=0.2, seconds=0.3)
     assert sorted(result["rows"][2]["server"]["connections per pid"].values()) == [10, 10]
+
+
+def test_a_blocking_call_serialises_an_unpatched_gevent_server_and_not_a_patched_one():
+    from helpers.chapters.ch07_socket_server import blocking_handler
+
+    result = blocking_handler(blocking_ms=5.0, connections=10, seconds=0.4)
+    assert all(row["errors"] == 0 for row in result.values())
+    unpatched, patched = result["gevent, not patched"]["rps"], result["gevent, patched"]["rps"]
+    assert unpatched <= 1.3 * 1000 / 5  # one 5 ms sleep at a time, whatever the clients
+    assert patched > 3 * unpatched  # ten sleeps at once

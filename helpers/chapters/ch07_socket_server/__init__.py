@@ -25,6 +25,7 @@ from .bare import bare_echo
 from .chat import ChatClient, start_chat
 from .demos import (
     LOADED_MODELS,
+    blocking_handler,
     compare_models,
     load_port,
     misbehaving_clients,
@@ -59,6 +60,7 @@ __all__ = [
     "ChatClient",
     "ServerHandle",
     "bare_echo",
+    "blocking_handler",
     "compare_models",
     "idle_memory",
     "load_port",

@@ -9,6 +9,8 @@ Every function here starts what it needs, measures, and stops everything before 
                                   in turn: requests/s, p50/p99 latency, errors
     prefork_scaling(workers)      the gevent server in 1..N processes on one socket, CPU-bound
                                   handler: requests/s against N, and who served which client
+    blocking_handler()            a handler calling plain time.sleep: gevent unpatched (one client
+                                  at a time), patched (all at once), threads
     misbehaving_clients(model)    silent, half-a-line and leave-mid-reply clients beside a good
                                   one: the server reclaims them and keeps answering
 """
@@ -30,8 +32,8 @@ from .loadgen import MAX_CONNECTIONS, bad_clients, load
 from .prefork import MAX_WORKERS, start_server, summarize
 from .servers import MODELS, SOCKETSERVER_MODELS
 
-__all__ = ["LOADED_MODELS", "compare_models", "load_port", "misbehaving_clients",
-           "one_client_at_a_time", "prefork_scaling"]
+__all__ = ["LOADED_MODELS", "blocking_handler", "compare_models", "load_port",
+           "misbehaving_clients", "one_client_at_a_time", "prefork_scaling"]
 
 LOADED_MODELS = (*MODELS, "bare gevent")  # what compare_models can load
 # Rounds per connection: the time bound, not this, ends a normal run; it bounds a fast one.
@@ -198,6 +200,18 @@ def prefork_scaling(workers: Sequence[int] | None = None, connections: int = 50,
              for count in workers}
     rows = _load_each(plans, connections, MAX_ROUNDS, 64, seconds, repeats)
     return {"rows": rows, "cores": usable_cores(), "cpu_ms": cpu_ms}
+
+
+def blocking_handler(blocking_ms: float = 10.0, connections: int = 20,
+                     seconds: float = 1.0) -> dict[str, Any]:
+    """A handler that calls plain ``time.sleep``: gevent unpatched, gevent patched, threads."""
+    blocking_ms = check_float("blocking_ms", blocking_ms, 0.1, 1000.0)
+    _check_load(connections, 1, 2, seconds)
+    common = {"handler": "blocking", "blocking_ms": blocking_ms}
+    plans = {"gevent, not patched": ("gevent", {**common, "patch": False}),
+             "gevent, patched": ("gevent", {**common, "patch": True}),
+             "threads": ("threads", common)}
+    return _load_each(plans, connections, MAX_ROUNDS, 64, seconds, 1)
 
 
 def misbehaving_clients(model: str = "gevent", idle_timeout: float = 0.5,

@@ -148,13 +148,14 @@ def start_server(model: str = "gevent", port: int = 0, *, host: str = DEFAULT_HO
                  workers: int = 1, handler: str = "echo", cpu_ms: float = 1.0,
                  idle_timeout: float | None = 60.0, lifetime: float = 600.0,
                  start_method: str | None = None, connections_hint: int = 0,
-                 worker_connections: int | None = None,
+                 worker_connections: int | None = None, blocking_ms: float = 10.0,
                  patch: bool | None = None) -> _handle.ServerHandle:
     """Start a server child; return its handle (``.info["port"]``, ``.stop()`` -> its books).
 
     ``model``: gevent, threads, asyncio, or socketserver's plain, threading, forking.
     ``port=0`` takes any free port. ``workers`` > 1 is pre-fork (one listening socket shared).
-    ``handler``: echo, cpu (``cpu_ms`` of computing per line, then echo), whoami.
+    ``handler``: echo, cpu (``cpu_ms`` of computing per line, then echo), blocking
+    (``time.sleep`` of ``blocking_ms`` per line, then echo), whoami.
     ``idle_timeout`` (s, None: never) reclaims silent clients. ``lifetime`` bounds the server.
     ``connections_hint`` raises the child's open-file limit for that many clients.
     ``worker_connections`` (gevent) caps the clients of each process, as gunicorn's option does.
@@ -170,6 +171,7 @@ def start_server(model: str = "gevent", port: int = 0, *, host: str = DEFAULT_HO
     workers = check_int("workers", workers, 1, MAX_WORKERS)
     check_choice("handler", handler, HANDLERS)
     cpu_ms = check_float("cpu_ms", cpu_ms, 0.0, 100.0)
+    blocking_ms = check_float("blocking_ms", blocking_ms, 0.0, 1000.0)
     if idle_timeout is not None:
         idle_timeout = check_float("idle_timeout", idle_timeout, 0.1, _handle.MAX_LIFETIME)
     check_int("connections_hint", connections_hint, 0, 100_000)
@@ -184,7 +186,7 @@ def start_server(model: str = "gevent", port: int = 0, *, host: str = DEFAULT_HO
     if patch is None:
         patch = model == "gevent" and workers == 1
     settings = Settings(handler, iterations_for(cpu_ms / 1000) if handler == "cpu" else 0,
-                        idle_timeout, worker_connections)
+                        blocking_ms / 1000, idle_timeout, worker_connections)
     return _handle.start(serve, model, host, port, workers, settings, start_method,
                          connections_hint, patch=patch, lifetime=lifetime)
 

@@ -2,8 +2,9 @@
 
 Every server here speaks the same protocol: the client sends lines (bytes ending in ``\\n``); the
 server answers each complete line. The *handler* decides the answer: ``echo`` sends the line back,
-``cpu`` computes for a while first (a CPU-bound request), ``whoami`` answers which process and
-thread served it. The *model* decides how many clients are served at once, and by what::
+``cpu`` computes for a while first (a CPU-bound request), ``blocking`` calls ``time.sleep`` first
+(a blocking library call: cooperative only where gevent patched it), ``whoami`` answers which
+process and thread served it. The *model* decides how many clients are served at once, and by what::
 
     listener (bound by prefork.serve) ──► model ─────────────────► one Conn per client
                                            gevent:      a greenlet each (StreamServer)
@@ -35,7 +36,7 @@ __all__ = ["HANDLERS", "MODELS", "SOCKETSERVER_MODELS", "Settings", "run_model"]
 
 MODELS = ("gevent", "threads", "asyncio")  # the three compared under load
 SOCKETSERVER_MODELS = ("plain", "threading", "forking")  # the standard library's own three
-HANDLERS = ("echo", "cpu", "whoami")
+HANDLERS = ("echo", "cpu", "blocking", "whoami")
 # One recv reads at most this much: a whole message of the largest size the panel sends.
 _RECV_BYTES = 65536
 # A line longer than this is refused (the connection is closed): memory per client stays bounded.
@@ -52,10 +53,11 @@ _NEWLINE = ord("\n")
 
 @dataclass(frozen=True)
 class Settings:
-    """How a server answers: the handler, its CPU time per line, the idle timeout (None: never)."""
+    """How a server answers: the handler, its work per line, the idle timeout (None: never)."""
 
     handler: str = "echo"
     cpu_iterations: int = 0
+    blocking_seconds: float = 0.0  # the "blocking" handler's time.sleep per line
     idle_timeout: float | None = 60.0
     max_clients: int | None = None  # gevent: stop accepting at this many (gunicorn's
     # --worker-connections), so a worker that wakes first cannot take every client
@@ -96,6 +98,10 @@ class _Answer:
         if handler == "cpu":
             for _ in range(count):
                 cpu_task(self.settings.cpu_iterations)
+            return lines
+        if handler == "blocking":  # a library call that blocks, like a database driver's
+            for _ in range(count):
+                time.sleep(self.settings.blocking_seconds)  # looked up now: patched if patched
             return lines
         who = f"served by pid {os.getpid()}, {threading.current_thread().name}\n".encode()
         return who * count
