@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import time
 from pathlib import Path
 
@@ -224,6 +225,17 @@ def test_memory_greenlet_is_lighter_than_a_thread():
     greenlet, thread = rows["greenlet"], rows["thread"]
     assert greenlet["blocked when measured"] == 2000 and thread["blocked when measured"] == 100
     assert greenlet["vms KiB each"] * 10 < thread["vms KiB each"]  # no stack of its own
+
+
+def test_the_queue_panel_draws_every_consumer_and_validates():
+    panel = make_panel("gevent_api")
+    summary = panel.run(items=9, consumers=3, maxsize=1, work_ms=5)
+    counts = [int(n) for n in re.findall(r"'consumer \d+': (\d+)", summary)]
+    assert summary.startswith("9 items in ") and len(counts) == 3 and sum(counts) == 9
+    with pytest.raises(ValueError, match="maxsize must be an integer from 1 to 50"):
+        panel.run(maxsize=0)
+    with pytest.raises(ValueError, match="part must be one of"):
+        make_panel("api")
 
 
 def test_panel_runs_patched_and_validates():

@@ -20,11 +20,12 @@ import numpy as np
 from matplotlib.collections import PolyCollection
 from matplotlib.colors import to_rgba
 
-from helpers.course import check_int
+from helpers.course import check_choice, check_int
 from helpers.runners import Run, run_patched
 from helpers.timeline import KIND_COLORS, Event, Trace, plot_timeline
 from helpers.widgets import Choice, Int, Panel
 
+from .api_demos import producer_consumer
 from .patching_demos import DISTRIBUTIONS, pool_sleepers
 
 __all__ = ["HUB_LEGEND", "alive_counts", "hub_split", "make_panel", "plot_runs", "plot_sleepers",
@@ -251,8 +252,39 @@ def _panel_demo(fig, progress, *, greenlets: int, sleep: str, mean_sleep: float,
             f"Most sleeping at once: {int(alive.max()) if len(alive) else 0}.")
 
 
-def make_panel() -> Panel:
-    """The chapter's panel: tasks sleeping with plain ``time.sleep`` in a ``Pool``, in a child."""
+def _queue_demo(fig, progress, *, items: int, consumers: int, maxsize: int,
+                work_ms: float) -> str:
+    progress(0.1, "running the producer and the consumers…")
+    run = producer_consumer(items=items, consumers=consumers, maxsize=maxsize,
+                            work_seconds=work_ms / 1000)
+    lanes = len(with_waits(run.trace).lanes())
+    fig.set_size_inches(11, _row_height(lanes) + 0.6)
+    plot_runs({f"{items} items, {consumers} consumers, Queue(maxsize={maxsize})": run},
+              [fig.subplots()])
+    per = {name: len(done) for name, done in run.value.items()}
+    return (f"{items} items in {run.seconds:.2f} s; items per consumer {per}; the ideal with "
+            f"{consumers} consumers is about {items * work_ms / 1000 / consumers:.2f} s")
+
+
+PARTS = ("coroutines", "gevent_api")
+
+
+def make_panel(part: str = "coroutines") -> Panel:
+    """The chapter's panels. ``"coroutines"`` (05_coroutines): tasks sleeping with plain
+    ``time.sleep`` in a ``Pool``, in a child, patched or not. ``"gevent_api"`` (05_gevent_api):
+    a producer and consumers around a bounded ``Queue``, in this kernel."""
+    check_choice("part", part, PARTS)
+    if part == "gevent_api":
+        return Panel(
+            "gevent: a producer, consumers and a bounded Queue",
+            [
+                Int("items", 1, 200, default=24),
+                Int("consumers", 1, 20, default=3),
+                Int("maxsize", 1, 50, default=2, label="queue maxsize"),
+                Choice("work_ms", [5, 10, 20, 50, 100], default=20, label="work per item (ms)"),
+            ],
+            _queue_demo,
+        )
     return Panel(
         "gevent: sleepers through a pool, in a child process",
         [
