@@ -68,6 +68,9 @@ def measure(report) -> None:
            "x one worker", ">= 1.5")
     report("prefork_rps_1_worker", rows[1]["rps"], "requests/s")
     report("prefork_rps_2_workers", rows[2]["rps"], "requests/s")
+    # How many cores the 2 workers got (their CPU time over the run): below 2, the machine was
+    # busy with other work and the ratio above says more about it than about the server.
+    report("prefork_2_workers_cores_busy", rows[2]["server cpu s"] / rows[2]["seconds"], "cores")
 
 
 def _paired_median(numerators: list[float], denominators: list[float]) -> float:
