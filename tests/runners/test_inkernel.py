@@ -1,0 +1,46 @@
+"""run_serial and run_threads: the kernel's own baselines, with failures as data."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers.chapters.ch04_pools import fail_on
+from helpers.runners import Run, run_serial, run_threads
+from helpers.workloads import cpu_task, io_task
+
+
+def test_serial_runs_one_after_the_other_in_one_lane():
+    run = run_serial(cpu_task, [(2_000,), (3_000,)])
+    assert isinstance(run, Run) and run.model == "serial" and run.workers == 1
+    assert run.values == [cpu_task(2_000), cpu_task(3_000)]
+    spans = run.trace.select(kind="run")
+    assert len(run.trace.lanes()) == 1 and spans[0].end_ns <= spans[1].start_ns
+
+
+def test_threads_overlap_their_waits():
+    run = run_threads(io_task, [(0.2,)] * 3)
+    lanes = run.trace.lanes()
+    assert len(lanes) == 3
+    assert run.trace.overlap_ns(lanes[0], lanes[1]) > 0.1e9  # both asleep at once
+    assert run.seconds < 0.5  # 3 × 0.2 s of waiting, overlapped
+
+
+@pytest.mark.parametrize("runner", [run_serial, run_threads])
+def test_a_failing_task_is_a_failure_not_an_exception(runner):
+    run = runner(fail_on, [(0, 1), (1, 1), (2, 1)])
+    assert run.values == [0, None, 4] and set(run.failures) == {1}
+    assert run.failures[1].type_name == "ValueError" and "fail_on" in \
+        run.failures[1].traceback_text
+    with pytest.raises(RuntimeError, match="1 of 3 tasks failed"):
+        run.raise_failures()
+
+
+def test_threads_past_their_timeout_raise():
+    with pytest.raises(TimeoutError, match="did not finish"):
+        run_threads(io_task, [(1.0,)], timeout=0.1)
+
+
+def test_one_value_runs_expose_value_and_others_refuse():
+    assert run_serial(cpu_task, [(10,)]).value == cpu_task(10)
+    with pytest.raises(AttributeError, match="values"):
+        _ = run_serial(cpu_task, [(10,), (20,)]).value
