@@ -32,6 +32,10 @@ def load_function(answer: Any, name: str, params: int):
     """``(function or None, points)``: `answer` must be the path of a module defining `name`
     with `params` parameters. The module is loaded afresh on every check, so an edited
     ``%%writefile`` cell is what gets checked."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"name must be a function name, got {name!r}")
+    if isinstance(params, bool) or not isinstance(params, int) or not 0 <= params <= 20:
+        raise ValueError(f"params must be an integer from 0 to 20, got {params!r}")
     if not isinstance(answer, (str, Path)) or not str(answer).endswith(".py"):
         return None, [Point(False, "answer should be the path of your module, like "
                                    "f\"{WORK}/module.py\" (the name after %%writefile)")]

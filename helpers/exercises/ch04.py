@@ -103,6 +103,9 @@ UNEVEN_TASKS, UNEVEN_TASK_MS, UNEVEN_LONG = 48, 5.0, 6
 # side. Balanced is about 0.67 of it on an idle 2-core machine; 0.85 leaves room for noise.
 TARGET = 0.85
 _ATTEMPTS = 2
+# A reader's call within this factor of the check's own balanced call counts as balanced too: the
+# two are timed moments apart, and a burst of load may hit one and not the other.
+_AS_GOOD = 1.15
 
 
 @exercise("04.4", "A pool call that shares uneven work")
@@ -140,7 +143,7 @@ def _balanced(answer: Any):
             # A reference that shares the work out: can this machine show the difference now?
             shared_best = min(shared_best, timed(lambda: pool.map_async(
                 cpu_task, items, chunksize=1).get(120)))
-            if got != expected or best <= TARGET * default_best:
+            if got != expected or best <= TARGET * default_best or best <= _AS_GOOD * shared_best:
                 break
     got = list(got) if got is not None and not isinstance(got, list) else got
     if got != expected:
@@ -148,9 +151,11 @@ def _balanced(answer: Any):
                            "(compare with pool.map's)")
         return
     yield Point(True, "every result, in order")
-    if best <= TARGET * default_best:
+    if best <= TARGET * default_best or (best <= _AS_GOOD * shared_best
+                                         and shared_best <= TARGET * default_best):
         yield Point(True, f"{best:.2f} s against the default chunksize's {default_best:.2f} s: "
-                          f"within the target ({TARGET:.0%})")
+                          f"within the target ({TARGET:.0%}), or as fast as a call that shares "
+                          "the work out")
     elif usable_cores() < 2 or shared_best > TARGET * default_best:
         yield Point(True, f"{best:.2f} s against {default_best:.2f} s, but this machine cannot "
                           "show the difference right now (no free core: a reference that shares "

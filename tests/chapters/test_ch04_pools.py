@@ -20,7 +20,9 @@ from helpers.chapters.ch04_pools import (
     compare_uneven,
     crash_in_worker,
     demo,
+    die_on,
     exception_in_task,
+    fail_on,
     fit_serial_fraction,
     interrupt_demo,
     live_children,
@@ -164,14 +166,14 @@ def test_amdahl_fit_and_measure():
     assert fit_serial_fraction([1, 2, 4, 8], speedups) == pytest.approx(0.25)
     assert fit_serial_fraction([2, 4], [1.9, 3.5]) == pytest.approx(
         ((1 / 1.9 - 0.5) * 0.5 + (1 / 3.5 - 0.25) * 0.75) / (0.25 + 0.5625))
-    assert amdahl_speedup(0.1, math.inf) == pytest.approx(10)
+    assert amdahl_speedup(0.1, 10**6) == pytest.approx(10, rel=1e-4)  # close to the limit 1/f
     # The fit uses only the points with a core per worker: a fake run on 2 cores whose third
     # point is terrible still fits the fraction of the first two.
     fake = AmdahlRun([1, 2, 3], [1.0, 1 / amdahl_speedup(0.3, 2), 5.0], 1.0, 0.2, 2, "spawn")
     assert fake.fitted_fraction == pytest.approx(0.3)
     run = measure_amdahl(2, start_method=kernel_safe_start_method(), total_seconds=0.2)
     assert run.workers == [1, 2] and len(run.seconds) == 2
-    assert 0.5 < run.speedups[0] < 1.2  # one worker plus the serial part: about the kernel alone
+    assert 0.25 < run.speedups[0] < 2.0  # one worker plus the serial part: about the kernel alone
     ax = Figure().subplots()
     plot_amdahl(run, ax)
     measured = [line for line in ax.lines if line.get_label().startswith("measured")][0]
@@ -225,6 +227,9 @@ def test_uneven_tasks_land_in_one_chunk_with_the_default_chunksize():
     (lambda: fit_serial_fraction([2], [0.0]), "speedups"),
     (lambda: fit_serial_fraction([2, 3], [1.5]), "same length"),
     (lambda: amdahl_speedup(0.1, float("nan")), "workers"),
+    (lambda: amdahl_speedup(0.1, math.inf), "workers"),
+    (lambda: fail_on(-1, 3), "index"),
+    (lambda: die_on(0, 2.5), "bad_index"),
     (lambda: measure_amdahl(2, start_method="vfork"), "start_method"),
     (lambda: uneven_items(5, 1.0, 6), "long_tasks"),
     (lambda: compare_uneven(48, 2.0, 6, chunksize=0, start_method="spawn"), "chunksize"),

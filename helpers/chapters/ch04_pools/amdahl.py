@@ -15,7 +15,6 @@ machine, not the serial part.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,6 +38,8 @@ DEFAULT_TOTAL_SECONDS = 0.3 if QUICK else 1.2
 DEFAULT_SERIAL_FRACTION = 0.2
 # The curve is drawn to this many workers, to show where a bigger machine would end up.
 _CURVE_WORKERS = 16
+# amdahl_speedup's largest worker count: far past any machine; the limit itself is 1/f.
+_MAX_WORKERS = 1_000_000
 # A warm pool's dispatch adds a few percent to the fitted serial fraction; a fit more than this
 # above the built-in fraction is not overhead but a busy machine.
 _OVERHEAD_MARGIN = 0.1
@@ -47,7 +48,7 @@ _OVERHEAD_MARGIN = 0.1
 def amdahl_speedup(serial_fraction: float, workers: int | float) -> float:
     """The best speed-up `workers` can give a job whose `serial_fraction` cannot be split."""
     check_float("serial_fraction", serial_fraction, 0.0, 1.0)
-    check_float("workers", workers, 1, math.inf)  # infinity is allowed: it gives the limit 1/f
+    check_float("workers", workers, 1, _MAX_WORKERS)  # the limit itself is 1/f
     return 1.0 / (serial_fraction + (1.0 - serial_fraction) / workers)
 
 

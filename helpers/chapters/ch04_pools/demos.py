@@ -58,6 +58,10 @@ __all__ = [
 ]
 
 
+# The failure demos' task indexes: far more tasks than any demo builds.
+_MAX_INDEX = 100_000
+
+
 # -- a new process per task vs a pool --------------------------------------------------------------
 @dataclass
 class PerTaskComparison:
@@ -160,6 +164,8 @@ def compare_uneven(tasks: int = 48, task_ms: float = 5.0, long_tasks: int = 4, *
 # -- failures --------------------------------------------------------------------------------------
 def fail_on(index: int, bad_index: int) -> int:
     """A task that raises for one input: the exception travels back to the kernel."""
+    check_int("index", index, 0, _MAX_INDEX)
+    check_int("bad_index", bad_index, 0, _MAX_INDEX)
     if index == bad_index:
         raise ValueError(f"task {index} cannot be computed")
     return index * index
@@ -167,6 +173,8 @@ def fail_on(index: int, bad_index: int) -> int:
 
 def die_on(index: int, bad_index: int) -> int:
     """A task whose worker process dies on one input (a segfault or the OOM killer, simulated)."""
+    check_int("index", index, 0, _MAX_INDEX)
+    check_int("bad_index", bad_index, 0, _MAX_INDEX)
     if index == bad_index:
         os._exit(70)
     time.sleep(0.01)

@@ -63,6 +63,7 @@ LONG_FACTOR = 20
 def uneven_items(tasks: int, task_ms: float, long_tasks: int) -> list[int]:
     """`tasks` sizes of about `task_ms` each, of which the last `long_tasks` are `LONG_FACTOR`
     times longer: uneven work, clustered at the end, as when a list is sorted by size."""
+    check_int("tasks", tasks, 1, MAX_TASKS)
     check_int("long_tasks", long_tasks, 0, tasks)
     short = task_items(tasks, task_ms)
     long_size = min(MAX_ITERATIONS, iterations_for(min(MAX_TASK_MS, LONG_FACTOR * task_ms) / 1e3))
