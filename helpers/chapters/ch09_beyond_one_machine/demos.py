@@ -139,8 +139,12 @@ class KillReport:
 
 
 def kill_a_worker(cluster: Any, tasks: int = 16, task_ms: float = 100.0, *, after: int = 4,
-                  victim: str = "worker-a", timeout: float = _TIMEOUT_SECONDS) -> KillReport:
-    """Submit `tasks`, kill `victim` once `after` results are in, gather all: still right?"""
+                  victim: str | None = None, timeout: float = _TIMEOUT_SECONDS) -> KillReport:
+    """Submit `tasks`, kill a worker once `after` results are in, gather all: still right?
+
+    The worker killed is `victim` (a name such as ``"worker-a"``), or by default the one that
+    holds the latest result, so at least that result is lost and must be computed again.
+    """
     check_int("tasks", tasks, 2, 1000)
     check_float("task_ms", task_ms, 0.001, 2000.0)
     check_int("after", after, 1, tasks - 1)
@@ -157,8 +161,10 @@ def kill_a_worker(cluster: Any, tasks: int = 16, task_ms: float = 100.0, *, afte
             started = time.perf_counter()
             futures = client.map(cpu_task, items, pure=False)
             kill_ns = 0
-            for done, _ in enumerate(as_completed(futures, timeout=timeout), 1):
+            for done, future in enumerate(as_completed(futures, timeout=timeout), 1):
                 if done == after:
+                    if victim is None:
+                        victim = names[client.who_has([future])[future.key][0]]
                     cluster.kill_worker(victim)  # returns once the process is gone
                     kill_ns = time.perf_counter_ns()
             values = client.gather(futures)
