@@ -17,7 +17,7 @@ ARTIFACTS = ROOT / "test-artifacts" / "notebooks"
 # The headless budget of each chapter with quick parameters (the issues' bars, with room for a
 # loaded CI machine); a chapter not listed gets the default.
 _BUDGET_SECONDS = {"02_ipc": 30 * 2, "03_locks": 30 * 2, "05_coroutines": 30 * 2,
-                   "06_crawler": 30 * 2}
+                   "06_crawler": 30 * 2, "07_socket_server": 30 * 2}
 _DEFAULT_BUDGET_SECONDS = 60 * 2
 _WARNING_WORDS = ("Traceback", "Warning", "Error", "warning:")
 
