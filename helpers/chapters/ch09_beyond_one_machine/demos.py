@@ -135,7 +135,8 @@ class KillReport:
                 f"{len(self.runs_per_task)} results {'correct' if self.correct else 'WRONG'} "
                 f"after {self.seconds:.2f} s; {self.recomputed} "
                 f"{'task' if self.recomputed == 1 else 'tasks'} ran twice (the killed worker had "
-                f"computed {'it' if self.recomputed == 1 else 'them'}; the results died with it)")
+                f"computed {'it; its result' if self.recomputed == 1 else 'them; their results'} "
+                f"died with it)")
 
 
 def kill_a_worker(cluster: Any, tasks: int = 16, task_ms: float = 100.0, *, after: int = 4,
