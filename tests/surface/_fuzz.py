@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
 import inspect
 import json
 import math
@@ -19,6 +20,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 import psutil
 
@@ -103,45 +105,19 @@ def _baselines():
         "stop_server": {"server": _unserved_socketserver()},
         "TimelineLayout": {"ax": None, "rows": {}, "origin_ns": 0},
         "to_chrome_trace": {"trace": []},
-        **_ch06_baselines(),
+        **_chapter_baselines(),
     }
 
 
-def _ch06_baselines():
-    import urllib3
-    from matplotlib.figure import Figure
-
-    from helpers.chapters.ch06_crawler import (
-        CrawlResult,
-        CrawlState,
-        RetryPolicy,
-        Served,
-        SiteSpec,
-        build_sitemap,
-    )
-    from helpers.timeline import Trace
-
-    nowhere = "http://127.0.0.1:9"  # the discard port: nothing listens, nothing is sent
-    return {
-        "fetch_once": {"http": urllib3.PoolManager(), "url": nowhere + "/page/0"},
-        "fetch_with_retries": {"state": CrawlState(nowhere, 1), "path": "/page/0", "lane": "w",
-                               "policy": RetryPolicy(), "fetch": lambda url: ("404", b""),
-                               "sleep": lambda seconds: None},
-        "verify": {"result": CrawlResult("gevent", 1), "served": Served(),
-                   "sitemap": build_sitemap(SiteSpec(pages=1))},
-        "run_model": {"model": "gevent", "start_url": nowhere + "/page/0"},
-        "hold_requests": {"model": "gevent", "base_url": nowhere},
-        "crawl_reporting": {"model": "gevent", "start_url": nowhere + "/page/0"},
-        "throughput_sweep": {"start_url": nowhere + "/page/0", "sizes": [1]},
-        "crawl_live": {"site": None, "model": "gevent", "concurrency": 1},
-        "plot_requests": {"trace": Trace(), "ax": Figure().add_subplot()},
-        "plot_throughput": {"rows": [{"pool size": 1, "pages per second": 1.0}],
-                            "ax": Figure().add_subplot(), "capacity": 1, "page_seconds": 0.01},
-        "plot_memory": {"rows": [{"model": "gevent", "KiB per request": 1.0, "requests": 1}],
-                        "ax": Figure().add_subplot()},
-        "run_limited": {"module_path": "/nonexistent.py", "start_urls": [nowhere + "/page/0"],
-                        "pool": 1, "per_host": 1},
-    }
+def _chapter_baselines() -> dict:
+    """The baselines each chapter keeps in ``_baselines_<chapter>.py`` beside this file."""
+    found: dict = {}
+    for path in sorted(Path(__file__).parent.glob("_baselines_*.py")):
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        found.update(module.baselines())
+    return found
 
 
 def _unserved_socketserver():
