@@ -40,15 +40,14 @@ from helpers.course import (
     kernel_safe_start_method,
 )
 from helpers.runners import (
+    Comparison,
     Run,
+    compare,
+    plot_comparison,
     run_processes,
     run_serial,
     run_threads,
 )
-
-# From its module: `helpers.runners` loads names lazily, and its submodule of the same name
-# would otherwise shadow the function `compare`.
-from helpers.runners import Comparison, compare, plot_comparison
 from helpers.timeline import Recorder, TracedResult
 from helpers.workloads import MAX_ITERATIONS, cpu_task, io_task, iterations_for
 

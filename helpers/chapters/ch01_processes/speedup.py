@@ -33,13 +33,12 @@ from helpers.course import (
 )
 from helpers.runners import (
     MAX_PROCESSES,
+    Comparison,
+    compare,
+    plot_comparison,
     run_processes,
     run_serial,
 )
-
-# From its module: `helpers.runners` loads names lazily, and its submodule of the same name
-# would otherwise shadow the function `compare`.
-from helpers.runners import Comparison, compare, plot_comparison
 from helpers.workloads import cpu_task, iterations_for
 
 __all__ = [
