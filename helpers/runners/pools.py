@@ -147,17 +147,23 @@ def _run_job(job: tuple[Callable[..., Any], int, tuple, bool]) -> tuple[int, Any
     """In a worker: run one task, record it as a span labelled with its index, return both.
 
     With the job's `capture` flag a task's exception comes back as a `Failure` (the run goes on);
-    without it, it is raised, and the pool re-raises it in the kernel as `Pool.map` does.
+    without it, it is raised, and the pool re-raises it in the kernel as `Pool.map` does. A task
+    that returns a `TracedResult` (it recorded finer spans) has those spans kept instead of one.
     """
     fn, index, args, capture = job
     recorder = Recorder(f"worker [pid {os.getpid()}]")
+    started = time.perf_counter_ns()
     try:
-        with recorder.span(f"task {index}"):
-            value = fn(*args)
+        value = fn(*args)
     except Exception as exc:
         if not capture:
             raise
         return index, Failure.from_exception(exc, traceback.format_exc())
+    if isinstance(value, TracedResult):  # the task recorded its own spans: keep those
+        recorder.adopt(value.recording)
+        value = value.value
+    else:
+        recorder.add(f"task {index}", "run", started, time.perf_counter_ns())
     return index, TracedResult(value, recorder.recording())
 
 

@@ -30,3 +30,12 @@ def test_a_task_exception_propagates_unless_captured():
         run_pool(fail_on, [(i, 2) for i in range(4)], workers=2)
     run = run_pool(fail_on, [(i, 2) for i in range(4)], workers=2, capture_failures=True)
     assert run.values == [0, 1, None, 9] and set(run.failures) == {2}
+
+
+def test_a_task_that_records_its_own_spans_keeps_them_and_returns_its_value():
+    from helpers.chapters.ch00_start_here import chunked_cpu_task
+
+    run = run_pool(chunked_cpu_task, [(20_000, 2_000, "t0"), (20_000, 2_000, "t1")], workers=2)
+    assert run.values == [chunked_cpu_task(20_000, 2_000, "t").value] * 2
+    labels = {e.label for e in run.trace.select(kind="run")}
+    assert labels <= {"t0", "t1"} and len(run.trace.select(kind="run")) >= 2

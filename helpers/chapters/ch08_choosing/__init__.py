@@ -14,6 +14,12 @@ from __future__ import annotations
 
 import importlib
 
+from helpers.course import preload_in_forkserver
+
+# The workloads are what every worker process of this chapter unpickles: the fork server loads
+# them once, so a one-process-per-task cell does not pay their import in every child.
+preload_in_forkserver(f"{__name__}.workloads")
+
 __all__ = [
     "MODELS",
     "MODEL_GROUPS",
