@@ -85,6 +85,8 @@ def join_all(glets: Sequence[gevent.Greenlet], timeout: float = JOIN_TIMEOUT_SEC
     if isinstance(glets, (str, bytes)) or not isinstance(glets, Sequence) or \
             not all(isinstance(g, gevent.Greenlet) for g in glets):
         raise TypeError(f"glets must be a list of gevent Greenlets, got {glets!r:.80}")
+    if not glets:
+        raise ValueError("glets must be a non-empty list of greenlets, got []")
     done = gevent.joinall(glets, timeout=timeout, raise_error=raise_error)
     if len(done) < len(glets):
         left = [g for g in glets if not g.dead]

@@ -48,6 +48,25 @@ _HUB_NAMES = {"idle": "hub: polling (blocked in the OS)",
               "switch": "hub: dispatching (callbacks, wake-ups)"}
 
 
+def _check_lanes(name: str, value: object, *, empty: bool) -> tuple[str, ...]:
+    """A list of lane names or kinds; a bare string is refused (it would be read per letter)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set, frozenset)) \
+            or not all(isinstance(v, str) for v in value) or (not empty and not value):
+        allowed = "a list" if empty else "a non-empty list"
+        raise ValueError(f"{name} must be {allowed} of names, got {value!r:.80}")
+    return tuple(value)
+
+
+def _check_polling(polling: object) -> list[tuple[int, int]]:
+    if polling is None:
+        return []
+    if isinstance(polling, (str, bytes)) or not isinstance(polling, (list, tuple)) or not all(
+            isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(t, int) for t in p)
+            for p in polling):
+        raise ValueError(f"polling must be a list of (start_ns, end_ns) pairs, got {polling!r:.80}")
+    return [tuple(p) for p in polling]
+
+
 def _overlaps(start: int, end: int, intervals: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     return [(max(start, a), min(end, b)) for a, b in intervals if a < end and b > start]
 
@@ -100,6 +119,8 @@ def with_waits(recording: Any, *, skip: Sequence[str] = _NOT_WAITING,
     with `polling` (a demo's ``details["polling"]``), the hub's spans split in two kinds."""
     if not isinstance(recording, (Trace, list, tuple)):
         raise TypeError(f"recording must be a Trace (or a list of Events), got {recording!r:.80}")
+    skip = _check_lanes("skip", skip, empty=True)
+    polling = _check_polling(polling)
     trace = Trace().extend(recording)
     if polling:
         trace = Trace().extend(_split_hub(list(trace.events), polling))
@@ -123,6 +144,8 @@ def alive_counts(recording: Any, *, skip: Sequence[str] = _NOT_WAITING,
     """(times in ns, greenlets alive) as a step function: alive from first to last span."""
     if not isinstance(recording, (Trace, list, tuple)):
         raise TypeError(f"recording must be a Trace (or a list of Events), got {recording!r:.80}")
+    skip = _check_lanes("skip", skip, empty=True)
+    kinds = _check_lanes("kinds", kinds, empty=False)
     first: dict[str, int] = {}
     last: dict[str, int] = {}
     for event in Trace().extend(recording).events:
