@@ -1,6 +1,6 @@
 """Call every public callable of one helpers module with bad values; print the outcomes as JSON.
 
-Run by tests/surface/test_public_surface.py as ``python _fuzz.py MODULE`` in a subprocess, so
+Run by tests/surface/test_public_surface.py as ``python _fuzz.py MODULE ...`` in a subprocess, so
 that a hang, a crash or a leftover process cannot harm the test run. For every parameter whose
 annotation says int, float, a sequence, a callable or one of the course's choice names, each bad
 value of its kind is passed in place of a valid value (the defaults, or `BASELINES`), and the
@@ -233,8 +233,13 @@ def public_callables(module_name: str):
             yield attr, obj
 
 
-def main(module_name: str) -> None:
+def main(*module_names: str) -> None:
+    """Fuzz each module; print one JSON object: module name -> its records."""
     baselines = _baselines()
+    print(json.dumps({name: fuzz(name, baselines) for name in module_names}))
+
+
+def fuzz(module_name: str, baselines: dict) -> list[dict]:
     results = []
     for attr, fn in public_callables(module_name):
         try:
@@ -264,9 +269,9 @@ def main(module_name: str) -> None:
                                "value": repr(bad) if not (isinstance(bad, float) and
                                                           math.isnan(bad)) else "nan"})
                 results.append(record)
-    print(json.dumps(results))
+    return results
 
 
 if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
-    main(sys.argv[1])
+    main(*sys.argv[1:])
