@@ -62,7 +62,7 @@ def test_a_low_open_file_limit_shrinks_the_run_and_says_so(monkeypatch):
 
 def test_raising_the_open_file_limit_past_the_hard_limit_says_what_to_do():
     soft, hard = memory.open_files_limit()
-    with pytest.raises(OSError, match="hard RLIMIT_NOFILE"):
+    with pytest.raises(ValueError, match="hard RLIMIT_NOFILE"):
         memory.raise_open_files(hard + 1)
 
 

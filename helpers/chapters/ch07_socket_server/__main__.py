@@ -18,7 +18,8 @@ import sys
 import time
 
 from .chat import start_chat
-from .demos import MAX_SECONDS, load_port
+from .demos import load_port
+from .loadgen import MAX_SECONDS
 from .prefork import DEFAULT_HOST, MAX_WORKERS, start_server, summarize
 from .servers import HANDLERS, MODELS, SOCKETSERVER_MODELS
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+from ...course import check_int
 from .servers import BACKLOG
 
 __all__ = ["bare_echo", "serve_bare"]
@@ -28,6 +29,7 @@ def bare_echo(sock, address) -> None:
 
 def serve_bare(control, host: str = "127.0.0.1", port: int = 0) -> dict:
     """A bare ``StreamServer((host, port), bare_echo)``, started and stopped from the kernel."""
+    port = check_int("port", port, 0, 65535)
     from gevent.server import StreamServer
     from gevent.socket import wait_read
 

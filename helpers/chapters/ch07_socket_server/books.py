@@ -14,7 +14,10 @@ import itertools
 import os
 import time
 
-__all__ = ["CLOSED_BY_CLIENT", "SWEEPS_PER_TIMEOUT", "Book", "Conn", "close_quietly", "peak"]
+from ...course import check_choice, check_int
+
+__all__ = ["CLOSED_BY_CLIENT", "MAX_CONNECTION_ID", "SWEEPS_PER_TIMEOUT", "Book", "Conn",
+           "close_quietly"]
 
 # Spans sent back per process: 10,000 idle connections plus room (all are counted).
 _MAX_SPANS = 20_000
@@ -22,6 +25,9 @@ _MAX_SPANS = 20_000
 # look that finds it silent: between 1 and 1.25 idle timeouts after its last byte.
 SWEEPS_PER_TIMEOUT = 4
 CLOSED_BY_CLIENT = "closed by client"  # every connection's outcome until something else happens
+# Connection ids count one server process's clients, and a server lives at most an hour: even
+# 100,000 connections a second for that hour stay below this.
+MAX_CONNECTION_ID = 10**9
 
 
 class Conn:
@@ -30,6 +36,7 @@ class Conn:
     __slots__ = ("id", "opened_ns", "received", "seen", "idle", "lines", "outcome", "closer")
 
     def __init__(self, conn_id: int, closer) -> None:
+        check_int("conn_id", conn_id, 1, MAX_CONNECTION_ID)
         self.id, self.closer = conn_id, closer
         self.opened_ns = time.perf_counter_ns()
         self.received = self.seen = self.idle = self.lines = 0
@@ -45,6 +52,9 @@ class Book:
     """
 
     def __init__(self, model: str, settings) -> None:  # settings: servers.Settings
+        from .servers import MODELS, SOCKETSERVER_MODELS  # servers imports this module
+
+        check_choice("model", model, MODELS + SOCKETSERVER_MODELS)
         self.model, self.settings = model, settings
         self.open: dict[int, Conn] = {}
         self.spans: list[tuple[int, int, int, int, str]] = []
@@ -89,12 +99,12 @@ class Book:
             outcomes[span[4]] = outcomes.get(span[4], 0) + 1
         return {"model": self.model, "pid": self.pid, "accepted": len(spans) + len(still_open),
                 "lines": sum(s[3] for s in spans) + sum(c.lines for c in still_open),
-                "peak_open": peak(spans, still_open), "still_open": len(still_open),
+                "peak_open": _peak(spans, still_open), "still_open": len(still_open),
                 "outcomes": outcomes, "spans": spans[:_MAX_SPANS], "start_ns": self.start_ns,
                 "stop_ns": time.perf_counter_ns()}
 
 
-def peak(spans: list[tuple[int, int, int, int, str]], still_open: list[Conn]) -> int:
+def _peak(spans: list[tuple[int, int, int, int, str]], still_open: list[Conn]) -> int:
     """The most clients connected at once: a sweep over every open (+1) and close (-1)."""
     edges = [(s[1], 1) for s in spans] + [(s[2], -1) for s in spans]
     edges += [(c.opened_ns, 1) for c in still_open]

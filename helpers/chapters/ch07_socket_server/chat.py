@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ...course import check_int
+from ...course import check_int, check_timeout
 from . import handle as _handle
 from .prefork import DEFAULT_HOST, open_listener
 
@@ -38,12 +38,17 @@ _MAX_LINE = 4096
 # The transcript sent back keeps this many events: enough for any demo, bounded for a long run.
 _TRANSCRIPT = 10_000
 _HOOKS = ("on_join", "on_line", "on_leave")
+# A client waits at most this long for a connect, a send or a line: a chat server on this machine
+# answers in milliseconds, and no cell should wait longer than a server lives.
+_MAX_TIMEOUT = _handle.MAX_LIFETIME
 
 
 class Client:
     """One connected client: its name, address and outbox (a bounded gevent queue)."""
 
     def __init__(self, name: str, address: tuple[str, int], outbox) -> None:
+        if not (isinstance(address, tuple) and len(address) == 2):
+            raise TypeError(f"address must be a (host, port) pair, got {address!r}")
         self.name, self.address, self.outbox = name, address, outbox
 
     def __repr__(self) -> str:
@@ -116,6 +121,7 @@ def _load_hooks(handler_path: str | None) -> dict[str, Any]:
 
 def serve_chat(control, host: str, port: int, handler_path: str | None) -> dict[str, Any]:
     """The chat server's child body: serve until stopped, return the transcript and errors."""
+    port = check_int("port", port, 0, 65535)
     import gevent
     from gevent.queue import Queue
     from gevent.server import StreamServer
@@ -197,6 +203,8 @@ class ChatClient:
     """A blocking chat client with timeouts, for a cell or a check: send lines, read lines."""
 
     def __init__(self, port: int, host: str = DEFAULT_HOST, timeout: float = 5.0) -> None:
+        port = check_int("port", port, 1, 65535)  # a client needs the server's own port
+        timeout = check_timeout("timeout", timeout, 0.001, _MAX_TIMEOUT)
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self._buffer = b""
 

@@ -28,7 +28,7 @@ from ...course import check_choice, check_float, check_int, usable_cores
 from ...timeline import Event, Trace
 from . import handle as _handle
 from .bare import serve_bare
-from .loadgen import MAX_CONNECTIONS, bad_clients, load
+from .loadgen import MAX_ROUNDS, bad_clients, check_load, load
 from .prefork import MAX_WORKERS, start_server, summarize
 from .servers import MODELS, SOCKETSERVER_MODELS
 
@@ -36,11 +36,6 @@ __all__ = ["LOADED_MODELS", "blocking_handler", "compare_models", "load_port",
            "misbehaving_clients", "one_client_at_a_time", "prefork_scaling"]
 
 LOADED_MODELS = (*MODELS, "bare gevent")  # what compare_models can load
-# Rounds per connection: the time bound, not this, ends a normal run; it bounds a fast one.
-MAX_ROUNDS = 1_000_000
-MAX_SIZE = 65_536  # one message fits one recv of every server
-# A load run is bounded by this many seconds per server.
-MAX_SECONDS = 30.0
 # Rounds of a comparison: 20 of 30 s for 4 models would already be 40 minutes.
 MAX_REPEATS = 20
 _HOST = "127.0.0.1"
@@ -57,11 +52,11 @@ def _share(connections: int, workers: int, model: str) -> int | None:
     return -(-connections // workers) if workers > 1 and model == "gevent" else None
 
 
-def _check_load(connections: int, rounds: int, size: int, seconds: float) -> None:
-    check_int("connections", connections, 1, MAX_CONNECTIONS)
-    check_int("rounds", rounds, 1, MAX_ROUNDS)
-    check_int("size", size, 2, MAX_SIZE)
-    check_float("seconds", seconds, 0.05, MAX_SECONDS)
+def _check_models(models: Sequence[str], choices: tuple[str, ...]) -> None:
+    if isinstance(models, str) or not models:
+        raise ValueError(f"models must be a non-empty list drawn from {choices}, got {models!r}")
+    for model in models:
+        check_choice("models", model, choices)
 
 
 def compare_models(models: Sequence[str] = MODELS, connections: int = 100, rounds: int = 100_000,
@@ -74,9 +69,8 @@ def compare_models(models: Sequence[str] = MODELS, connections: int = 100, round
     hurts every model alike. ``all rps`` lists every run's figure, in round order, and
     ``all per cpu`` its requests per CPU-second of the server's processes.
     """
-    for model in models:
-        check_choice("models", model, LOADED_MODELS)
-    _check_load(connections, rounds, size, seconds)
+    _check_models(models, LOADED_MODELS)
+    check_load(connections, rounds, size, seconds)
     check_int("repeats", repeats, 1, MAX_REPEATS)
     check_int("workers", workers, 1, MAX_WORKERS)
     options = {"workers": workers, "connections_hint": connections + 200}
@@ -127,7 +121,7 @@ def load_port(port: int, connections: int = 100, size: int = 64, seconds: float 
               host: str = _HOST) -> dict[str, Any]:
     """Load one running echo server (say, one a terminal started) with the course's generator."""
     check_int("port", port, 1, 65535)
-    _check_load(connections, 1, size, seconds)
+    check_load(connections, 1, size, seconds)
     return _handle.call(load, [("server", host, port)], connections, MAX_ROUNDS, size, seconds,
                         timeout=seconds + 20)["server"]
 
@@ -135,8 +129,7 @@ def load_port(port: int, connections: int = 100, size: int = 64, seconds: float 
 def one_client_at_a_time(models: Sequence[str] = SOCKETSERVER_MODELS,
                          hold: float = 1.0) -> dict[str, Any]:
     """Client A connects and stays `hold` s; client B connects just after: how long does B wait?"""
-    for model in models:
-        check_choice("models", model, SOCKETSERVER_MODELS + MODELS)
+    _check_models(models, SOCKETSERVER_MODELS + MODELS)
     hold = check_float("hold", hold, 0.05, 10.0)
     results: dict[str, Any] = {}
     trace = Trace()
@@ -188,9 +181,11 @@ def prefork_scaling(workers: Sequence[int] | None = None, connections: int = 50,
     """The gevent server with a CPU-bound handler in N processes on one socket, N = 1..cores."""
     if workers is None:
         workers = list(range(1, usable_cores() + 1))
+    if isinstance(workers, str) or not workers:
+        raise ValueError(f"workers must be a non-empty list of process counts, got {workers!r}")
     for count in workers:
         check_int("workers", count, 1, MAX_WORKERS)
-    _check_load(connections, 1, 2, seconds)
+    check_load(connections, 1, 2, seconds)
     cpu_ms = check_float("cpu_ms", cpu_ms, 0.01, 100.0)
     check_int("repeats", repeats, 1, MAX_REPEATS)
     plans = {count: ("gevent", {"workers": count, "handler": "cpu", "cpu_ms": cpu_ms,
@@ -206,7 +201,7 @@ def blocking_handler(blocking_ms: float = 10.0, connections: int = 20,
                      seconds: float = 1.0) -> dict[str, Any]:
     """A handler that calls plain ``time.sleep``: gevent unpatched, gevent patched, threads."""
     blocking_ms = check_float("blocking_ms", blocking_ms, 0.1, 1000.0)
-    _check_load(connections, 1, 2, seconds)
+    check_load(connections, 1, 2, seconds)
     common = {"handler": "blocking", "blocking_ms": blocking_ms}
     plans = {"gevent, not patched": ("gevent", {**common, "patch": False}),
              "gevent, patched": ("gevent", {**common, "patch": True}),

@@ -32,7 +32,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from ...course import check_float
+from ...course import check_callable, check_float, check_timeout
 from ...runners import (
     PatchedChildError,
     report_ready,
@@ -53,6 +53,7 @@ class Control:
     """The child's side: announce readiness; ``stop_fd`` turns readable when asked to stop."""
 
     def __init__(self, lifetime: float, watch: bool) -> None:
+        lifetime = check_timeout("lifetime", lifetime, 0.001, MAX_LIFETIME)
         self.deadline = time.monotonic() + lifetime
         self.stop_fd, self._stop_w = os.pipe()
         if watch:
@@ -79,11 +80,13 @@ class Control:
 def run_controlled(module: str, name: str, lifetime: float, watch: bool, args: tuple,
                    kwargs: dict) -> Any:
     """In the child: call ``module.name(control, *args, **kwargs)`` with a fresh `Control`."""
+    lifetime = check_timeout("lifetime", lifetime, 0.001, MAX_LIFETIME)
     fn = getattr(importlib.import_module(module), name)
     return fn(Control(lifetime, watch), *args, **kwargs)
 
 
 def _named(fn: Callable[..., Any]) -> tuple[str, str]:
+    check_callable("fn", fn)
     module, name = getattr(fn, "__module__", "") or "", getattr(fn, "__qualname__", "") or ""
     if not module.startswith("helpers.") or "." in name or "<" in name:
         raise ValueError(f"fn must be a top-level function of a helpers module, got {fn!r}")
@@ -147,6 +150,7 @@ def start(fn: Callable[..., Any], *args: Any, patch: bool = False, lifetime: flo
     ``lifetime`` (s, up to an hour) bounds how long the server runs if nobody stops it.
     """
     lifetime = check_float("lifetime", lifetime, 0.1, MAX_LIFETIME)
+    ready_timeout = check_timeout("ready_timeout", ready_timeout, 0.1, MAX_LIFETIME)
     module, name = _named(fn)
     try:
         child = start_patched(run_controlled, module, name, lifetime, True, args, kwargs,

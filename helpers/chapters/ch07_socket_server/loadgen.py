@@ -27,10 +27,26 @@ import socket
 import time
 from typing import Any
 
-__all__ = ["MAX_CONNECTIONS", "bad_clients", "hold_idle", "load"]
+from ...course import check_float, check_int, check_timeout
+
+__all__ = ["MAX_CONNECTIONS", "MAX_ROUNDS", "MAX_SECONDS", "MAX_SIZE", "bad_clients",
+           "check_load", "hold_idle", "load"]
 
 # Enough for the chapter's 10,000 idle connections; far below the ephemeral ports of one address.
 MAX_CONNECTIONS = 20_000
+# Rounds per connection: the time bound, not this, ends a normal run; it bounds a fast one.
+MAX_ROUNDS = 1_000_000
+MAX_SIZE = 65_536  # one message fits one recv of every server
+# A load run is bounded by this many seconds per server.
+MAX_SECONDS = 30.0
+# Holding idle clients, or watching bad ones, is bounded by this (a few seconds are enough).
+_MAX_HOLD_SECONDS = 600.0
+# The largest line a bad client sends: under the servers' 4 MiB line limit (servers.MAX_LINE).
+_MAX_BIG = 4_000_000
+# Linux process ids are at most 2**22 (pid_max's ceiling).
+_MAX_PID = 2**22
+# A child's open files: the connections it holds plus its own, within Linux's 2**30 ceiling.
+_MAX_NOFILE = 2**30
 # Opening this many connections at once stays under any listen backlog the servers set.
 _CONNECT_BATCH = 500
 # A reply not complete this long after the run's deadline counts as an error, not a wait.
@@ -146,6 +162,29 @@ def _summary(latencies: list[int], elapsed_ns: int, connections: int, size: int,
             "errors": sum(errors.values()), "error kinds": errors}
 
 
+def check_load(connections: int, rounds: int, size: int, seconds: float) -> None:
+    """Raise ValueError naming the first of a load's sizes that is out of its range."""
+    check_int("connections", connections, 1, MAX_CONNECTIONS)
+    check_int("rounds", rounds, 1, MAX_ROUNDS)
+    check_int("size", size, 2, MAX_SIZE)
+    check_float("seconds", seconds, 0.05, MAX_SECONDS)
+
+
+def _check_port(port: int) -> int:
+    return check_int("port", port, 1, 65535)  # a client needs the server's own port
+
+
+def _check_targets(targets: list[tuple]) -> None:
+    if isinstance(targets, str) or not isinstance(targets, (list, tuple)) or not targets:
+        raise ValueError(f"targets must be a non-empty list of (name, host, port[, pids]), "
+                         f"got {targets!r}")
+    for target in targets:
+        if not isinstance(target, (list, tuple)) or len(target) not in (3, 4):
+            raise ValueError(f"targets must hold (name, host, port[, pids]) tuples, got "
+                             f"{target!r}")
+        _check_port(target[2])
+
+
 def load(control, targets: list[tuple], connections: int, rounds: int, size: int,
          seconds: float, warm_up: bool = False) -> dict[str, dict[str, Any]]:
     """Load each ``(name, host, port[, server pids])`` in turn; its figures by name (in a child).
@@ -156,7 +195,9 @@ def load(control, targets: list[tuple], connections: int, rounds: int, size: int
     target (whose server then counts those connections too), so that it does not pay the
     generator's own warm-up.
     """
-    if warm_up and targets:
+    _check_targets(targets)
+    check_load(connections, rounds, size, seconds)
+    if warm_up:
         host, port = targets[0][1:3]
         asyncio.run(_load_one(host, port, min(connections, 10), rounds, size, _WARM_UP_SECONDS))
     results = {}
@@ -233,6 +274,14 @@ def _open_idle(host: str, port: int, count: int, deadline: float, held: list[soc
 def hold_idle(control, host: str, port: int, steps: list[int], server_pid: int,
               seconds: float, nofile: int) -> dict[str, Any]:
     """Hold ``steps[-1]`` idle clients, reading the server's RSS at each step (in a child)."""
+    _check_port(port)
+    if isinstance(steps, str) or not isinstance(steps, (list, tuple)) or not steps:
+        raise ValueError(f"steps must be a non-empty list of client counts, got {steps!r}")
+    for step in steps:
+        check_int("steps", step, 1, MAX_CONNECTIONS)
+    check_int("server_pid", server_pid, 1, _MAX_PID)
+    check_timeout("seconds", seconds, 0.001, _MAX_HOLD_SECONDS)
+    check_int("nofile", nofile, 1, _MAX_NOFILE)
     import psutil
 
     from .memory import raise_open_files
@@ -330,4 +379,7 @@ async def _bad(host: str, port: int, watch: float, big: int) -> dict[str, Any]:
 
 def bad_clients(control, host: str, port: int, watch: float, big: int) -> dict[str, Any]:
     """Three bad clients and a good one against one server for `watch` s (run in a child)."""
+    _check_port(port)
+    check_timeout("watch", watch, 0.001, _MAX_HOLD_SECONDS)
+    check_int("big", big, 1, _MAX_BIG)
     return asyncio.run(_bad(host, port, watch, big))

@@ -20,7 +20,7 @@ and the result says so.
 
 from __future__ import annotations
 
-import errno
+from collections.abc import Sequence
 from typing import Any
 
 from ...course import check_choice, check_int
@@ -33,6 +33,8 @@ __all__ = ["idle_memory", "open_files_limit", "raise_open_files"]
 
 # File descriptors a child needs besides its clients: Python, its imports, pipes, the listener.
 _SPARE_FDS = 200
+# Linux never lets a process hold more open files than this (the ceiling of fs.nr_open).
+_MAX_NOFILE = 2**30
 # Holding 10,000 clients takes a few seconds on a loaded 2-core machine; this bounds a stuck run.
 _HOLD_SECONDS = 60.0
 
@@ -51,27 +53,32 @@ def raise_open_files(needed: int) -> int:
     """Raise this process's soft open-file limit to `needed` (within the hard limit)."""
     import resource
 
+    needed = check_int("needed", needed, 1, _MAX_NOFILE)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft >= needed:
         return soft
     if hard != resource.RLIM_INFINITY and hard < needed:
-        raise OSError(errno.EMFILE,
-                      f"{needed:,} open files are needed but this system allows a process at "
-                      f"most {hard:,} (the hard RLIMIT_NOFILE); use fewer connections, or raise "
-                      f"the hard limit (e.g. `ulimit -Hn {needed}` as root, or LimitNOFILE=)")
+        raise ValueError(f"needed must be at most {hard:,} open files, the most this system "
+                         f"allows a process (the hard RLIMIT_NOFILE), got {needed:,}: use fewer "
+                         f"connections, or raise the hard limit (e.g. `ulimit -Hn {needed}` as "
+                         "root, or LimitNOFILE=)")
     resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
     return needed
 
 
-def idle_memory(models: tuple[str, ...] = MODELS, steps: tuple[int, ...] = (1_000, 4_000, 10_000),
+def idle_memory(models: Sequence[str] = MODELS, steps: Sequence[int] = (1_000, 4_000, 10_000),
                 progress=None) -> dict[str, Any]:
     """Hold ``steps[-1]`` idle clients against each model; RSS rows and KiB per client."""
+    if isinstance(models, str) or not models:
+        raise ValueError(f"models must be a non-empty list drawn from {MODELS}, got {models!r}")
     for model in models:
         check_choice("models", model, MODELS)
-    if not steps or list(steps) != sorted(set(steps)):
-        raise ValueError(f"steps must be increasing client counts, got {steps!r}")
+    if isinstance(steps, str) or not steps:
+        raise ValueError(f"steps must be a non-empty list of client counts, got {steps!r}")
     for step in steps:
         check_int("steps", step, 1, MAX_CONNECTIONS)
+    if list(steps) != sorted(set(steps)):
+        raise ValueError(f"steps must be increasing client counts, got {steps!r}")
     _, hard = open_files_limit()
     fits = hard - _SPARE_FDS
     note = ""

@@ -27,7 +27,14 @@ import socket
 import time
 from typing import Any
 
-from ...course import check_choice, check_float, check_int, mp_context, usable_cores
+from ...course import (
+    check_choice,
+    check_float,
+    check_int,
+    check_start_method,
+    mp_context,
+    usable_cores,
+)
 from ...workloads import iterations_for
 from . import handle as _handle
 from .servers import BACKLOG, HANDLERS, MODELS, SOCKETSERVER_MODELS, Settings, run_model
@@ -41,12 +48,15 @@ MAX_WORKERS = 16
 # A worker that is not serving this long after it started has failed (spawn start-up on a loaded
 # 2-core machine takes well under a second).
 _READY_SECONDS = 20.0
+# Open files a server child may be asked to allow: five times the load generator's connections.
+_MAX_HINT = 100_000
 # After "stop" a worker reports within this long; then it is terminated.
 _STOP_SECONDS = 5.0
 
 
 def open_listener(host: str = DEFAULT_HOST, port: int = 0) -> socket.socket:
     """A listening TCP socket on (host, port); a busy port is an OSError that says what to do."""
+    port = check_int("port", port, 0, 65535)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a just-stopped server's port
     try:
@@ -67,6 +77,12 @@ def serve(control, model: str = "gevent", host: str = DEFAULT_HOST, port: int = 
           workers: int = 1, settings: Settings | None = None, start_method: str | None = None,
           raise_nofile: int = 0) -> dict[str, Any]:
     """The server child's body (run by `start_server`): bind, serve until stopped, report."""
+    check_choice("model", model, MODELS + SOCKETSERVER_MODELS)
+    port = check_int("port", port, 0, 65535)
+    workers = check_int("workers", workers, 1, MAX_WORKERS)
+    if start_method is not None:
+        check_start_method(start_method)
+    check_int("raise_nofile", raise_nofile, 0, _MAX_HINT)
     settings = settings or Settings()
     if raise_nofile:
         from .memory import raise_open_files
@@ -174,7 +190,7 @@ def start_server(model: str = "gevent", port: int = 0, *, host: str = DEFAULT_HO
     blocking_ms = check_float("blocking_ms", blocking_ms, 0.0, 1000.0)
     if idle_timeout is not None:
         idle_timeout = check_float("idle_timeout", idle_timeout, 0.1, _handle.MAX_LIFETIME)
-    check_int("connections_hint", connections_hint, 0, 100_000)
+    check_int("connections_hint", connections_hint, 0, _MAX_HINT)
     if worker_connections is not None:
         check_int("worker_connections", worker_connections, 1, 100_000)
     if start_method is not None:

@@ -29,6 +29,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from ...course import check_choice, check_int
 from ...workloads import cpu_task
 from .books import CLOSED_BY_CLIENT, SWEEPS_PER_TIMEOUT, Book, Conn
 
@@ -49,6 +50,8 @@ _GRACE_SECONDS = 1.0
 # The socketserver loop looks at its stop pipe at least this often.
 _POLL_SECONDS = 0.05
 _NEWLINE = ord("\n")
+# A file descriptor is a C int.
+_MAX_FD = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -310,6 +313,8 @@ def _run_asyncio(listener: socket.socket, book: Book, stop_fd: int, deadline: fl
 def run_model(listener: socket.socket, model: str, settings: Settings, stop_fd: int,
               deadline: float) -> dict:
     """Serve on `listener` with `model` until `stop_fd` is readable or `deadline`: its book."""
+    check_choice("model", model, MODELS + SOCKETSERVER_MODELS)
+    check_int("stop_fd", stop_fd, 0, _MAX_FD)
     book = Book(model, settings)
     # Non-blocking: with several processes on one listener, all wake for each client and one wins;
     # the others get EWOULDBLOCK from accept and wait again instead of blocking in it.
@@ -318,8 +323,6 @@ def run_model(listener: socket.socket, model: str, settings: Settings, stop_fd: 
         _run_gevent(listener, book, stop_fd, deadline)
     elif model == "asyncio":
         _run_asyncio(listener, book, stop_fd, deadline)
-    elif model in ("threads", *SOCKETSERVER_MODELS):
+    else:  # threads, and socketserver's "plain", "threading", "forking"
         _run_socketserver(listener, model, book, stop_fd, deadline)
-    else:
-        raise ValueError(f"model must be one of {MODELS + SOCKETSERVER_MODELS}, got {model!r}")
     return book.report()

@@ -119,6 +119,10 @@ def plot_scaling(result: dict[str, Any], ax) -> list:
 
 def plot_served_by(books: list[dict[str, Any]], ax, *, title: str | None = None) -> list:
     """Each connection a line from accept to close, coloured by the process that served it."""
+    if isinstance(books, str) or not isinstance(books, (list, tuple)) or not books or \
+            not all(isinstance(book, dict) for book in books):
+        raise ValueError("books must be a non-empty list of worker books (a server's stop() "
+                         f"value's \"workers\"), got {books!r}")
     spans = [(s[1], s[2], book["pid"]) for book in books for s in book["spans"]]
     if not spans:
         return [ax.text(0.5, 0.5, "no connections", ha="center", transform=ax.transAxes)]
