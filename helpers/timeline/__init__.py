@@ -13,11 +13,18 @@ Every span is an `Event` (lane, label, kind, start_ns, end_ns, pid, cpu) timed w
 `time.perf_counter_ns()`, one system-wide clock, so spans from different processes line up.
 """
 
-from ._chrome import to_chrome_trace
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# The events and recorders are what every worker needs; drawing, export and the greenlet tracer
+# (numpy, json, greenlet) are loaded on first use, so a spawned worker starts lighter.
 from ._events import KINDS, Event, Trace
-from ._greenlets import GreenletRecorder
-from ._plot import KIND_COLORS, TimelineLayout, plot_timeline
 from ._record import Recorder, Traced, TracedResult, current_cpu, process_lane
+
+_LAZY = {"to_chrome_trace": "_chrome", "GreenletRecorder": "_greenlets", "KIND_COLORS": "_plot",
+         "TimelineLayout": "_plot", "plot_timeline": "_plot"}
 
 __all__ = [
     "KINDS",
@@ -34,3 +41,21 @@ __all__ = [
     "process_lane",
     "to_chrome_trace",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:
+    from ._chrome import to_chrome_trace  # noqa: F401
+    from ._greenlets import GreenletRecorder  # noqa: F401
+    from ._plot import KIND_COLORS, TimelineLayout, plot_timeline  # noqa: F401

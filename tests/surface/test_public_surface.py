@@ -32,6 +32,9 @@ ALLOWED = {
     ("stop_processes", "processes", "[]"): "nothing to stop is a valid request",
     ("process_pool", "warnings_to", "[]"): "an empty list to collect warnings into",
     ("process_executor", "warnings_to", "[]"): "an empty list to collect warnings into",
+    ("alive_counts", "skip", "[]"): "skipping no lane is a valid choice",
+    ("with_waits", "skip", "[]"): "skipping no lane is a valid choice",
+    ("with_waits", "polling", "[]"): "a run without polling spans recorded",
 }
 # Names a message may use for a parameter (a size named for what it counts).
 ALIASES = {"tasks": ("tasks", "items"), "items": ("items",), "processes": ("processes",)}

@@ -1,0 +1,41 @@
+"""Valid arguments for chapters 00, 01, 04 and 05's public callables with required parameters
+(see _fuzz.py)."""
+
+from __future__ import annotations
+
+
+def baselines() -> dict:
+    import tempfile
+    from pathlib import Path
+
+    from matplotlib.figure import Figure
+
+    from helpers.timeline import Trace
+
+    script = Path(tempfile.mkdtemp(prefix="cc-fuzz-")) / "noop.py"
+    script.write_text("pass\n", encoding="utf-8")
+    no_progress = lambda *a: None  # noqa: E731
+    ch01_demo = {"fig": Figure(), "progress": no_progress, "processes": 1, "task_seconds": 0.01,
+                 "start_method": None}
+    ch04_demo = {"fig": Figure(), "progress": no_progress, "workers": 1, "tasks": 2,
+                 "task_ms": 1.0, "chunksize": 0, "kind": "Pool.map", "start_method": None}
+    return {
+        "run_script": {"path": str(script)},
+        "helpers.chapters.ch01_processes.demo": ch01_demo,
+        "helpers.chapters.ch01_processes.speedup.demo": ch01_demo,
+        "helpers.chapters.ch04_pools.demo": ch04_demo,
+        "helpers.chapters.ch04_pools.panel.demo": ch04_demo,
+        "beside_ticker": {"work": no_progress},
+        "join_all": {"glets": []},
+        "traced": {"body": no_progress},
+        "alive_counts": {"recording": Trace()},
+        "with_waits": {"recording": Trace()},
+        "plot_sleepers": {"run": _sleepers_run(), "axes": Figure().subplots(2, 1)},
+        "load_function": {"answer": str(script), "name": "f", "params": 1},
+    }
+
+
+def _sleepers_run():
+    from helpers.chapters.ch05_coroutines import sleepers
+
+    return sleepers(10, 0.0)
