@@ -64,6 +64,22 @@ def test_a_missing_handler_file_is_a_value_error():
         start_chat(handler="no/such/file.py")
 
 
+@pytest.mark.parametrize(("options", "message"), [
+    ({"port": 70_000}, "port must be an integer from 1 to 65535"),
+    ({"port": 0}, "port must be an integer from 1"),  # a client needs the server's port
+    ({"port": 9, "timeout": float("inf")}, "timeout must be a number"),
+    ({"port": 9, "timeout": 0}, "timeout must be a number"),
+])
+def test_a_chat_client_refuses_a_bad_port_or_timeout_before_it_connects(options, message):
+    with pytest.raises(ValueError, match=message):
+        ChatClient(**options)
+
+
+def test_plot_served_by_needs_the_books_of_a_server():
+    with pytest.raises(ValueError, match="books must be a non-empty list"):
+        plot_served_by([], Figure().add_subplot())
+
+
 def _solution() -> str:
     cells = json.loads(NOTEBOOK.read_text())["cells"]
     for cell in cells:

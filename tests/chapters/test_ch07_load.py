@@ -101,6 +101,11 @@ def test_prefork_scaling_reports_each_worker_count_and_who_served_whom():
     (lambda: idle_memory(steps=(500, 100)), "steps must be increasing"),
     (lambda: misbehaving_clients(idle_timeout=0), "idle_timeout must be a number"),
     (lambda: prefork_scaling([0]), "workers must be an integer from 1"),
+    (lambda: compare_models([]), "models must be a non-empty list"),
+    (lambda: idle_memory(models=[]), "models must be a non-empty list"),
+    (lambda: prefork_scaling([]), "workers must be a non-empty list"),
+    (lambda: memory.raise_open_files(-1), "needed must be an integer from 1"),
+    (lambda: memory.raise_open_files(2.5), "needed must be an integer from 1"),
 ])
 def test_bad_parameters_are_refused(call, message):
     with pytest.raises(ValueError, match=message):
