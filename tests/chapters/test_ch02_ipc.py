@@ -18,11 +18,13 @@ from helpers.chapters.ch02_ipc import (
     copy_on_write,
     leak_warning,
     make_panel,
+    measure_memcpy,
     parse_size,
     pickle_failures,
     pickling_costs,
     plot_pipeline,
     plot_sweep,
+    ring_slots,
     round_trips,
     run_feeder_error,
     run_pipeline,
@@ -149,6 +151,22 @@ def test_several_senders_into_one_receiver(channel):
 def test_shared_memory_beats_the_pipe_at_one_mib():
     rates = {c: transfer(c, [(1 << 20, 40)]).rates[1 << 20] for c in ("Pipe", "shared memory")}
     assert rates["shared memory"] > 2 * rates["Pipe"], rates  # measured here: ~20×
+
+
+def test_a_size_sent_in_several_rounds_keeps_its_best_round():
+    run = transfer("shared memory", [(1 << 20, 20), (64 << 10, 40)] * 3)
+    assert len(run.step_rates) == 6 and all(r > 0 for r in run.step_rates)
+    assert run.rates[1 << 20] == max(run.step_rates[0::2])
+    assert run.rates[64 << 10] == max(run.step_rates[1::2])
+
+
+def test_memcpy_copies_into_as_many_buffers_as_the_ring_has_slots():
+    assert ring_slots(1 << 20) == 4 and ring_slots(16 << 20) == 2
+    assert measure_memcpy(1 << 20, 8, slots=ring_slots(1 << 20)) > 1e8  # > 0.1 GB/s
+    for bad, name in [(dict(slots=0), "slots"), (dict(slots=99), "slots"),
+                      (dict(count=0), "message_count")]:
+        with pytest.raises(ValueError, match=name):
+            measure_memcpy(**{"size": 1 << 10, "count": 4, **bad})
 
 
 def test_sweep_has_every_channel_and_memcpy_and_plots():

@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from helpers.course import check_choice
+from helpers.course import check_choice, check_int
 from helpers.runners.cleanup import release_semaphores, unlink_shared_memory
 
 __all__ = ["CHANNELS", "OP_TIMEOUT_SECONDS", "Channels", "ManagerEnd", "PipeEnd", "QueueEnd",
-           "ShmRing", "open_channels"]
+           "ShmRing", "open_channels", "ring_slots"]
 
 # The channels the chapter compares, in the order it introduces them.
 CHANNELS = ("Queue", "Pipe", "shared memory", "Manager")
@@ -45,6 +45,12 @@ _PAGE = 4096  # bytes: touching one byte per page maps the page
 # A ring end tries this many times (~0.2 µs each) before it sleeps on a semaphore: ~50 µs, the
 # time one 1 MiB copy takes, so a peer in the middle of one is waited for without sleeping.
 _SPINS = 250
+
+
+def ring_slots(size: int) -> int:
+    """How many one-message slots the shared-memory ring has for messages of `size` bytes."""
+    check_int("message_size", size, 1, 1 << 40)
+    return _SLOTS_BIG if size >= _BIG_MESSAGE else _SLOTS_SMALL
 
 
 class QueueEnd:
@@ -229,7 +235,7 @@ def open_channels(kind: str, ctx: Any, *, senders: int, sizes: Sequence[int],
     channels = Channels(kind, [], [])
     try:
         for size in sizes:
-            slots = _SLOTS_BIG if size >= _BIG_MESSAGE else _SLOTS_SMALL
+            slots = ring_slots(size)
             rings = []
             for _ in range(senders):
                 channels.block_names.append(f"cc02_{secrets.token_hex(8)}")

@@ -16,7 +16,7 @@ from helpers.widgets import Choice, Int, Panel
 
 from ._common import SIZE_NAMES, format_bytes, format_rate, parse_size
 from .producer_consumer import PipelineRun
-from .throughput import CHANNELS, Sweep, TransferRun, measure_memcpy, transfer
+from .throughput import CHANNELS, Sweep, TransferRun, measure_memcpy, ring_slots, transfer
 
 __all__ = ["make_panel", "plot_pipeline", "plot_sweep", "plot_transfer"]
 
@@ -71,7 +71,7 @@ def _demo(fig: Any, progress: Any, *, channel: str, message_size: str, message_c
     run = transfer(channel, [(size, message_count)], senders=processes,
                    start_method=start_method)
     progress(0.8, "memcpy of the same bytes…")
-    copy_rate = measure_memcpy(size, message_count * processes)
+    copy_rate = measure_memcpy(size, message_count * processes, slots=ring_slots(size))
     ax = fig.add_subplot(1, 1, 1)
     rate = run.rates[size]
     plot_transfer(run, ax, title=f"{channel}: {processes} × {message_count} × {message_size}")
