@@ -29,8 +29,8 @@ import numpy as np
 from helpers.course import check_choice, check_int
 from helpers.runners.cleanup import release_semaphores, unlink_shared_memory
 
-__all__ = ["CHANNELS", "OP_TIMEOUT_SECONDS", "Channels", "ManagerEnd", "PipeEnd", "QueueEnd",
-           "ShmRing", "open_channels", "ring_slots"]
+__all__ = ["CHANNELS", "MAX_MESSAGE_BYTES", "OP_TIMEOUT_SECONDS", "Channels", "ManagerEnd",
+           "PipeEnd", "QueueEnd", "ShmRing", "open_channels", "ring_slots"]
 
 # The channels the chapter compares, in the order it introduces them.
 CHANNELS = ("Queue", "Pipe", "shared memory", "Manager")
@@ -39,6 +39,7 @@ CHANNELS = ("Queue", "Pipe", "shared memory", "Manager")
 # slots than that only spread the copies over more cache).
 _BIG_MESSAGE = 4 << 20
 _SLOTS_SMALL, _SLOTS_BIG = 4, 2
+MAX_MESSAGE_BYTES = 128 << 20  # one message: room for the exercise's 100 MiB array
 # One channel operation waits at most this long: a peer that died is noticed instead of awaited.
 OP_TIMEOUT_SECONDS = 30.0
 _PAGE = 4096  # bytes: touching one byte per page maps the page
@@ -49,7 +50,7 @@ _SPINS = 250
 
 def ring_slots(size: int) -> int:
     """How many one-message slots the shared-memory ring has for messages of `size` bytes."""
-    check_int("message_size", size, 1, 1 << 40)
+    check_int("message_size", size, 1, MAX_MESSAGE_BYTES)
     return _SLOTS_BIG if size >= _BIG_MESSAGE else _SLOTS_SMALL
 
 

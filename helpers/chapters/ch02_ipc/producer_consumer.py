@@ -122,6 +122,11 @@ def _consume(name: str, queue: Any, work_us: int) -> TracedResult:
                         log.recording())
 
 
+def _count(n: int, noun: str) -> str:
+    """`n` and `noun`, plural unless there is one: "1 consumer", "2 producers"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 @dataclass
 class PipelineRun:
     """What the consumers got, checked against what the producers sent."""
@@ -147,7 +152,8 @@ class PipelineRun:
                                                        self.corrupted) and self.checksum_ok
 
     def summary(self) -> str:
-        return (f"{self.producers} producers → {self.consumers} consumers, {self.messages:,} "
+        return (f"{_count(self.producers, 'producer')} → {_count(self.consumers, 'consumer')}, "
+                f"{self.messages:,} "
                 f"messages ({self.start_method}): received {self.received:,}, lost {self.lost}, "
                 f"duplicated {self.duplicated}, corrupted {self.corrupted}, checksum "
                 f"{'matches' if self.checksum_ok else 'DIFFERS'}; per consumer "

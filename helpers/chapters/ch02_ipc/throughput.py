@@ -37,7 +37,7 @@ from helpers.runners.cleanup import release_semaphores
 from helpers.timeline import Trace, TracedResult
 
 from ._common import DEFAULT_TIMEOUT_SECONDS, Child, SpanLog, run_children
-from ._ends import CHANNELS, OP_TIMEOUT_SECONDS, open_channels, ring_slots
+from ._ends import CHANNELS, MAX_MESSAGE_BYTES, OP_TIMEOUT_SECONDS, open_channels, ring_slots
 
 __all__ = [
     "CHANNELS",
@@ -57,7 +57,6 @@ SWEEP_SIZES = tuple(64 * 4**k for k in range(11))
 # keep a cell busy for minutes (2 GiB at ~0.5 GB/s through a Pipe is ~4 s).
 MAX_MESSAGES = 200_000
 MAX_TOTAL_BYTES = 2 << 30
-MAX_MESSAGE_BYTES = 128 << 20  # one message: room for the exercise's 100 MiB array
 _MAX_SENDERS = 8  # a few per core: more only queue up for the same cores
 _MAX_SLOTS = 8  # memcpy's destination buffers: twice the ring's most, and at most 1 GiB of them
 

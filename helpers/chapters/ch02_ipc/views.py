@@ -60,7 +60,7 @@ def plot_pipeline(run: PipelineRun, ax: Any, *, title: str | None = None) -> Any
     lanes = sorted(run.trace.lanes(), key=lambda lane: (
         0 if lane.startswith("producer") else 1 if lane.startswith("consumer") else 2, lane))
     return plot_timeline(run.trace, ax, lanes=lanes, title=title or (
-        f"{run.producers} producers → {run.consumers} consumers, {run.messages:,} messages"))
+        f"{run.producers} producer(s) → {run.consumers} consumer(s), {run.messages:,} messages"))
 
 
 def _demo(fig: Any, progress: Any, *, channel: str, message_size: str, message_count: int,
