@@ -28,6 +28,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
+import threading
 import time
 import uuid
 import warnings
@@ -48,6 +50,7 @@ __all__ = [
     "dask_client",
     "quiet_dask",
     "run_dask",
+    "start_cluster",
     "task_stream_trace",
     "worker_clocks",
 ]
@@ -91,51 +94,99 @@ def quiet_dask(level: int = logging.ERROR) -> Iterator[None]:
 
 
 @contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold back a kernel interrupt while the block runs, and raise it as the block ends.
+
+    A cluster's constructor interrupted half-way goes on starting in Dask's event-loop thread,
+    with no object left to close it: so it is never interrupted, only followed by the interrupt.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach the main thread only: nothing to hold back here
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt("interrupted while the cluster started")
+
+
+def _stop_own_workers(before: set[int]) -> None:
+    # A nanny interrupted while it started its worker may not have stopped it: the worker is a
+    # multiprocessing child of this process, so stop it here.
+    stop_processes([p for p in multiprocessing.active_children()
+                    if p.pid not in before and "Dask" in (p.name or "")])
+
+
+@contextmanager
+def start_cluster(cluster_class: Callable[..., Any], n_workers: int = 2, *,
+                  timeout: float = _CLUSTER_START_SECONDS, **options: Any) -> Iterator[Any]:
+    """``cluster_class(n_workers=n_workers, **options)``, closed when the block ends, however.
+
+    For a chapter that writes the cluster out (``start_cluster(LocalCluster, 2,
+    threads_per_worker=1, processes=True, host="127.0.0.1")``) and cannot leave a worker behind:
+    the cluster is made with no workers while an interrupt is held back (so it is never half
+    made), then scaled to `n_workers` inside the ``try`` whose ``finally`` closes it and stops any
+    worker process a nanny left starting. The block begins once every worker has registered.
+    """
+    check_callable("cluster_class", cluster_class)
+    check_int("n_workers", n_workers, 1, MAX_DASK_WORKERS)
+    timeout = check_timeout("timeout", timeout)
+    if "asynchronous" in options:
+        raise ValueError("options must not hold asynchronous: the cluster is used from this "
+                         "thread, as a notebook cell uses it")
+    options.setdefault("silence_logs", logging.ERROR)
+    before = {p.pid for p in multiprocessing.active_children()}
+    with quiet_dask():
+        with _interrupts_deferred():
+            cluster = cluster_class(n_workers=0, timeout=timeout, **options)
+        try:
+            cluster.scale(n_workers)
+            cluster.wait_for_workers(n_workers, timeout=timeout)
+            yield cluster
+        finally:
+            try:
+                cluster.close(timeout=_CLOSE_SECONDS)
+            finally:
+                _stop_own_workers(before)
+
+
+@contextmanager
 def dask_client(workers: int = 2, threads_per_worker: int = 1, *,
                 address: str | None = None,
                 timeout: float = _CLUSTER_START_SECONDS) -> Iterator[Any]:
     """A `distributed.Client` on a fresh `LocalCluster` of `workers` processes (or on `address`).
 
     ``processes=True``: each worker is its own process with its own GIL, like a `Pool`'s workers,
-    started by a *nanny* process that restarts it if it dies. The scheduler, the workers and the
+    started by a *nanny* that restarts it if it dies. The scheduler, the workers and the
     dashboard listen on 127.0.0.1 only, the dashboard on a free port (``client.dashboard_link``).
     With `address` (``"tcp://127.0.0.1:8786"``) the client connects to a running scheduler
-    instead, and closing it leaves that cluster running. Client and cluster are closed in a
-    ``finally``, whatever happens in the block.
+    instead, and closing it leaves that cluster running. The cluster is started by
+    `start_cluster`, and client and cluster are closed whatever happens in the block.
     """
     check_int("workers", workers, 1, MAX_DASK_WORKERS)
     check_int("threads_per_worker", threads_per_worker, 1, _MAX_THREADS_PER_WORKER)
     timeout = check_timeout("timeout", timeout)
+    if address is not None and (not isinstance(address, str) or "://" not in address):
+        raise ValueError(f"address must be a scheduler address such as 'tcp://127.0.0.1:8786', "
+                         f"got {address!r}")
     from distributed import Client, LocalCluster
 
-    cluster = client = None
-    before = {p.pid for p in multiprocessing.active_children()}
     with quiet_dask():
-        try:
-            if address is None:
-                # No workers at first: until `cluster` exists, an interrupt can leave no process
-                # behind (the scheduler runs in this one). Then the workers, which the finally
-                # below stops whatever happens while they start.
-                cluster = LocalCluster(
-                    n_workers=0, threads_per_worker=threads_per_worker, processes=True,
-                    host="127.0.0.1", dashboard_address="127.0.0.1:0", scheduler_port=0,
-                    silence_logs=logging.ERROR, timeout=timeout,
-                )
-                cluster.scale(workers)
-                client = Client(cluster, timeout=timeout)
-                client.wait_for_workers(workers, timeout=timeout)
-            else:
-                client = Client(address, timeout=timeout)
-            yield client
-        finally:
-            if client is not None:
+        if address is not None:
+            with Client(address, timeout=timeout) as client:
+                yield client
+            return
+        with start_cluster(LocalCluster, workers, threads_per_worker=threads_per_worker,
+                           processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                           scheduler_port=0, timeout=timeout) as cluster:
+            client = Client(cluster, timeout=timeout)
+            try:
+                yield client
+            finally:
                 client.close(timeout=_CLOSE_SECONDS)
-            if cluster is not None:
-                cluster.close(timeout=_CLOSE_SECONDS)
-                # A nanny interrupted while it started its worker may not have stopped it: the
-                # worker is a multiprocessing child of this process, so stop it here.
-                stop_processes([p for p in multiprocessing.active_children()
-                                if p.pid not in before and "Dask" in (p.name or "")])
 
 
 def _clock_pair() -> tuple[int, int, int]:

@@ -12,9 +12,16 @@ import urllib.request
 
 import psutil
 import pytest
+from distributed import LocalCluster
 
 from helpers.runners import Failure, compare, interrupt_after
-from helpers.runners.dask import dask_client, quiet_dask, run_dask, task_stream_trace
+from helpers.runners.dask import (
+    dask_client,
+    quiet_dask,
+    run_dask,
+    start_cluster,
+    task_stream_trace,
+)
 from helpers.workloads import cpu_task, iterations_for
 
 
@@ -130,3 +137,38 @@ def test_bad_values_are_refused_before_any_cluster_starts():
     with pytest.raises(ValueError, match="level"):
         with quiet_dask(-5):
             pass
+    with pytest.raises(ValueError, match="n_workers"):
+        with start_cluster(LocalCluster, 0):
+            pass
+    with pytest.raises(ValueError, match="asynchronous"):
+        with start_cluster(LocalCluster, 1, asynchronous=True):
+            pass
+    with pytest.raises(TypeError, match="cluster_class"):
+        with start_cluster("LocalCluster", 1):
+            pass
+    with pytest.raises(ValueError, match="address"):
+        with dask_client(address="127.0.0.1:8786"):
+            pass
+
+
+def _own_children() -> set[int]:
+    return {p.pid for p in psutil.Process().children(recursive=True)
+            if "resource_tracker" not in " ".join(p.cmdline())}
+
+
+@pytest.mark.parametrize("seconds", [0.2, 1.0, 2.0])
+def test_an_interrupt_while_start_cluster_starts_leaves_no_worker(seconds):
+    # A bare LocalCluster(n_workers=2) interrupted in its constructor leaves its two worker
+    # processes running (they go on starting in Dask's loop thread); start_cluster must not,
+    # wherever the interrupt lands: in the constructor, while the workers start, or in the block.
+    before = _own_children()
+    with pytest.raises(KeyboardInterrupt):
+        with interrupt_after(seconds):
+            with start_cluster(LocalCluster, 2, processes=True, host="127.0.0.1",
+                               dashboard_address="127.0.0.1:0") as cluster:
+                assert len(cluster.scheduler_info["workers"]) == 2
+                time.sleep(30)
+    time.sleep(1.0)  # a worker that a nanny was still starting would show up by now
+    left = [psutil.Process(pid) for pid in _own_children() - before if psutil.pid_exists(pid)]
+    _, alive = psutil.wait_procs(left, timeout=3)
+    assert not alive, [p.cmdline() for p in alive]

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 
 def baselines() -> dict:
+    from distributed import LocalCluster
+
     from helpers.workloads import cpu_task
 
     return {
         "run_dask": {"fn": cpu_task, "tasks": [(10,)]},
+        "start_cluster": {"cluster_class": LocalCluster},
         "task_stream_trace": {
             "records": [{"worker": "tcp://127.0.0.1:1", "thread": 1, "key": "k",
                          "startstops": ({"action": "compute", "start": 1.0, "stop": 2.0},)}],

@@ -43,7 +43,7 @@ OVERHEAD_TASK_MS = (0.01, 1.0, 10.0, 100.0)
 _ROW_SECONDS = 0.4
 # Tasks per row: at least enough to keep every worker busy a few times, at most enough to keep the
 # tiny-task row (where Dask spends the most per task) within a second or two.
-_MIN_TASKS, _MAX_TASKS = 8, 300
+_MIN_TASKS, _MAX_TASKS = 8, 200
 # Every wait of these demos is bounded: a loaded machine is slow, a stuck cluster is an error.
 _TIMEOUT_SECONDS = 60.0
 
