@@ -235,7 +235,8 @@ def _fetch_all(answer):
                 "some results are missing or out of order: the list must follow `names`")
     slow_ok = all(result[i] is None for i, n in enumerate(FETCH_NAMES) if n in _HANGING)
     yield Point(slow_ok, "the fetches that hung gave None" if slow_ok else
-                "a fetch that takes longer than `timeout` should give None: see the Timeout cells")
+                "a fetch that takes longer than `timeout` should give None: see the Timeouts "
+                "section of part 1 (05_coroutines), where a Timeout ends quietly")
     yield Point(most <= FETCH_LIMIT, f"at most {most} fetches ran at once" if most <= FETCH_LIMIT
                 else f"{most} fetches ran at once: more than `limit` (see Group and Pool)")
     yield Point(seconds <= FETCH_DEADLINE,

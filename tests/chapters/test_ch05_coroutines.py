@@ -205,6 +205,31 @@ def test_join_all_bounds_every_wait_and_kills_what_is_left():
     assert time.perf_counter() - started < 2 and hung.dead
 
 
+def test_spawn_named_checks_its_name_and_function():
+    with pytest.raises(TypeError, match="name must be a non-empty string"):
+        co.spawn_named("", co.chore, "x", 0)
+    with pytest.raises(TypeError, match="function must be"):
+        co.spawn_named("lane", 3)
+    glet = co.spawn_named("lane", co.chore, "x", 0)
+    assert glet.name == "lane" and glet.get(timeout=5) == "x"
+
+
+def test_a_child_running_a_demo_does_not_import_matplotlib():
+    # run_patched's child imports the demo's module, hence this package: the drawing code stays
+    # out of it until a name of `views` is asked for: a child starts in a fraction of the time.
+    import subprocess
+    import sys
+
+    code = ("import sys, helpers.chapters.ch05_coroutines.patching_demos as p, "
+            "helpers.chapters.ch05_coroutines.memory; "
+            "print('matplotlib' in sys.modules); "
+            "import helpers.chapters.ch05_coroutines as co; co.make_panel; "
+            "print('matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True).stdout.split()
+    assert out == ["False", "True"]
+
+
 def test_switch_cost_is_measured_both_ways():
     cost = co.switch_cost(500)
     assert cost["switches"] >= 1000  # two greenlets, 500 rounds each, through the hub

@@ -6,6 +6,10 @@
     patching_demos.py   functions meant for `helpers.runners.run_patched` (a patched child)
     memory.py           memory per greenlet and per thread, measured in fresh children
     views.py            timelines with waits, the sleepers' picture, the hub's split, make_panel
+
+`views` (matplotlib, ipywidgets) is imported on first use of one of its names: a child process
+that runs a demo function from this package (`helpers.runners.run_patched`) then starts in a
+fraction of the time and measures memory against a cleaner baseline.
 """
 
 from .api_demos import (
@@ -50,15 +54,22 @@ from .patching_demos import (
     pool_sleepers,
     sleep_times,
 )
-from .views import (
-    HUB_LEGEND,
-    alive_counts,
-    hub_split,
-    make_panel,
-    plot_runs,
-    plot_sleepers,
-    with_waits,
-)
+
+# Names of `views`, imported on first use (see the docstring).
+_VIEWS = ("HUB_LEGEND", "alive_counts", "hub_split", "make_panel", "plot_runs", "plot_sleepers",
+          "with_waits")
+
+
+def __getattr__(name: str):
+    if name in _VIEWS:
+        from . import views
+
+        return getattr(views, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_VIEWS))
 
 __all__ = [
     "CHORES",

@@ -146,7 +146,11 @@ def traced(body: Callable[[], Any]) -> Run:
                         "polling": polling.intervals})
 
 
-def spawn_named(name: str, function, *args: Any) -> gevent.Greenlet:
+def spawn_named(name: str, function: Callable[..., Any], *args: Any) -> gevent.Greenlet:
+    """Start ``function(*args)`` in a greenlet called `name` (its lane on the timeline)."""
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a non-empty string, got {name!r:.80}")
+    check_callable("function", function)
     glet = gevent.Greenlet(function, *args)
     glet.name = name  # the timeline lane
     glet.start()
