@@ -73,7 +73,7 @@ def change_shareable_list(name: str) -> None:
     items = shared_memory.ShareableList(name=name)
     try:
         items[0] = items[0] + 1
-        items[2] = "child"  # a str may not be longer than the one it replaces (8-byte slots)
+        items[2] = "child"  # fits: "kernel" reserved 8 bytes (the next multiple of 8 above 6)
     finally:
         items.shm.close()
 
