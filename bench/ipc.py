@@ -16,9 +16,12 @@ Both sides of the ratio are measured the same way, side by side:
   `_REPEATS × _ROUNDS`: the round the rest of the machine disturbed least. (Before, memcpy had
   five times as many tries as the ring, and the ring's figure came out of single rounds.)
 
-What is left is the ring's own cost: two processes that must both have a core at once, two
-semaphore operations per message, and a wake-up whenever one end had to sleep. On a machine busy
-with other programs that is exactly what suffers, and the bench's load average says so.
+What is left is the ring's own cost: per message, two semaphore operations at each end and the
+loop around them (measured on its own with 64 B messages, `shared_memory_handoff_per_message`,
+reported beside the time one 1 MiB copy takes), a wake-up whenever one end had to sleep, and two
+processes that must both have a core at once to overlap their copies. On a machine busy with
+other programs that last part is what suffers — each end then waits about as long as it copies:
+the two copies take turns instead of overlapping — and the bench's load average says so.
 """
 
 from __future__ import annotations
@@ -48,6 +51,10 @@ _REPEATS = 5  # channel runs (each starts its processes afresh), alternated with
 _ROUNDS = 3  # each size sent this many times per run, each round timed on its own
 _SLOW_SHARE = 8  # the Pipe and the Queue are ~20× slower: an eighth of the bytes keeps it short
 _MESSAGES = 100_000  # the producer/consumer bar
+# The ring's hand-off alone: 64 B messages move no bytes to speak of, so the time per message is
+# the two semaphore operations each end makes, the loop around them and the waits (20,000 of
+# them: a few tenths of a second).
+_HANDOFF = (64, 20_000)
 
 
 def _mib(size: int) -> str:
@@ -72,6 +79,8 @@ def measure(report) -> None:
             rates = transfer(channel, steps, start_method=method).rates
             for size, rate in rates.items():
                 _best(best, channel, size, rate)
+        handoff = transfer("shared memory", [_HANDOFF], start_method=method).rates
+        _best(best, "hand-off", _HANDOFF[0], handoff[_HANDOFF[0]])
         for size, count in plan:  # one memcpy per round the shared memory had, same count
             for _ in range(_ROUNDS):
                 _best(best, "memcpy", size, measure_memcpy(size, count, slots=ring_slots(size)))
@@ -87,6 +96,13 @@ def measure(report) -> None:
         report(f"shared_memory_vs_memcpy_one_buffer_{_mib(size)}",
                best["shared memory"][size] / best["memcpy one buffer"][size],
                "x memcpy into one cached buffer")
+
+    # What each message costs the ring besides its bytes (semaphores, the loop, the waits), beside
+    # what one 1 MiB copy costs: the smaller the message, the more of the bar this overhead eats.
+    report("shared_memory_handoff_per_message", _HANDOFF[0] / best["hand-off"][_HANDOFF[0]] * 1e6,
+           "µs per 64 B message (best run)")
+    report("memcpy_1MiB_per_message", (1 << 20) / best["memcpy"][1 << 20] * 1e6,
+           "µs per 1 MiB copy (best round)")
 
     for start_method in available_start_methods():
         run = run_pipeline(2, 2, _MESSAGES, start_method=start_method)
