@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from _timing import skip_if_busy
+from _timing import busy, skip_if_busy
 
 from helpers.chapters.ch06_crawler.crawler import (
     RetryPolicy,
@@ -128,11 +128,16 @@ def test_throughput_rises_with_the_pool_then_stops_at_the_site_capacity():
 
 @pytest.mark.parametrize("model", MODELS[1:])
 def test_each_model_holds_many_requests_at_once(model):
-    with Site(100, latency=0.3) as site:
+    with Site(100, latency=0.5, capacity=100) as site:
         row = run_patched(hold_requests, model, site.url, 100, patch=model == "gevent",
                           trace=False, timeout=60).value
+        at_once = site.served().peak_in_flight
     assert row["ok"] == 100
-    assert row["seconds"] < 100 * 0.3 / 4  # they overlapped
+    assert row["seconds"] < 100 * 0.5 / 4  # they overlapped, however busy the machine
+    # The site saw every one of them at the same moment (what the notebook prints of its own).
+    if busy() and at_once < 100:
+        pytest.skip(f"{model}: at most {at_once} of 100 requests at once on a busy machine")
+    assert at_once == 100
     assert row["KiB per request"] > 0
 
 

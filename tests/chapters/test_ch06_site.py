@@ -122,6 +122,26 @@ def test_capacity_bounds_the_requests_the_site_handles_at_once():
     assert elapsed >= 4 * 0.2 * 0.9  # 20 requests, 5 at a time: four rounds of 0.2 s
 
 
+def test_reset_peak_counts_the_most_at_once_afresh():
+    with Site(8, latency=0.2, capacity=8) as site:
+        http = urllib3.PoolManager(maxsize=8)
+
+        def fetch_all(count):
+            with ThreadPoolExecutor(count) as pool:
+                return list(pool.map(lambda p: fetch_once(http, site.url + p.path, 5.0)[0],
+                                     site.sitemap.pages[:count]))
+
+        assert fetch_all(6) == ["200"] * 6
+        assert site.served(reset_peak=True).peak_in_flight == 6  # the report before the reset
+        assert site.served().peak_in_flight == 0  # nothing in flight when it was reset
+        assert fetch_all(2) == ["200"] * 2
+        assert site.served().peak_in_flight == 2
+        with pytest.raises(TypeError, match="reset_peak"):
+            site.served(reset_peak="yes")
+        with pytest.raises(ValueError, match="timeout"):
+            site.served(timeout=0)
+
+
 def test_the_site_stops_when_the_block_raises_and_when_asked_twice():
     site = Site(10)
     with pytest.raises(KeyboardInterrupt), site:

@@ -8,7 +8,8 @@ From a notebook, always inside ``with`` (the child is stopped and reaped however
         crawl(site.start_url)   ── HTTP GET ──────► WSGIServer(spawn=Pool(capacity)): one greenlet
                                                     per connection, at most `capacity` at once; the
                                                     rest wait in the listen queue
-        site.served()           ── GET /_served ──► what it answered so far, per path (JSON)
+        site.served()           ── GET /_served ──► what it answered so far, per path (JSON);
+                                   ?reset_peak: the most at once is counted afresh from then on
     site.report  ◄── report file, written at stop ─ SIGTERM: stop serving, write the report, exit
 
 From a terminal (a teacher's demo; Ctrl-C stops it)::
@@ -109,8 +110,10 @@ class _App:
 
         path = environ.get("PATH_INFO", "/")
         if path == "/_served":
-            return self._reply(start_response, "200 OK", json.dumps(asdict(self.served)),
-                               "application/json")
+            report = json.dumps(asdict(self.served))
+            if environ.get("QUERY_STRING") == "reset_peak":  # count the most at once afresh
+                self.served.peak_in_flight = self.in_flight
+            return self._reply(start_response, "200 OK", report, "application/json")
         if path == "/":
             return self._reply(start_response, "200 OK", self._index())
         page = self.sitemap.page(path)
@@ -382,9 +385,17 @@ class Site:
             time.sleep(_POLL)
         raise SiteError(f"the site did not start within {_START_TIMEOUT:g} s")
 
-    def served(self, timeout: float = 5.0) -> Served:
-        """What the site has served so far (asked over HTTP: exact at the moment of asking)."""
-        with urllib.request.urlopen(self.url + "/_served", timeout=timeout) as reply:
+    def served(self, timeout: float = 5.0, *, reset_peak: bool = False) -> Served:
+        """What the site has served so far (asked over HTTP: exact at the moment of asking).
+
+        With ``reset_peak=True`` the site then starts counting its ``peak_in_flight`` afresh, so a
+        later report tells the most requests it served at once since this one.
+        """
+        timeout = check_float("timeout", timeout, 0.01, 600.0)
+        if not isinstance(reset_peak, bool):
+            raise TypeError(f"reset_peak must be True or False, got {reset_peak!r}")
+        query = "?reset_peak" if reset_peak else ""
+        with urllib.request.urlopen(self.url + "/_served" + query, timeout=timeout) as reply:
             return Served(**json.loads(reply.read()))
 
     def stop(self) -> Served | None:

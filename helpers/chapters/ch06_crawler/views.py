@@ -116,7 +116,7 @@ def plot_throughput(rows: list[dict], ax, *, capacity: int, page_seconds: float)
     ax.set_xlabel("pool size (greenlets)", fontsize=12)
     ax.set_ylabel("pages per second", fontsize=12)
     ax.grid(alpha=0.3)
-    artists.append(ax.legend(fontsize=10, loc="upper left"))
+    artists.append(ax.legend(fontsize=10, loc="lower right"))  # the curves rise from lower left
     return artists
 
 
