@@ -308,8 +308,8 @@ def lost_updates(workers: int = 10, increments: int = 100, *, yield_inside: bool
 
     def add() -> None:
         for _ in range(increments):
-            if lock:
-                guard.acquire()
+            if lock and not guard.acquire(timeout=JOIN_TIMEOUT_SECONDS):  # bounded, as every wait
+                raise TimeoutError("the lock was not released in time")
             value = state["counter"]
             if yield_inside:
                 gevent.sleep(0)
