@@ -182,6 +182,8 @@ def test_sweep_has_every_channel_and_memcpy_and_plots():
     (dict(channel="Pipe", plan=[(64, 0)]), "message_count"),
     (dict(channel="Pipe", plan=[(64, 1)], senders=99), "senders"),
     (dict(channel="Pipe", plan=[(64 << 20, 100)]), "message_size × message_count"),
+    (dict(channel="Pipe", plan=[(64, 1)] * 65), "plan"),
+    (dict(channel="shared memory", plan=[(64 << 20, 3)] * 9), "plan"),  # 9 × 2 × 64 MiB of rings
 ])
 def test_bad_parameters_are_refused_before_any_work(bad, name):
     with pytest.raises(ValueError, match=name):

@@ -59,6 +59,11 @@ MAX_MESSAGES = 200_000
 MAX_TOTAL_BYTES = 2 << 30
 _MAX_SENDERS = 8  # a few per core: more only queue up for the same cores
 _MAX_SLOTS = 8  # memcpy's destination buffers: twice the ring's most, and at most 1 GiB of them
+# A plan's steps: the sweep has 11, the bench 9; each shared-memory step has rings of its own.
+_MAX_STEPS = 64
+# All the rings of one shared-memory transfer together: the panel's largest (4 senders × 2 slots
+# × 64 MiB) is half of it; /dev/shm is RAM, and a long plan of big messages must not fill it.
+_MAX_RING_BYTES = 1 << 30
 
 
 # -- the two ends' loops (run in children) --------------------------------------------------------
@@ -143,6 +148,8 @@ def _check_list(name: str, value: object) -> None:
 
 def _check_plan(plan: Sequence[tuple[int, int]], senders: int) -> list[tuple[int, int]]:
     _check_list("plan", plan)
+    if len(plan) > _MAX_STEPS:
+        raise ValueError(f"plan must have at most {_MAX_STEPS} steps, got {len(plan)}")
     checked = []
     for size, count in plan:
         check_int("message_size", size, 1, MAX_MESSAGE_BYTES)
@@ -169,6 +176,11 @@ def transfer(channel: str = "Pipe", plan: Sequence[tuple[int, int]] = ((1 << 20,
     check_choice("channel", channel, CHANNELS)
     check_int("senders", senders, 1, _MAX_SENDERS)
     plan = _check_plan(plan, senders)
+    ring_bytes = senders * sum(size * ring_slots(size) for size, _ in plan)
+    if channel == "shared memory" and ring_bytes > _MAX_RING_BYTES:
+        raise ValueError(f"plan: the rings of all its steps (message_size × slots × senders, "
+                         f"summed) must be at most {_MAX_RING_BYTES >> 30} GiB of shared memory, "
+                         f"got {ring_bytes >> 20} MiB")
     start_method = check_start_method(start_method)
     ctx = mp_context(start_method)
     manager = ctx.Manager() if channel == "Manager" else None
