@@ -26,6 +26,7 @@ from helpers.chapters.ch08_choosing import (
     free_threading,
     gil_state,
     guide,
+    machine_note,
     make_panel,
     measure_matrix,
     plot_cell,
@@ -181,3 +182,13 @@ def test_exercise_check_says_what_is_wrong(monkeypatch):
     assert not feedback.passed and "between" in feedback.points[-1].message
     feedback = check("08.1", {"task": print, "threads faster": "yes"})
     assert not feedback.passed and "True or False" in feedback.points[-1].message
+
+
+def test_the_machine_note_warns_when_other_programs_hold_the_cores(monkeypatch):
+    from helpers.course import usable_cores
+
+    monkeypatch.setattr("os.getloadavg", lambda: (usable_cores() + 3.0, 0.0, 0.0))
+    assert "noisy" in machine_note()
+    monkeypatch.setattr("os.getloadavg", lambda: (0.2, 0.0, 0.0))
+    note = machine_note()
+    assert "load average 0.2" in note and "noisy" not in note

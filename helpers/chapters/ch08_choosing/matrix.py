@@ -343,4 +343,7 @@ def machine_note() -> str:
     text = f"{usable_cores()} usable cores"
     if load is not None:
         text += f", load average {load:.1f}"
+        if load > usable_cores():
+            text += (" — more runnable processes than cores: other programs compete with every"
+                     " run, so the figures are noisy (measure again when the machine is idle)")
     return text
