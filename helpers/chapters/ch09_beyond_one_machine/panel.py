@@ -27,13 +27,19 @@ def _demo(fig, progress, *, workers: int, threads: int, tasks: int, task_ms: flo
     run = run_dask(cpu_task, [(iterations_for(task_ms / 1e3),)] * tasks, workers=workers,
                    threads_per_worker=threads)
     ax = fig.subplots()
-    plot_timeline(run.trace, ax, title=f"{tasks} tasks of ~{task_ms:g} ms on {workers} workers × "
-                  f"{threads} threads")
-    ideal = tasks * task_ms / 1e3 / min(workers * threads, usable_cores())
-    return (f"{run.seconds:.2f} s for the tasks (at best about {ideal:.2f} s on "
-            f"{usable_cores()} cores), after {run.details['cluster_start_seconds']:.2f} s "
+    plot_timeline(run.trace, ax, title=f"{tasks} tasks of ~{task_ms:g} ms on {workers} "
+                  f"{_plural(workers, 'worker')} × {threads} {_plural(threads, 'thread')}")
+    # cpu_task is pure Python: the threads of one worker share its GIL, so at most one task per
+    # worker computes at once, and no more than there are cores.
+    at_once = min(workers, usable_cores())
+    ideal = tasks * task_ms / 1e3 / at_once
+    return (f"{run.seconds:.2f} s for the tasks (at best about {ideal:.2f} s: {at_once} at a "
+            f"time, one per worker and core), after {run.details['cluster_start_seconds']:.2f} s "
             f"starting the cluster; on average {run.parallelism():.2f} lanes computing")
 
+
+def _plural(count: int, word: str) -> str:
+    return word if count == 1 else word + "s"
 
 def make_panel() -> Panel:
     """Workers, threads per worker, tasks and task size, on a LocalCluster started per run."""
