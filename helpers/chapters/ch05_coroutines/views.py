@@ -17,8 +17,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from matplotlib.collections import PolyCollection
-from matplotlib.colors import to_rgba
 
 from helpers.course import check_choice, check_int
 from helpers.runners import Run, run_patched
@@ -181,20 +179,15 @@ def _row_height(lanes: int) -> float:
     return max(_MIN_ROW_INCHES, _ROW_TITLE_INCHES + _LANE_INCHES * lanes)
 
 
-def _ticks_visible(artists: list) -> list:
+def _ticks_visible(layout) -> list:
     """Outline run spans so a switch-in of a few µs still shows as a line at any zoom; name the
-    hub's time in the legend for what it is."""
-    axes = getattr(artists, "ax", None)
-    if axes is not None:
-        _name_the_hub(axes, split=any(e == "switch" for e in getattr(artists, "artists_by_kind",
-                                                                        {})))
-    run = to_rgba(KIND_COLORS["run"])
-    for artist in artists:
-        if isinstance(artist, PolyCollection) and len(artist.get_facecolor()) and tuple(
-                artist.get_facecolor()[0]) == run:
-            artist.set_edgecolor(KIND_COLORS["run"])
-            artist.set_linewidth(0.8)
-    return artists
+    hub's time in the legend for what it is. `layout` is what `plot_timeline` returned: its
+    ``artists_by_kind`` says which bars are which, so nothing is guessed from their colour."""
+    _name_the_hub(layout.ax, split="switch" in layout.artists_by_kind)
+    for artist in layout.artists_by_kind.get("run", []):
+        artist.set_edgecolor(KIND_COLORS["run"])
+        artist.set_linewidth(0.8)
+    return layout
 
 
 def plot_runs(runs: dict[str, Any], axes=None) -> list:
@@ -228,15 +221,15 @@ def plot_sleepers(run: Run, axes=None, *, sample: int = 8) -> list:
     trace = with_waits(run.trace, polling=run.details.get("polling"))
     greenlets = [lane for lane in trace.lanes() if lane not in _NOT_WAITING]
     lanes = [lane for lane in ("main", "hub") if lane in trace.lanes()] + greenlets[:sample]
-    origin = trace.start_ns
-    artists = _ticks_visible(plot_timeline(
-        trace, axes[0], lanes=lanes, origin_ns=origin,
+    layout = _ticks_visible(plot_timeline(
+        trace, axes[0], lanes=lanes, origin_ns=trace.start_ns,
         title=f"{len(greenlets):,} greenlets (the first {min(sample, len(greenlets))} drawn): "
               f"{run.seconds:.2f} s",
     ))
     axes[0].set_xlabel("")  # the count below carries the time axis
+    artists = list(layout)
     times, alive = alive_counts(run.trace)
-    axes[1].step((times - origin) / 1e6, alive, where="post", color="#0072B2")
+    axes[1].step(layout.x(times), alive, where="post", color="#0072B2")  # the same time zero
     axes[1].set_ylabel("greenlets alive")
     axes[1].set_xlabel("time (ms)")
     axes[1].grid(alpha=0.3)
@@ -257,15 +250,14 @@ def _panel_demo(fig, progress, *, greenlets: int, sleep: str, mean_sleep: float,
     # The tasks that slept: one skipped for the time budget only ran long enough to return.
     slept = {e.lane for e in trace.events if e.kind == "io" and e.label == "sleep"}
     tasks = [lane for lane in trace.lanes() if lane.startswith("task ") and lane in slept]
-    origin = trace.start_ns
-    _ticks_visible(plot_timeline(
-        trace, top, lanes=tasks[:_PANEL_LANES], origin_ns=origin,
+    layout = _ticks_visible(plot_timeline(
+        trace, top, lanes=tasks[:_PANEL_LANES], origin_ns=trace.start_ns,
         title=f"{'patched' if patched else 'NOT patched'}: {value['ran']} tasks in "
               f"{value['seconds']:.2f} s (pool of {pool_size}; "
               f"first {min(_PANEL_LANES, len(tasks))} drawn)"))
     top.set_xlabel("")
     times, alive = alive_counts(run.trace, kinds=("io",), skip=())
-    bottom.step((times - origin) / 1e6, alive, where="post", color="#0072B2")
+    bottom.step(layout.x(times), alive, where="post", color="#0072B2")  # the same time zero
     bottom.set_ylabel("sleeping\nat once")
     bottom.set_xlabel("time (ms)")
     bottom.grid(alpha=0.3)
