@@ -160,7 +160,7 @@ def make_panel() -> Panel:
         "One row of the matrix",
         [Choice("workload", list(WORKLOADS), default="I/O waits"),
          Float("size", 0.01, 200.0, default=20.0, step=0.01,
-               label="task size (ms; MB for large payload)"),
+               label="task size"),  # ms of work or waiting; MB for "large payload"
          Int("tasks", 1, 400, default=40),
          Choice("models", list(MODEL_GROUPS), default="all")],
         _demo,
