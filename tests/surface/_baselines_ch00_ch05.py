@@ -27,6 +27,7 @@ def baselines() -> dict:
         "helpers.chapters.ch04_pools.panel.demo": ch04_demo,
         "beside_ticker": {"work": no_progress},
         "join_all": {"glets": []},
+        "spawn_named": {"name": "lane", "function": no_progress},
         "traced": {"body": no_progress},
         "alive_counts": {"recording": Trace()},
         "with_waits": {"recording": Trace()},
