@@ -182,9 +182,14 @@ def test_the_chapters_scripts_show_the_main_pitfall_and_its_fix(tmp_path):
                       _cell("01_processes.ipynb", "%%writefile {WORK}/guarded.py"))
     broken = run_script(unguarded, "spawn", timeout=30)
     assert broken.returncode != 0 and "bootstrapping phase" in broken.stderr
+    # what the reader sees: the child's own error first, not only the parent's BrokenProcessPool
+    assert broken.errors()[0].startswith("RuntimeError: An attempt has been made to start"), broken
+    assert broken.errors()[0].endswith("finished its bootstrapping phase.")
+    assert "RuntimeError: An attempt" in str(broken)
     assert "as __main__" in broken.stdout and "as __mp_main__" in broken.stdout
     fixed = run_script(guarded, "spawn", timeout=30)
-    assert fixed.returncode == 0 and fixed.stdout.strip().splitlines()[-1] == "285"
+    # the sum is printed after the pool has shut down, so it is the last line
+    assert fixed.returncode == 0 and fixed.stdout.strip().splitlines()[-1] == "285", fixed
     assert fixed.stdout.count("as __main__") == 1  # the top level ran once in the parent
 
 

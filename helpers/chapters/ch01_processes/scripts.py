@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -59,6 +60,8 @@ _OUTPUT_TAIL = 4000
 _PRELOAD = ["helpers.workloads"]
 # Samples per figure: each is one process; 40 keeps the cell short even on a slow machine.
 _MAX_SAMPLES = 40
+# A traceback's last line: an exception's (dotted) name, a colon, its message (maybe empty).
+_EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Pool|Interrupt)):(.*)$")
 
 
 @dataclass
@@ -76,12 +79,36 @@ class ScriptRun:
         lines = [line for line in self.stderr.strip().splitlines() if line.strip()]
         return lines[-1] if lines else ""
 
+    def errors(self) -> list[str]:
+        """Each distinct exception on stderr (``Name: message``), in the order first raised.
+
+        A message that starts on the next line (as multiprocessing's bootstrapping RuntimeError
+        does) is joined to its name, so a child's own error shows, not only the parent's last one.
+        """
+        lines = self.stderr.splitlines()
+        found: list[str] = []
+        for i, line in enumerate(lines):
+            match = _EXCEPTION_LINE.match(line)
+            if not match:
+                continue
+            message = match.group(2).strip()
+            if not message:  # the message's first paragraph, on the lines that follow
+                rest = [line.strip() for line in lines[i + 1:]]
+                while rest and not rest[0]:
+                    rest.pop(0)
+                message = " ".join(rest[:rest.index("")] if "" in rest else rest)
+            text = f"{match.group(1)}: {message}" if message else match.group(1)
+            if text not in found:
+                found.append(text)
+        return found
+
     def __str__(self) -> str:
         ended = ("killed after the timeout" if self.returncode is None
                  else f"exit code {self.returncode}")
         text = f"{Path(self.path).name}: {ended} after {self.seconds:.2f} s\n{self.stdout.rstrip()}"
-        if self.last_error():
-            text += f"\n  stderr ends with: {self.last_error()}"
+        errors = self.errors() or ([self.last_error()] if self.last_error() else [])
+        if errors:
+            text += "\n  on stderr: " + "\n             ".join(errors)
         return text
 
 

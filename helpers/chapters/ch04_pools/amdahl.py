@@ -33,7 +33,7 @@ from helpers.workloads import cpu_task, iterations_for
 __all__ = ["AmdahlRun", "amdahl_speedup", "fit_serial_fraction", "measure_amdahl", "plot_amdahl"]
 
 # Enough work that a pool's dispatch (a few ms) is small next to it; quick mode keeps tests short.
-DEFAULT_TOTAL_SECONDS = 0.3 if QUICK else 1.2
+DEFAULT_TOTAL_SECONDS = 0.3 if QUICK else 0.8
 # A clearly visible serial part: with 20 % serial, 2 cores give at most 1.67×, 8 cores 3.3×.
 DEFAULT_SERIAL_FRACTION = 0.2
 # The curve is drawn to this many workers, to show where a bigger machine would end up.
