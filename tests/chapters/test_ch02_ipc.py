@@ -9,6 +9,7 @@ import _thread
 import threading
 
 import pytest
+from _timing import skip_if_busy
 from matplotlib.figure import Figure
 
 from helpers.chapters.ch02_ipc import (
@@ -149,8 +150,12 @@ def test_several_senders_into_one_receiver(channel):
 
 
 def test_shared_memory_beats_the_pipe_at_one_mib():
-    rates = {c: transfer(c, [(1 << 20, 40)]).rates[1 << 20] for c in ("Pipe", "shared memory")}
-    assert rates["shared memory"] > 2 * rates["Pipe"], rates  # measured here: ~20×
+    # Each the best of three rounds: one round on a loaded machine can lose its cores halfway.
+    rates = {c: transfer(c, [(1 << 20, 40)] * 3).rates[1 << 20] for c in ("Pipe", "shared memory")}
+    ratio = rates["shared memory"] / rates["Pipe"]
+    if ratio <= 2:
+        skip_if_busy(ratio, "shared memory against the Pipe at 1 MiB", at_most=2)
+    assert ratio > 2, rates  # measured here: 3× to 15×, the more the idler the machine
 
 
 def test_a_size_sent_in_several_rounds_keeps_its_best_round():
