@@ -51,8 +51,11 @@ def plot_sweep(sweep: Sweep, ax: Any) -> list:
 
 
 def plot_transfer(run: TransferRun, ax: Any, *, title: str | None = None) -> Any:
-    """Both ends of a transfer on one timeline: pink = inside send/recv, orange = waiting."""
-    return plot_timeline(run.trace, ax, title=title or run.summary())
+    """Both ends of a transfer on one timeline: pink = inside send/recv, orange = waiting.
+
+    The senders' lanes first, in their order, then the receiver: whichever process started first."""
+    lanes = sorted(run.trace.lanes(), key=lambda lane: (lane.startswith("receiver"), lane))
+    return plot_timeline(run.trace, ax, lanes=lanes, title=title or run.summary())
 
 
 def plot_pipeline(run: PipelineRun, ax: Any, *, title: str | None = None) -> Any:
