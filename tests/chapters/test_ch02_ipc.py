@@ -25,6 +25,7 @@ from helpers.chapters.ch02_ipc import (
     pickling_costs,
     plot_pipeline,
     plot_sweep,
+    plot_transfer,
     ring_slots,
     round_trips,
     run_feeder_error,
@@ -145,6 +146,9 @@ def test_transfer_moves_every_byte_and_records_send_spans_at_both_ends(channel, 
 def test_several_senders_into_one_receiver(channel):
     run = transfer(channel, [(4 << 10, 50)], senders=2, timeout=20)
     assert len([lane for lane in run.trace.lanes() if lane.startswith("sender")]) == 2
+    rows = plot_transfer(run, Figure().add_subplot()).rows  # senders in order, the receiver last
+    assert [lane.split(" [")[0] for lane in sorted(rows, key=rows.get)] == [
+        "sender 1", "sender 2", "receiver"]
     assert run.rates[4 << 10] > 0
     assert run.seconds < 15  # every child ended by itself: none waited for the timeout
 
