@@ -17,9 +17,12 @@ Dask times tasks with the wall clock (``time.time()``, epoch seconds); the cours
 (`helpers.timeline` calls it the clock pair), and `task_stream_trace` maps each epoch time onto
 that worker's own perf counter, so Dask's spans line up with spans recorded anywhere else.
 
-`dask_client` starts a `LocalCluster` of worker *processes* on this machine (scheduler and
-dashboard bound to 127.0.0.1) and closes client and cluster in a ``finally``: after an error or a
-kernel interrupt no scheduler, nanny or worker process is left. Dask logs freely to stderr;
+`start_cluster(LocalCluster, n, **options)` makes a cluster that nothing can leave running: it
+is built with no workers while an interrupt is held back (a constructor interrupted half-way goes
+on starting workers in Dask's loop thread, with no object left to close them), then scaled to `n`
+inside the ``try`` whose ``finally`` closes it. `dask_client` is a `Client` on such a
+`LocalCluster` of worker *processes* (scheduler and dashboard bound to 127.0.0.1): after an error
+or a kernel interrupt no scheduler, nanny or worker process is left. Dask logs freely to stderr;
 `quiet_dask` keeps its loggers at ERROR and its warnings out of the reader's cell.
 """
 
@@ -137,7 +140,10 @@ def start_cluster(cluster_class: Callable[..., Any], n_workers: int = 2, *,
     if "asynchronous" in options:
         raise ValueError("options must not hold asynchronous: the cluster is used from this "
                          "thread, as a notebook cell uses it")
-    options.setdefault("silence_logs", logging.ERROR)
+    # The worker processes log to the kernel's stderr. Even at ERROR, a worker whose heartbeat
+    # meets a scheduler that is closing first logs a traceback into the cell; what went wrong in
+    # a run reaches the reader as data (a Failure, an exception), so only CRITICAL is let through.
+    options.setdefault("silence_logs", logging.CRITICAL)
     before = {p.pid for p in multiprocessing.active_children()}
     with quiet_dask():
         with _interrupts_deferred():
