@@ -290,3 +290,13 @@ def test_exercise_01_4_points_at_the_pitfall(monkeypatch, tmp_path):
                    "        print(sum(p.map(sq, range(1000))))\n")
     feedback = check("01.4", str(loud))
     assert not feedback and any("more than once" in p.message for p in feedback.points)
+
+
+def test_busy_note_speaks_only_when_the_load_exceeds_the_cores(monkeypatch):
+    from helpers.chapters.ch01_processes import speedup
+
+    cores = speedup.usable_cores()
+    monkeypatch.setattr(speedup.os, "getloadavg", lambda: (cores + 0.5, 0.0, 0.0))
+    assert "busy" in speedup.busy_note() and f"{cores} cores" in speedup.busy_note()
+    monkeypatch.setattr(speedup.os, "getloadavg", lambda: (cores - 0.5, 0.0, 0.0))
+    assert speedup.busy_note() == ""

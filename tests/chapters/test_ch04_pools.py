@@ -270,3 +270,18 @@ def test_exercise_04_4_notices_the_default_chunksize(monkeypatch, tmp_path):
     if busy():
         pytest.skip("the machine is busy: the check cannot time the chunksizes apart right now")
     assert not feedback, repr(feedback)
+
+
+def test_chunksize_printout_says_when_a_busy_machine_flipped_the_order():
+    from helpers.chapters.ch04_pools import ChunksizeComparison
+    from helpers.runners import Run
+    from helpers.timeline import Trace
+
+    def run(chunksize, seconds):
+        return Run("processes", "Pool.map", [], [], seconds, Trace(), 2, "spawn",
+                   details={"chunksize": chunksize, "kind": "Pool.map"})
+
+    flipped = [run(1, 1.0), run(50, 1.5)]
+    assert "not the slowest" in str(ChunksizeComparison(flipped, 6.0, 2))
+    assert "not the slowest" not in str(ChunksizeComparison(flipped, 1.0, 2))  # idle: as measured
+    assert "not the slowest" not in str(ChunksizeComparison([run(1, 2.0), run(50, 1.0)], 6.0, 2))

@@ -30,6 +30,7 @@ from .scripts import (
 from .speedup import (
     MODELS,
     Scaling,
+    busy_note,
     compare_speedup,
     demo,
     make_panel,
@@ -47,6 +48,7 @@ __all__ = [
     "Scaling",
     "ScriptRun",
     "StartCost",
+    "busy_note",
     "compare_forkserver_preload",
     "compare_speedup",
     "daemon_demo",

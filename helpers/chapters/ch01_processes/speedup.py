@@ -18,6 +18,7 @@ cores, to show where adding processes stops helping (oversubscription).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -44,6 +45,7 @@ from helpers.workloads import cpu_task, iterations_for
 __all__ = [
     "MODELS",
     "Scaling",
+    "busy_note",
     "compare_speedup",
     "demo",
     "make_panel",
@@ -65,6 +67,21 @@ Progress = Callable[[float, str], None]
 
 def _no_progress(fraction: float, text: str | None = None) -> None:
     return None
+
+
+def busy_note() -> str:
+    """A line saying the machine is busy (load average above its cores), or "" when it is not.
+
+    On a busy machine every figure here measures the other programs' share of the cores too:
+    threads can even beat serial, because the two runs got different shares.
+    """
+    if not hasattr(os, "getloadavg"):
+        return ""
+    load, cores = os.getloadavg()[0], usable_cores()
+    if load <= cores:
+        return ""
+    return (f"(the machine is busy: load average {load:.1f} on {cores} cores, so these times "
+            "include waiting for a core; run the cell again when it is quieter)")
 
 
 def speedup_tasks(processes: int = 2, task_seconds: float = DEFAULT_TASK_SECONDS) -> list[tuple]:
@@ -161,7 +178,7 @@ def demo(fig, progress: Progress, *, processes: int, task_seconds: float,
                                  progress=progress)
     ax_timeline, ax_bars = fig.subplots(1, 2, width_ratios=[3, 1])
     plot_comparison(comparison, [ax_timeline], ax_bars, models=["processes"], color_by="cpu")
-    return comparison.summary()
+    return " ".join(filter(None, [comparison.summary(), busy_note()]))
 
 
 def make_panel(start_methods: Sequence[str] | None = None):

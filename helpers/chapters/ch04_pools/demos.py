@@ -144,7 +144,8 @@ def compare_chunksizes(tasks: int = 2000, task_ms: float = 0.2, *, workers: int 
         check_int("each of chunksizes", c, 1, tasks)
     runs = [run_pool(cpu_task, items, kind="Pool.map", workers=workers, chunksize=c,
                      start_method=start_method) for c in chunksizes]
-    return ChunksizeComparison(runs, os.getloadavg()[0], usable_cores())
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None  # not on Windows
+    return ChunksizeComparison(runs, load, usable_cores())
 
 
 @dataclass
