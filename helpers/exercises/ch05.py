@@ -131,8 +131,10 @@ def _polite(answer):
 # The same hint for every wrong line, whichever way it is wrong: it names the reasons gevent has
 # for replacing something, and leaves the reader to apply them.
 _PATCH_HINT = ("look again: patch_all() replaces what would block the one thread every greenlet "
-               "shares (waiting on the OS) and what must treat greenlets as threads or cooperate "
-               "with the event loop (thread identity, locks, fork, signals); which is this?")
+               "shares while it waits on the OS — where the event loop can wait instead (timers, "
+               "sockets; not a regular file, which is always 'ready') — and what must treat "
+               "greenlets as threads or cooperate with the event loop (thread identity, locks, "
+               "fork, signals); which is this?")
 
 
 @lru_cache(maxsize=1)
