@@ -18,6 +18,7 @@ from helpers.chapters.ch09_beyond_one_machine import (
     kill_a_worker,
     make_panel,
     measure_overhead,
+    plot_kill,
     scheduler_command,
     worker_command,
 )
@@ -129,3 +130,30 @@ def test_exercise_solution_passes_and_wrong_ports_are_told_why(monkeypatch):
 
     feedback = check("09.1", one_at_a_time)
     assert any("one after the other" in p.message for p in feedback.points)
+
+
+def test_plot_kill_draws_the_kill_and_hatches_only_the_recomputed_tasks():
+    from collections import Counter
+
+    from matplotlib.figure import Figure
+
+    from helpers.chapters.ch09_beyond_one_machine import KillReport
+    from helpers.timeline import Event, Trace
+
+    ms = 1_000_000
+    trace = Trace()
+    trace.add(Event("worker-a thread 1", "task 0", "run", 0, 100 * ms, 1))
+    trace.add(Event("worker-b thread 1", "task 1", "run", 0, 100 * ms, 2))
+    trace.add(Event("worker-b thread 1", "task 0", "run", 150 * ms, 250 * ms, 2))  # again
+    trace.add(Event("worker-b thread 1", "task 2", "run", 250 * ms, 350 * ms, 2))
+    report = KillReport("worker-a", 2, True, 0.35, 120 * ms, trace,
+                        Counter({"task 0": 2, "task 1": 1, "task 2": 1}), ["worker-a thread 1"])
+    ax = Figure().subplots()
+    artists = plot_kill(report, ax)
+    hatched = [c for c in ax.collections if c.get_hatch() == "//"]
+    # Task 0 on worker-b only, not its first run on the killed worker: one lane, one bar.
+    assert len(hatched) == 1 and len(hatched[0].get_paths()) == 1
+    lines = [a for a in artists if getattr(a, "get_xdata", None) and len(a.get_xdata()) == 2]
+    assert lines and lines[-1].get_xdata()[0] == pytest.approx(120.0, abs=1.0)  # ms on the axis
+    assert any("SIGKILL worker-a" in t.get_text() for t in ax.texts)
+    assert "1 task recomputed" in ax.get_title()

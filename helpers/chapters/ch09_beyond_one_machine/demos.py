@@ -40,7 +40,7 @@ __all__ = [
 # The task sizes of the overhead table, in ms: from "nothing at all" to "clearly worth a network
 # hop". Each row runs about `_ROW_SECONDS` of work spread over the workers.
 OVERHEAD_TASK_MS = (0.01, 1.0, 10.0, 100.0)
-_ROW_SECONDS = 0.4
+_ROW_SECONDS = 0.25
 # Tasks per row: at least enough to keep every worker busy a few times, at most enough to keep the
 # tiny-task row (where Dask spends the most per task) within a second or two.
 _MIN_TASKS, _MAX_TASKS = 8, 200
@@ -202,9 +202,12 @@ def plot_kill(report: KillReport, ax) -> list:
         artists.append(ax.legend(handles, names, loc="upper left", bbox_to_anchor=(1.01, 1.0),
                                  fontsize=11, frameon=False))
     artists.append(ax.axvline(x, color="#D55E00", linewidth=2))
-    artists.append(ax.annotate(f"SIGKILL {report.killed}", (x, 0), xytext=(4, -2),
+    # At the top of the axes, on a white box: readable over a bar of any lane.
+    artists.append(ax.annotate(f"SIGKILL {report.killed}", (x, 1.0),
+                               xycoords=ax.get_xaxis_transform(), xytext=(4, -3),
                                textcoords="offset points", color="#D55E00", fontsize=11,
-                               va="top"))
+                               va="top", bbox={"facecolor": "white", "edgecolor": "none",
+                                               "alpha": 0.9, "pad": 1.5}))
     return artists
 
 
