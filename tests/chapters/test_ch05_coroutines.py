@@ -7,13 +7,13 @@ deterministic without jitter, a CPU-bound greenlet starves the others — with l
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import time
 from pathlib import Path
 
 import gevent
 import pytest
+from _notebooks import solution
 from matplotlib.figure import Figure
 
 from helpers.chapters import ch05_coroutines as co
@@ -35,23 +35,6 @@ pytestmark = pytest.mark.timeout(90)
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
-def solution(notebook: str, marker: str, tmp_path: Path):
-    """The solution a notebook keeps in a collapsed block: the path of the module it writes
-    (``%%writefile``) or, for a value, the ``answer`` its code sets."""
-    cells = json.loads((NOTEBOOKS / notebook).read_text(encoding="utf-8"))["cells"]
-    for cell in cells:
-        text = "".join(cell["source"])
-        if cell["cell_type"] == "markdown" and "<details>" in text and marker in text:
-            body = text.split("```python\n", 1)[1].split("```", 1)[0]
-            if body.startswith("%%writefile"):
-                first, rest = body.split("\n", 1)
-                path = tmp_path / Path(first.split()[-1]).name
-                path.write_text(rest, encoding="utf-8")
-                return str(path)
-            namespace: dict = {"check": lambda *a: None}
-            exec(body, namespace)
-            return namespace["answer"]
-    raise AssertionError(f"no solution block with {marker!r} in {notebook}")
 
 
 def _alive(run, lane):
