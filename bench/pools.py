@@ -35,7 +35,7 @@ _REPEATS = 5
 
 def measure(report) -> None:
     method = kernel_safe_start_method()
-    items = task_items(16, 120.0)  # the chapter's first demo with reader parameters: 16 × ~0.12 s
+    items = task_items(12, 150.0)  # the chapter's first demo with reader parameters: 12 × ~0.15 s
     ratios, bare_ratios = [], []
     with mp_context(method).Pool(2) as bare_pool:
         bare_pool.map(cpu_task, [1000, 1000])
@@ -70,7 +70,7 @@ def measure(report) -> None:
         "cell_01_compare_speedup": lambda: speedup.compare_speedup(
             2, speedup.DEFAULT_TASK_SECONDS, start_method=method),
         "cell_01_scaling": lambda: speedup.measure_scaling(start_method=method,
-                                                           total_seconds=1.2),
+                                                           total_seconds=1.0),
         "cell_01_start_costs": lambda: measure_start_costs(samples=10),
         "cell_01_panel": lambda: speedup.demo(Figure(), lambda *a: None, processes=2,
                                               task_seconds=speedup.DEFAULT_TASK_SECONDS,

@@ -15,8 +15,9 @@ Data flow of `run_pool` (the same for every pool kind)::
     Trace: one lane per worker pid ──> plot_timeline, tasks_per_worker
 
 Every wait has a timeout. Any exception while waiting — a timeout, a crash, a KeyboardInterrupt
-from the kernel's interrupt button — terminates the workers before it propagates: a kernel interrupt
-otherwise leaves pool workers running (ipython#3400).
+from the kernel's interrupt button — terminates the workers before it propagates. The workers
+ignore SIGINT (jupyter_client sends the kernel's interrupt to its whole process group), so
+stopping them is the parent's job, and it always does.
 """
 
 from __future__ import annotations

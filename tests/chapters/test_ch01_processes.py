@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _notebooks import solution
 from _timing import busy, skip_if_busy
 from matplotlib.figure import Figure
 
@@ -35,24 +36,6 @@ from helpers.workloads import cpu_task, iterations_for
 pytestmark = pytest.mark.timeout(60)
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
-
-def solution(notebook: str, marker: str, tmp_path: Path):
-    """The solution a notebook keeps in a collapsed block: the path of the module it writes
-    (``%%writefile``) or, for a value, the ``answer`` its code sets."""
-    cells = json.loads((NOTEBOOKS / notebook).read_text(encoding="utf-8"))["cells"]
-    for cell in cells:
-        text = "".join(cell["source"])
-        if cell["cell_type"] == "markdown" and "<details>" in text and marker in text:
-            body = text.split("```python\n", 1)[1].split("```", 1)[0]
-            if body.startswith("%%writefile"):
-                first, rest = body.split("\n", 1)
-                path = tmp_path / Path(first.split()[-1]).name
-                path.write_text(rest, encoding="utf-8")
-                return str(path)
-            namespace: dict = {"check": lambda *a: None}
-            exec(body, namespace)
-            return namespace["answer"]
-    raise AssertionError(f"no solution block with {marker!r} in {notebook}")
 
 
 

@@ -6,8 +6,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from helpers.chapters.ch04_pools import fail_on
-from helpers.runners import Run, compare, known_models, plot_comparison, register_model
-from helpers.runners import Comparison
+from helpers.runners import Comparison, Run, compare, known_models, plot_comparison, register_model
 from helpers.timeline import Trace
 from helpers.workloads import cpu_task, io_task
 
