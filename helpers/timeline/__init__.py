@@ -16,14 +16,18 @@ Every span is an `Event` (lane, label, kind, start_ns, end_ns, pid, cpu) timed w
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
-# The events and recorders are what every worker needs; drawing, export and the greenlet tracer
-# (numpy, json, greenlet) are loaded on first use, so a spawned worker starts lighter.
-from ._events import KINDS, Event, Trace
-from ._record import Recorder, Traced, TracedResult, current_cpu, process_lane
+# typing.TYPE_CHECKING without importing typing, which a spawned worker would otherwise pay for
+# (type checkers read this name as True).
+TYPE_CHECKING = False
 
-_LAZY = {"to_chrome_trace": "_chrome", "GreenletRecorder": "_greenlets", "KIND_COLORS": "_plot",
+# Every name is loaded from its module on first use: a spawned child that only asks which core it
+# is on (`current_cpu`) loads none of the rest; recorders load the events, and drawing, export and
+# the greenlet tracer (numpy, json, greenlet) load only where they are used.
+_LAZY = {"KINDS": "_events", "Event": "_events", "Trace": "_events",
+         "Recorder": "_record", "Traced": "_record", "TracedResult": "_record",
+         "process_lane": "_record", "current_cpu": "_cpu",
+         "to_chrome_trace": "_chrome", "GreenletRecorder": "_greenlets", "KIND_COLORS": "_plot",
          "TimelineLayout": "_plot", "plot_timeline": "_plot"}
 
 __all__ = [
@@ -43,7 +47,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str):
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
@@ -57,5 +61,8 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from ._chrome import to_chrome_trace  # noqa: F401
+    from ._cpu import current_cpu  # noqa: F401
+    from ._events import KINDS, Event, Trace  # noqa: F401
     from ._greenlets import GreenletRecorder  # noqa: F401
     from ._plot import KIND_COLORS, TimelineLayout, plot_timeline  # noqa: F401
+    from ._record import Recorder, Traced, TracedResult, process_lane  # noqa: F401

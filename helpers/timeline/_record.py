@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,52 +27,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from ._cpu import current_cpu
 from ._events import KINDS, Event, Trace, clock_pair
 
-__all__ = ["Recorder", "Traced", "TracedResult", "current_cpu", "process_lane"]
-
-def _native_sched_getcpu() -> Callable[[], int] | None:
-    """glibc's ``sched_getcpu()``: the core the *calling thread* runs on, in about 50 ns."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        function = ctypes.CDLL(None, use_errno=True).sched_getcpu
-    except (OSError, AttributeError):  # musl without it, or no dynamic loader
-        return None
-    function.restype = ctypes.c_int
-    function.argtypes = []
-    return function if function() >= 0 else None
-
-
-_sched_getcpu = _native_sched_getcpu()
-
-
-def _proc_stat_cpu() -> int | None:
-    """The calling thread's core from ``/proc/self/task/<tid>/stat`` (field 39, "processor")."""
-    try:
-        with open(f"/proc/self/task/{threading.get_native_id()}/stat", "rb") as stat:
-            fields = stat.read().rsplit(b")", 1)[1].split()
-        return int(fields[36])  # fields after the command name start at field 3
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def current_cpu() -> int | None:
-    """The core the calling thread is running on now, or None where the OS does not say.
-
-    Each thread's own core — not its process's main thread's, which is what
-    ``psutil.Process().cpu_num()`` reads. On Linux it asks ``sched_getcpu()`` (tens of ns), or
-    reads ``/proc/self/task/<tid>/stat`` where that is missing (about 10 µs); macOS and Windows do
-    not tell. Recorders call it once per span, at its end.
-    """
-    if _sched_getcpu is not None:
-        value = _sched_getcpu()
-        return value if value >= 0 else None
-    if sys.platform.startswith("linux"):
-        return _proc_stat_cpu()
-    return None
+__all__ = ["Recorder", "Traced", "TracedResult", "process_lane"]
 
 
 def process_lane() -> str:

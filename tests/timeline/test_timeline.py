@@ -198,7 +198,8 @@ def test_current_cpu_is_the_calling_threads_own_core():
     def pinned(core: int) -> None:
         os.sched_setaffinity(0, {core})  # 0: the calling thread only, on Linux
         seen[core] = set()
-        for _ in range(200):
+        # 600 calls in all: the first few hundred read /proc, the rest ask sched_getcpu().
+        for _ in range(300):
             seen[core].add(current_cpu())
 
     for core in cores:  # the main thread stays where it is; each thread reports its own core
