@@ -17,7 +17,10 @@ Import what you need from here: ``from helpers.runners import run_pool, compare`
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+
+# typing.TYPE_CHECKING without importing typing, which a spawned worker would otherwise pay for
+# (type checkers read this name as True).
+TYPE_CHECKING = False
 
 # Each name is loaded from its module on first use: a worker process that needs one runner
 # (a spawned child importing `helpers.runners.processes`) does not pay for pools, Dask or gevent.
@@ -64,7 +67,7 @@ _HOME = {
 __all__ = sorted(_HOME)
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str):
     if name not in _HOME:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)

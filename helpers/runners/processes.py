@@ -1,33 +1,38 @@
 """Run tasks one process each: start them all, collect what each did, stop them whatever happens.
 
-Data flow of `run_processes` (one process per task, each reporting exactly once)::
+Data flow of `run_processes` (one process and one pipe per task, each child reporting once)::
 
-    the kernel (parent)                                 child process i
-    -------------------                                 ---------------
+    the kernel (parent)                                 child process i (`_process_child`)
+    -------------------                                 ----------------------------------
+    reader, writer = os.pipe()  (a ReportPipe)
     requested_ns = perf_counter_ns()
-    Process(target=_child_main,
-            args=(queue, i, fn, args, requested_ns))
-        .start()                   ── start method ──>  entered_ns = perf_counter_ns()
-                                                        "start" span [requested_ns, entered_ns)
-                                                        "run" span around fn(*args)
-    queue.get(timeout)   <── (i, TracedResult | Failure), pickled once
+    Process(target=child_main,
+            args=(writer, i, fn, args, requested_ns))
+        .start(); writer.close()   ── start method ──>  entered_ns = perf_counter_ns()
+                                                        "start" row [requested_ns, entered_ns)
+                                                        "run" row around fn(*args)
+    wait(readers + sentinels, timeout)  <── (lane, pid, clock, rows, report), one frame
     join(timeout) -> exitcode
     Trace of every lane  ──> plot_timeline(trace, color_by="cpu")
 
-A child never prints. A failure comes back as a `Failure` that carries the traceback text.
+A plain pipe per child, not a shared Queue: nothing for a child to import but the small module it
+runs (a spawned child's imports are part of its start span), no feeder thread, no semaphores to
+release, and a child that dies without a word is noticed at once (its sentinel fires). A child
+never prints; a failure comes back as a `Failure` that carries the traceback text.
+`collect_reports` is the Queue form of the same wait, for runners whose children share a queue.
 The life-cycle demos (pid, exit codes, daemon, start cost, the ``__main__`` pitfall) live in
-`helpers.chapters.ch01_processes`. Children ignore
-SIGINT: a kernel interrupt signals the whole process group, and it is the parent that stops its
-children (terminate, then kill) and re-raises.
+`helpers.chapters.ch01_processes`. Children ignore SIGINT: a kernel interrupt signals the whole
+process group, and it is the parent that stops its children (terminate, then kill) and re-raises.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import queue as queue_module
 import signal
+import sys
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -38,10 +43,11 @@ from helpers.course import (
     mp_context,
     quiet_fork_warnings,
 )
-from helpers.timeline import Recorder, Trace, TracedResult
+from helpers.timeline import Event, Trace
 
-from .cleanup import close_queue, release_semaphores, stop_processes
-from .inkernel import DEFAULT_TIMEOUT_SECONDS, check_tasks, record_call
+from ._process_child import FRAME_HEADER_BYTES, ReportPipe, child_main
+from .cleanup import stop_processes
+from .inkernel import DEFAULT_TIMEOUT_SECONDS, check_tasks
 from .run import Failure, Run
 
 __all__ = ["MAX_PROCESSES", "collect_reports", "explain_exitcode", "run_processes"]
@@ -52,21 +58,6 @@ _POLL_SECONDS = 0.05
 # The most processes one call may start: far beyond any laptop's cores (oversubscription demos go
 # to a few times the core count), low enough that a typo cannot fork-bomb the reader's machine.
 MAX_PROCESSES = 64
-
-
-def _child_main(results, index: int, lane: str, fn: Callable[..., Any], args: tuple,
-                requested_ns: int) -> None:
-    """The target of every `run_processes` child: time the start, run, report once."""
-    entered_ns = time.perf_counter_ns()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; see the module docstring
-    recorder = Recorder(f"{lane} [pid {os.getpid()}]")
-    recorder.add("start", "start", min(requested_ns, entered_ns), entered_ns)
-    try:
-        value = record_call(recorder, f"{getattr(fn, '__name__', 'task')} #{index}", fn, args)
-        report: Any = TracedResult(value, recorder.recording())
-    except Exception as exc:
-        report = Failure.from_exception(exc, traceback.format_exc())
-    results.put((index, report))
 
 
 def run_processes(
@@ -91,42 +82,168 @@ def run_processes(
     if not isinstance(lane, str) or not lane:
         raise ValueError(f"lane must be a non-empty string, got {lane!r}")
     ctx = mp_context(start_method)
-    results = ctx.Queue()
     processes: list[Any] = []
+    readers: list[Any] = []
+    writers: list[Any] = []
     reports: dict[int, Any] = {}
     fork_warnings: list[str] = []
     started = time.perf_counter()
     try:
         with quiet_fork_warnings(start_method) as fork_warnings:
             for index, args in enumerate(tasks):
+                # Each pipe is made just before its child, and its write end closed here right
+                # after: a child started by fork inherits no other child's write end.
+                reader, writer = _report_pipe(ctx)
+                readers.append(reader)
+                writers.append(writer)
                 process = ctx.Process(
-                    target=_child_main,
-                    args=(results, index, f"{lane} {index + 1}", fn, args,
+                    target=child_main,
+                    args=(writer, index, f"{lane} {index + 1}", fn, args,
                           time.perf_counter_ns()),
                     name=f"{lane}-{index + 1}",
                 )
                 process.start()
                 processes.append(process)
-        collect_reports(results, processes, reports, started + timeout)
+                writer.close()  # the child holds its own copy
+        _collect_from_pipes(readers, processes, reports, started + timeout)
         for process in processes:
             process.join(max(0.0, started + timeout - time.perf_counter()))
         seconds = time.perf_counter() - started
     finally:
         stop_processes(processes)  # a no-op unless a join above timed out or we were interrupted
-        close_queue(results)
-        release_semaphores(results)
+        for connection in readers + writers:
+            connection.close()
     trace, values, failures = Trace(), [None] * len(processes), {}
-    for index, report in sorted(reports.items()):
-        if isinstance(report, TracedResult):
-            values[index] = report.value
-            trace.extend(report.recording)
+    for index, (lane_name, pid, clock, rows, report) in sorted(reports.items()):
+        if rows:  # a child that died has none
+            trace.extend(Trace([Event(lane_name, label, kind, start, end, pid, cpu)
+                                for label, kind, start, end, cpu in rows], {pid: clock}))
+        if report[0] == "value":
+            values[index] = report[1]
         else:
-            failures[index] = report
+            failures[index] = Failure(*report[1:])
     return Run("processes", f"{len(processes)} processes ({start_method})", values, failures,
                seconds, trace, workers=len(processes), start_method=start_method,
                warnings=fork_warnings,
                details={"pids": [p.pid for p in processes],
                         "exitcodes": [p.exitcode for p in processes]})
+
+
+class _FrameReader:
+    """The parent's end of a `ReportPipe`: reads whatever has arrived, until one whole frame."""
+
+    def __init__(self, fd: int) -> None:
+        os.set_blocking(fd, False)  # a read takes what is there and never waits
+        self.fd = fd
+        self._buffer = bytearray()
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def read(self) -> Any:
+        """The report once complete, else `_INCOMPLETE`; `EOFError` if the pipe ended first."""
+        while True:
+            try:
+                chunk = os.read(self.fd, _READ_BYTES)
+            except BlockingIOError:
+                break
+            if not chunk:
+                if self._complete():
+                    break
+                raise EOFError("the child's pipe ended before its report did")
+            self._buffer += chunk
+        return pickle.loads(self._buffer[FRAME_HEADER_BYTES:]) if self._complete() \
+            else _INCOMPLETE
+
+    def _complete(self) -> bool:
+        header = self._buffer[:FRAME_HEADER_BYTES]
+        return len(header) == FRAME_HEADER_BYTES and \
+            len(self._buffer) - FRAME_HEADER_BYTES >= int.from_bytes(header, "big")
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class _ConnectionReader:
+    """The same for a `multiprocessing.Pipe` end (Windows, where a plain descriptor cannot be
+    passed to a spawned child): `multiprocessing.connection.wait` waits on the connection."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    def fileno(self) -> int:
+        return self.connection.fileno()
+
+    def read(self) -> Any:
+        return self.connection.recv() if self.connection.poll() else _INCOMPLETE
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+_INCOMPLETE = object()
+# One read takes up to this much of a report: a pipe holds 64 KiB on Linux, so a large report
+# arrives in as few reads as the child's writes allow.
+_READ_BYTES = 1 << 20
+
+
+def _report_pipe(ctx: Any) -> tuple[Any, Any]:
+    """(the parent's reader, the child's writer) of one report pipe."""
+    if sys.platform == "win32":
+        reader, writer = ctx.Pipe(duplex=False)
+        return _ConnectionReader(reader), writer
+    read_fd, write_fd = os.pipe()
+    return _FrameReader(read_fd), ReportPipe(write_fd)
+
+
+def _collect_from_pipes(readers: list[Any], processes: list[Any], reports: dict[int, Any],
+                        deadline: float) -> None:
+    """Read child i's report from ``readers[i]`` into ``reports[i]`` by `deadline`; a child that
+    ended without one gets a "ProcessDied" report. Raises `TimeoutError` at the deadline."""
+    from multiprocessing.connection import wait
+
+    pending = dict(enumerate(readers))
+    while pending:
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            raise TimeoutError(f"{len(pending)} of {len(processes)} processes did not report "
+                               f"in time")
+        handles: dict[Any, int] = {}
+        for index, reader in pending.items():
+            handles[_waitable(reader)] = index
+            handles[processes[index].sentinel] = index
+        for handle in wait(list(handles), remaining):
+            index = handles[handle]
+            if index not in pending:
+                continue  # both its pipe and its sentinel were ready: already read
+            try:
+                report = pending[index].read()
+            except EOFError:
+                report = _INCOMPLETE
+                exited = True
+            else:
+                exited = handle == processes[index].sentinel
+            if report is not _INCOMPLETE:
+                reports[index] = report
+            elif exited:  # a child writes its report before it exits: it died without one
+                processes[index].join(min(_POLL_SECONDS,
+                                          max(0.0, deadline - time.perf_counter())))
+                reports[index] = _died(processes[index].exitcode)
+            else:
+                continue  # part of a large report: the rest is on its way
+            del pending[index]
+
+
+def _waitable(reader: Any) -> Any:
+    # `wait` takes descriptors on POSIX, and the connection object itself on Windows.
+    return reader.connection if isinstance(reader, _ConnectionReader) else reader.fd
+
+
+def _died(exitcode: int | None) -> tuple:
+    failure = ("failure", "ProcessDied", explain_exitcode(exitcode), "")
+    return ("", 0, (0, 0), [], failure)
 
 
 def collect_reports(results, processes: Sequence[Any], reports: dict[int, Any],
