@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import math
+import os
 import socket
+import subprocess
+import sys
 
+import psutil
 import pytest
 
 from helpers.chapters.ch07_socket_server import (
@@ -15,6 +19,7 @@ from helpers.chapters.ch07_socket_server import (
     misbehaving_clients,
     prefork_scaling,
 )
+from helpers.chapters.ch07_socket_server.placement import cores_apart
 
 
 def test_every_model_and_the_bare_server_take_100_connections_without_an_error():
@@ -137,3 +142,37 @@ def test_a_blocking_call_serialises_an_unpatched_gevent_server_and_not_a_patched
     unpatched, patched = result["gevent, not patched"]["rps"], result["gevent, patched"]["rps"]
     assert unpatched <= 1.3 * 1000 / 5  # one 5 ms sleep at a time, whatever the clients
     assert patched > 3 * unpatched  # ten sleeps at once
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs Linux and two usable cores")
+def test_cores_apart_pins_every_server_thread_away_from_the_generator_then_restores():
+    usable = os.sched_getaffinity(0)
+    # A stand-in server with two threads (the main one and one started at once).
+    code = "import threading, time; threading.Thread(target=time.sleep, args=(30,)).start(); " \
+           "print('up', flush=True); time.sleep(30)"
+    server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline().strip() == "up"
+        threads = [t.id for t in psutil.Process(server.pid).threads()]
+        assert len(threads) == 2
+        with cores_apart([server.pid]) as cores:
+            generator_core, server_core = cores
+            assert generator_core != server_core
+            assert os.sched_getaffinity(0) == {generator_core}
+            assert [os.sched_getaffinity(t) for t in threads] == [{server_core}] * 2
+        assert os.sched_getaffinity(0) == usable
+        assert [os.sched_getaffinity(t) for t in threads] == [usable] * 2
+    finally:
+        server.kill()
+        server.wait(10)
+        server.stdout.close()
+
+
+def test_a_comparison_with_the_servers_apart_measures_every_model():
+    results = compare_models(("gevent", "bare gevent"), connections=20, seconds=0.3, apart=True)
+    for figures in results.values():
+        assert figures["errors"] == 0 and figures["requests"] >= 20
+        assert figures["server cpu s"] > 0
+    with pytest.raises(TypeError, match="apart"):
+        compare_models(("gevent",), apart="yes")

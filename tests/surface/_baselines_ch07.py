@@ -47,6 +47,7 @@ def baselines() -> dict:
                                           "seconds": 0.1, "nofile": 64},
         f"{_PACKAGE}.loadgen.load": {"control": None, "targets": [("x", *nowhere)],
                                      "connections": 1, "rounds": 1, "size": 2, "seconds": 0.05},
+        f"{_PACKAGE}.placement.cores_apart": {"server_pids": [1]},
         f"{_PACKAGE}.prefork.serve": {"control": control(), "port": 0},
         f"{_PACKAGE}.servers.run_model": {"listener": socket.socket(), "model": "gevent",
                                           "settings": Settings(), "stop_fd": 0, "deadline": 0.0},

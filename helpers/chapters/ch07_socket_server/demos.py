@@ -61,26 +61,31 @@ def _check_models(models: Sequence[str], choices: tuple[str, ...]) -> None:
 
 def compare_models(models: Sequence[str] = MODELS, connections: int = 100, rounds: int = 100_000,
                    size: int = 64, seconds: float = 1.0, repeats: int = 1,
-                   workers: int = 1) -> dict[str, Any]:
+                   workers: int = 1, apart: bool = False) -> dict[str, Any]:
     """Load each model's server with the same generator in one run; figures by model.
 
     With ``repeats`` > 1 the models are loaded in turn that many times (every other time in
     reverse order) and each model keeps its median run (by requests/s): a noisy neighbour then
     hurts every model alike. ``all rps`` lists every run's figure, in round order, and
-    ``all per cpu`` its requests per CPU-second of the server's processes.
+    ``all per cpu`` its requests per CPU-second of the server's processes. ``apart`` loads
+    each server on a core of its own, the generator on another (Linux; see `cores_apart`), so
+    that the scheduler's placement is the same for every model and every round.
     """
     _check_models(models, LOADED_MODELS)
     check_load(connections, rounds, size, seconds)
     check_int("repeats", repeats, 1, MAX_REPEATS)
     check_int("workers", workers, 1, MAX_WORKERS)
+    if not isinstance(apart, bool):
+        raise TypeError(f"apart must be True or False, got {apart!r}")
     options = {"workers": workers, "connections_hint": connections + 200}
     return _load_each({model: (model, {**options, "worker_connections":
                                        _share(connections, workers, model)})
-                       for model in models}, connections, rounds, size, seconds, repeats)
+                       for model in models}, connections, rounds, size, seconds, repeats, apart)
 
 
 def _load_each(plans: dict[Any, tuple[str, dict[str, Any]]], connections: int, rounds: int,
-               size: int, seconds: float, repeats: int) -> dict[Any, dict[str, Any]]:
+               size: int, seconds: float, repeats: int,
+               apart: bool = False) -> dict[Any, dict[str, Any]]:
     """Start every planned server at once, load each in turn from one generator child, stop all.
 
     ``plans`` maps a name to (model, start_server options). Idle servers use no CPU, so one
@@ -100,7 +105,8 @@ def _load_each(plans: dict[Any, tuple[str, dict[str, Any]]], connections: int, r
                        for name in order]
             budget = len(plans) * (seconds + 5) + 10
             for name, figures in _handle.call(load, targets, connections, rounds, size,
-                                              seconds, repeats > 1, timeout=budget).items():
+                                              seconds, repeats > 1, apart,
+                                              timeout=budget).items():
                 runs[name].append(figures)
         for name in plans:
             ordered = sorted(runs[name], key=lambda r: r["rps"])

@@ -25,9 +25,11 @@ import asyncio
 import errno
 import socket
 import time
+from contextlib import nullcontext
 from typing import Any
 
 from ...course import check_float, check_int, check_timeout
+from .placement import cores_apart
 
 __all__ = ["MAX_CONNECTIONS", "MAX_ROUNDS", "MAX_SECONDS", "MAX_SIZE", "bad_clients",
            "check_load", "hold_idle", "load"]
@@ -186,28 +188,34 @@ def _check_targets(targets: list[tuple]) -> None:
 
 
 def load(control, targets: list[tuple], connections: int, rounds: int, size: int,
-         seconds: float, warm_up: bool = False) -> dict[str, dict[str, Any]]:
+         seconds: float, warm_up: bool = False,
+         apart: bool = False) -> dict[str, dict[str, Any]]:
     """Load each ``(name, host, port[, server pids])`` in turn; its figures by name (in a child).
 
     With the server's pids, the figures also say how much CPU the server used for the run
     (``server cpu s``) and ``requests per server cpu s``: its cost per request, whatever else
     the machine was doing. ``warm_up`` first runs a short, unrecorded load against the first
     target (whose server then counts those connections too), so that it does not pay the
-    generator's own warm-up.
+    generator's own warm-up. ``apart`` loads each server with it on a core of its own and the
+    generator on another (`placement.cores_apart`; it needs the server's pids).
     """
     _check_targets(targets)
     check_load(connections, rounds, size, seconds)
+    if not isinstance(apart, bool):
+        raise TypeError(f"apart must be True or False, got {apart!r}")
     if warm_up:
         host, port = targets[0][1:3]
         asyncio.run(_load_one(host, port, min(connections, 10), rounds, size, _WARM_UP_SECONDS))
     results = {}
     for name, host, port, *pids in targets:
-        before = _cpu_seconds(pids[0] if pids else [])
-        figures = asyncio.run(_load_one(host, port, connections, rounds, size, seconds))
-        if pids:
-            used = _cpu_seconds(pids[0]) - before
-            figures["server cpu s"] = used
-            figures["requests per server cpu s"] = figures["requests"] / used if used else 0.0
+        with cores_apart(pids[0]) if apart and pids and pids[0] else nullcontext():
+            before = _cpu_seconds(pids[0] if pids else [])
+            figures = asyncio.run(_load_one(host, port, connections, rounds, size, seconds))
+            if pids:
+                used = _cpu_seconds(pids[0]) - before
+                figures["server cpu s"] = used
+                figures["requests per server cpu s"] = \
+                    figures["requests"] / used if used else 0.0
         results[name] = figures
     return results
 
