@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -15,6 +18,7 @@ from bench.__main__ import (
     NO_BAR,
     OK,
     LoadMonitor,
+    cpu_seconds,
     discover,
     main,
     order_modules,
@@ -64,10 +68,12 @@ def fake(*figures, raises: Exception | None = None):
     return lambda: measure
 
 
-def run(modules, tmp_path, load=IDLE, cores=2):
+def run(modules, tmp_path, load=IDLE, cores=2, foreign_cores=1.0):
+    """Run fake modules; the machine's other programs take `foreign_cores` all along."""
     lines: list[str] = []
     code = run_bench(list(modules.items()), output=tmp_path / "results.json", cores=cores,
-                     getload=lambda: load, load_interval=0.01, echo=lines.append)
+                     getload=lambda: load, load_interval=0.01, echo=lines.append,
+                     getcpu=lambda: (time.perf_counter() * foreign_cores, 0.0))
     return code, "\n".join(lines), json.loads((tmp_path / "results.json").read_text())
 
 
@@ -106,6 +112,25 @@ def test_busy_means_load_at_or_above_the_usable_cores(tmp_path):
     figures = {"a": fake(("speedup", 1.5, "x serial", ">= 1.85"))}
     assert run(figures, tmp_path, load=(3.9, 0, 0), cores=4)[0] != 0
     assert run(figures, tmp_path, load=(4.0, 0, 0), cores=4)[0] == 0
+
+
+def test_a_load_of_the_benchs_own_making_does_not_excuse_a_missed_bar(tmp_path):
+    """10,000 idle threads push the load average up with no other program running."""
+    figures = {"a": fake(("speedup", 1.5, "x serial", ">= 1.85"))}
+    code, out, results = run(figures, tmp_path, load=BUSY, foreign_cores=0.1)
+    assert code != 0 and results["busy"] is False
+    assert "the load was the bench's own" in out.splitlines()[-1]
+    assert results["other_programs_cores"] == pytest.approx(0.1, abs=0.02)
+    assert run(figures, tmp_path, load=BUSY, foreign_cores=0.6)[0] == 0
+
+
+def test_the_cpu_accounting_counts_this_process_and_its_children():
+    machine_before, mine_before = cpu_seconds()
+    child = subprocess.run([sys.executable, "-c", "sum(range(10**7))"], check=True)
+    assert child.returncode == 0
+    machine_after, mine_after = cpu_seconds()
+    assert mine_after - mine_before >= 0.05  # the child's count, reaped
+    assert machine_after - machine_before >= mine_after - mine_before - 0.05
 
 
 def test_a_module_that_raises_is_missed_and_the_run_goes_on(tmp_path):
