@@ -4,6 +4,9 @@
 #   make test    lint, then run the test suite
 #   make bench   measure the course's figures on this machine and check them against their bars
 #                (make bench BENCH="pools coroutines" runs some modules only)
+#   make test-seam PYTHON=python3.13
+#                the runners and their cleanup seam (fork, spawn, forkserver) on another
+#                interpreter, in a venv of its own (.venv-3.13) from the same lock
 #   make lint    ruff on helpers, tests, bench and the notebooks
 #   make strip   remove outputs and execution counts from notebooks/*.ipynb
 #   make clean   remove .venv and caches
@@ -28,7 +31,7 @@ CHAPTER_00 := notebooks/00_start_here.ipynb
 # JupyterLab refuses to start as root (a container, CI) unless told; only then is it told.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: all bootstrap lab test lint bench strip clean
+.PHONY: all bootstrap lab test test-seam lint bench strip clean
 
 all: bootstrap
 
@@ -59,6 +62,16 @@ lint: $(STAMP)
 test: lint
 	$(VPY) -m pytest
 
+# The seam between the course and multiprocessing's internals is where a new Python breaks first:
+# its tests (every pool kind timed out and interrupted under each start method) and the runners'
+# run on any interpreter the lock supports, each in a venv named after its version.
+SEAM_VENV = .venv-$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+test-seam:
+	$(PYTHON) -m venv $(SEAM_VENV)
+	$(SEAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SEAM_VENV)/bin/python -m pip install --quiet -e ".[test]" -c constraints.txt
+	$(SEAM_VENV)/bin/python -m pytest -p no:cacheprovider tests/runners tests/timeline
+
 bench: $(STAMP)
 	$(VPY) -m bench $(BENCH)
 
@@ -86,5 +99,5 @@ strip:
 	@$(PYTHON) -c "$$STRIP_PY"
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts *.egg-info
+	rm -rf $(VENV) .venv-3.* .pytest_cache .ruff_cache test-artifacts *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -152,8 +152,9 @@ class _FrameReader:
                     break
                 raise EOFError("the child's pipe ended before its report did")
             self._buffer += chunk
-        return pickle.loads(self._buffer[FRAME_HEADER_BYTES:]) if self._complete() \
-            else _INCOMPLETE
+        if not self._complete():
+            return _INCOMPLETE
+        return pickle.loads(memoryview(self._buffer)[FRAME_HEADER_BYTES:])
 
     def _complete(self) -> bool:
         header = self._buffer[:FRAME_HEADER_BYTES]

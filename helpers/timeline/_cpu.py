@@ -36,6 +36,7 @@ def _native_sched_getcpu():
 _READS_BEFORE_NATIVE = 256
 _reads = 0
 _sched_getcpu = None
+_native_tried = False  # looked for once: where glibc lacks it, /proc answers from then on
 
 
 def _proc_stat_cpu() -> int | None:
@@ -57,13 +58,14 @@ def current_cpu() -> int | None:
     ns) where glibc has it; macOS and Windows do not tell. Recorders call it once per span, at its
     end.
     """
-    global _reads, _sched_getcpu
+    global _reads, _sched_getcpu, _native_tried
     if _sched_getcpu is not None:
         value = _sched_getcpu()
         return value if value >= 0 else None
     if not sys.platform.startswith("linux"):
         return None
-    _reads += 1
-    if _reads == _READS_BEFORE_NATIVE:  # from the next call on, the fast way (if glibc has it)
+    if _reads >= _READS_BEFORE_NATIVE and not _native_tried:
+        _native_tried = True  # (two threads may both get here; both then find the same call)
         _sched_getcpu = _native_sched_getcpu()
+    _reads += 1
     return _proc_stat_cpu()

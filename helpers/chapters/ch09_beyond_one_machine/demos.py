@@ -139,6 +139,11 @@ class KillReport:
                 f"died with it)")
 
 
+def _worker_names(client: Any) -> dict[str, str]:
+    """Each worker's name by its address, as the scheduler knows them now."""
+    return {a: info.get("name", a) for a, info in client.scheduler_info()["workers"].items()}
+
+
 def kill_a_worker(cluster: Any, tasks: int = 16, task_ms: float = 100.0, *, after: int = 4,
                   victim: str | None = None, timeout: float = _TIMEOUT_SECONDS) -> KillReport:
     """Submit `tasks`, kill a worker once `after` results are in, gather all: still right?
@@ -155,7 +160,7 @@ def kill_a_worker(cluster: Any, tasks: int = 16, task_ms: float = 100.0, *, afte
     client = cluster.client
     items = _sizes(tasks, task_ms)
     expected = cpu_task(items[0])
-    names = {a: info.get("name", a) for a, info in client.scheduler_info()["workers"].items()}
+    names = _worker_names(client)
     with quiet_dask():
         clocks = worker_clocks(client)
         with get_task_stream(client) as stream:
@@ -165,7 +170,10 @@ def kill_a_worker(cluster: Any, tasks: int = 16, task_ms: float = 100.0, *, afte
             for done, future in enumerate(as_completed(futures, timeout=timeout), 1):
                 if done == after:
                     if victim is None:
-                        victim = names[client.who_has([future])[future.key][0]]
+                        holder = client.who_has([future])[future.key][0]
+                        if holder not in names:  # a worker that (re)joined after the look-up
+                            names.update(_worker_names(client))
+                        victim = names.get(holder, holder)
                     cluster.kill_worker(victim)  # returns once the process is gone
                     kill_ns = time.perf_counter_ns()
             values = client.gather(futures)
