@@ -28,6 +28,7 @@ or a kernel interrupt no scheduler, nanny or worker process is left. Dask logs f
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import os
@@ -319,7 +320,12 @@ def run_dask(fn: Callable[..., Any], tasks: Sequence[Any], *, workers: int = 2,
                 started = time.perf_counter()
                 futures = [client.submit(fn, *args, key=key, pure=False)
                            for key, args in zip(keys, tasks)]
-                wait(futures, timeout=timeout)
+                try:
+                    wait(futures, timeout=timeout)
+                except asyncio.TimeoutError as exc:  # on 3.10 not yet the built-in TimeoutError
+                    unfinished = sum(f.status != "finished" for f in futures)
+                    raise TimeoutError(f"{unfinished} of {len(futures)} Dask tasks had not "
+                                       f"finished within {timeout:g} s") from exc
                 seconds = time.perf_counter() - started
                 values: list[Any] = [None] * len(tasks)
                 failures: dict[int, Failure] = {}

@@ -14,7 +14,7 @@ import pytest
 matplotlib.use("Agg")  # the tests draw off-screen; notebooks keep their own backend
 from matplotlib.figure import Figure  # noqa: E402
 
-from helpers.course import mp_context  # noqa: E402
+from helpers.course import mp_context, quiet_fork_warnings  # noqa: E402
 from helpers.timeline import (  # noqa: E402
     KINDS,
     Event,
@@ -108,7 +108,10 @@ def test_thread_recorders_give_one_lane_per_thread():
 def test_process_recorder_ships_events_back_once_per_task(start_method):
     """Two CPU tasks in two processes: recorded in the children, merged, and they overlap."""
     n = iterations_for(0.15)
-    with ProcessPoolExecutor(2, mp_context=mp_context(start_method)) as pool:
+    # Under fork, the "multi-threaded process" DeprecationWarning of 3.12+ is captured, as the
+    # course's runners do: pytest's own threads make this process multi-threaded.
+    with quiet_fork_warnings(start_method), \
+            ProcessPoolExecutor(2, mp_context=mp_context(start_method)) as pool:
         results = list(pool.map(Traced(cpu_task), [n, n], timeout=30))
     assert all(isinstance(r, TracedResult) for r in results)
     assert [r.value for r in results] == [cpu_task(n)] * 2
