@@ -57,9 +57,20 @@ def test_values_in_task_order_and_one_lane_per_worker_thread(client):
 
 
 def test_both_workers_compute_at_the_same_time(client):
-    run = run_dask(cpu_task, [(iterations_for(0.1),)] * 4, client=client)
-    a, b = run.trace.lanes()
-    assert run.trace.overlap_ns(a, b) > 0, "the two worker processes never computed at once"
+    # Dask's scheduler decides where each task goes, and once in CI it kept a second worker idle
+    # until the first had finished: the claim is that two workers *can* compute at once, so the
+    # best of three runs must show it. A runner that used one worker would fail all three.
+    spans = []
+    for _ in range(3):
+        run = run_dask(cpu_task, [(iterations_for(0.1),)] * 6, client=client)
+        lanes = run.trace.lanes()
+        if len(lanes) == 2 and run.trace.overlap_ns(*lanes) > 0:
+            return
+        runs = run.trace.select(kind="run")
+        origin = min((e.start_ns for e in runs), default=0)
+        spans.append([(e.lane, round((e.start_ns - origin) / 1e6), round((e.end_ns - origin) / 1e6))
+                      for e in runs])  # lane, start and end in ms
+    pytest.fail(f"the two worker processes never computed at once in 3 runs: {spans}")
 
 
 def test_a_failing_task_is_a_failure_not_an_exception(client):
