@@ -130,15 +130,15 @@ def _script(answer: Any):
         return
     methods = [m for m in ("spawn", "forkserver") if m in available_start_methods()]
     for method in methods:
-        run = run_script(answer, method, timeout=_SCRIPT_SECONDS)
+        run = run_script(answer, method, timeout=_SCRIPT_SECONDS, stop_on=_BOOTSTRAP)
         lines = run.stdout.strip().splitlines()
-        if run.returncode is None:
-            yield Point(False, f"with {method}: still running after {_SCRIPT_SECONDS:g} s and "
-                               "killed — did a worker die before it could take a task?")
-        elif _BOOTSTRAP in run.stderr or "RuntimeError" in run.stderr:
+        if _BOOTSTRAP in run.stderr or "RuntimeError" in run.stderr:
             yield Point(False, f"with {method}: a child re-ran the script's top level and tried "
                                "to start processes itself — see the cells on the script form "
                                "of the __main__ pitfall")
+        elif run.returncode is None:
+            yield Point(False, f"with {method}: still running after {_SCRIPT_SECONDS:g} s and "
+                               "killed — did a worker die before it could take a task?")
         elif run.returncode != 0:
             yield Point(False, f"with {method}: exit code {run.returncode}; stderr ends with "
                                f"{run.last_error()!r}")

@@ -6,8 +6,10 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 from _notebooks import solution
 from _timing import busy, skip_if_busy
@@ -190,6 +192,30 @@ def test_run_script_kills_a_script_that_hangs(tmp_path):
     hang = _script(tmp_path, "hang.py", "import time\ntime.sleep(60)\n")
     run = run_script(hang, timeout=0.5)
     assert run.returncode is None and run.seconds < 5
+
+
+def test_run_script_stops_at_the_text_it_waits_for_and_kills_the_group(tmp_path):
+    # The script starts a child of its own, says so on stderr, then both sleep: stop_on must end
+    # the run at the message, long before the timeout, and take the grandchild down too.
+    script = _script(tmp_path, "stuck.py",
+                     "import subprocess, sys, time\n"
+                     "sleeper = [sys.executable, '-c', 'import time; time.sleep(60)']\n"
+                     "child = subprocess.Popen(sleeper)\n"
+                     "print(child.pid, flush=True)\n"
+                     "sys.stderr.write('worker died\\n'); sys.stderr.flush()\n"
+                     "time.sleep(60)\n")
+    run = run_script(script, timeout=30, stop_on="worker died")
+    assert run.returncode is None and run.seconds < 10 and "worker died" in run.stderr
+    grandchild = int(run.stdout.split()[0])
+    deadline = time.monotonic() + 5
+    while psutil.pid_exists(grandchild) and time.monotonic() < deadline:
+        if psutil.Process(grandchild).status() == psutil.STATUS_ZOMBIE:
+            break
+        time.sleep(0.05)
+    assert not psutil.pid_exists(grandchild) or \
+        psutil.Process(grandchild).status() == psutil.STATUS_ZOMBIE
+    with pytest.raises(ValueError, match="stop_on"):
+        run_script(script, stop_on="")
 
 
 def test_models_panel_demo_and_scaling_draw():

@@ -20,15 +20,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
+from typing import IO
 
 from helpers.course import (
     available_start_methods,
@@ -56,6 +59,9 @@ __all__ = [
 _SCRIPT_TIMEOUT = 30.0
 # Keep this much of a script's output: a traceback's last lines are what a reader needs.
 _OUTPUT_TAIL = 4000
+# How often a running script's stderr is looked at for `stop_on`: a tenth of a second is quick
+# to a reader and costs nothing.
+_POLL_SECONDS = 0.1
 # What the preload comparison's children import in the fork server, when preloading.
 _PRELOAD = ["helpers.workloads"]
 # Samples per figure: each is one process; 40 keeps the cell short even on a slow machine.
@@ -112,10 +118,14 @@ class ScriptRun:
         return text
 
 
-def run_script(path: str | os.PathLike, *args: str, timeout: float = _SCRIPT_TIMEOUT) -> ScriptRun:
+def run_script(path: str | os.PathLike, *args: str, timeout: float = _SCRIPT_TIMEOUT,
+               stop_on: str | None = None) -> ScriptRun:
     """Run ``python path *args`` in a fresh interpreter, in its own process group, bounded.
 
     On timeout the whole group is killed (the script's workers too) and ``returncode`` is None.
+    With `stop_on`, the group is killed as soon as that text shows on stderr (``returncode`` None
+    as well): a `Pool` whose workers die at start-up respawns them for ever, and its first error
+    already says all there is to know.
     """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be the path of a .py file, got {path!r:.80}")
@@ -125,23 +135,41 @@ def run_script(path: str | os.PathLike, *args: str, timeout: float = _SCRIPT_TIM
     if not all(isinstance(a, str) for a in args):
         raise TypeError(f"args must be strings, got {args!r}")
     timeout = check_timeout("timeout", timeout, 0.1, 600.0)
+    if stop_on is not None and (not isinstance(stop_on, str) or not stop_on):
+        raise ValueError(f"stop_on must be None or a non-empty string, got {stop_on!r:.80}")
     started = time.perf_counter()
-    child = subprocess.Popen([sys.executable, str(path), *args], cwd=path.parent,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             start_new_session=True)
-    try:
-        out, err = child.communicate(timeout=timeout)
-        code: int | None = child.returncode
-    except subprocess.TimeoutExpired:
-        os.killpg(child.pid, signal.SIGKILL)
-        out, err = child.communicate(timeout=5)
-        code = None
-    except BaseException:
-        os.killpg(child.pid, signal.SIGKILL)
-        child.communicate(timeout=5)
-        raise
-    return ScriptRun(str(path), code, out[-_OUTPUT_TAIL:], err[-_OUTPUT_TAIL:],
+    # Files, not pipes: the output can then be read while the script runs (for `stop_on`), and
+    # a script that writes a lot never blocks on a full pipe.
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        child = subprocess.Popen([sys.executable, str(path), *args], cwd=path.parent,
+                                 stdout=out, stderr=err, text=True, start_new_session=True)
+        code: int | None = None
+        try:
+            deadline = started + timeout
+            while True:
+                try:
+                    left = max(0.0, deadline - time.perf_counter())
+                    code = child.wait(timeout=min(_POLL_SECONDS, left))
+                    break
+                except subprocess.TimeoutExpired:
+                    if time.perf_counter() >= deadline or (stop_on and _shows(err, stop_on)):
+                        break
+        finally:
+            if code is None:  # timed out, stopped early, or interrupted: the whole group goes
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGKILL)
+                child.wait(timeout=5)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    return ScriptRun(str(path), code, stdout[-_OUTPUT_TAIL:], stderr[-_OUTPUT_TAIL:],
                      time.perf_counter() - started)
+
+
+def _shows(stream: IO[str], text: str) -> bool:
+    """Whether the file the child writes to holds `text` yet (read from the start each time)."""
+    stream.seek(0)
+    return text in stream.read()
 
 
 # -- the fork server's preload -------------------------------------------------------------------
