@@ -29,10 +29,11 @@ from helpers.chapters.ch07_socket_server import compare_models, idle_memory, pre
 
 __all__ = ["measure"]
 
-# Ten rounds of 1 s each, in alternating order (compare_models reverses every other round). The
-# server loaded second in a round does better than the one loaded first (by up to a third on a busy
-# 2-core machine), so each ratio is the geometric mean of a round and the next, one of each order,
-# and the median of those five is reported.
+# Ten rounds of 1 s each, in alternating order (compare_models reverses every other round). A
+# fresh generator child used to favour the server it loaded second by up to a third; it now warms
+# up on an echo server of its own first, and what order effect is left is cancelled by pairing:
+# each ratio is the geometric mean of a round and the next, one of each order, and the median of
+# those five is reported.
 _ROUNDS, _SECONDS = 10, 1.0
 _CONNECTIONS = 100
 _IDLE = 10_000

@@ -4,7 +4,9 @@ It runs in a child process (`handle.call`), never in the kernel, so the kernel's
 and threads do not compete with it, and every run is bounded three ways: connections (at most
 `MAX_CONNECTIONS`), rounds per connection, and seconds::
 
-    load(targets, connections, rounds, size, seconds)          per target, one after another:
+    load(targets, connections, rounds, size, seconds)          [warm_up: a second against an
+                                                                echo server of its own, first]
+                                                                per target, one after another:
       open `connections` connections (all of them first)  ──►  server
       then each: send one line, wait for the whole echo,        (gevent / threads / asyncio ...)
       note the latency, again, `rounds` times or until the deadline
@@ -53,8 +55,11 @@ _MAX_NOFILE = 2**30
 _CONNECT_BATCH = 500
 # A reply not complete this long after the run's deadline counts as an error, not a wait.
 _GRACE_SECONDS = 2.0
-# An unrecorded load this long warms up the generator (imports, caches) before the first target.
-_WARM_UP_SECONDS = 0.1
+# An unrecorded load this long, at full strength, warms up a fresh generator before its first
+# target. Measured on a 2-core VM: without it, the first server loaded by a new generator child
+# got about two thirds of the requests/s of the next one (whichever server it was); sleeping
+# first did not help, 0.3 s of load left most of that gap, 1 s closed it.
+_WARM_UP_SECONDS = 1.0
 # The latency sample sent back for plotting: this many quantiles describe the distribution.
 _QUANTILES = 200
 
@@ -194,18 +199,18 @@ def load(control, targets: list[tuple], connections: int, rounds: int, size: int
 
     With the server's pids, the figures also say how much CPU the server used for the run
     (``server cpu s``) and ``requests per server cpu s``: its cost per request, whatever else
-    the machine was doing. ``warm_up`` first runs a short, unrecorded load against the first
-    target (whose server then counts those connections too), so that it does not pay the
-    generator's own warm-up. ``apart`` loads each server with it on a core of its own and the
-    generator on another (`placement.cores_apart`; it needs the server's pids).
+    the machine was doing. ``warm_up`` first runs a second of unrecorded load against an echo
+    server in the generator's own loop (the targets' servers see none of it), so that the first
+    target does not pay the generator's own warm-up. ``apart`` loads each server with it on a
+    core of its own and the generator on another (`placement.cores_apart`; it needs the
+    server's pids).
     """
     _check_targets(targets)
     check_load(connections, rounds, size, seconds)
     if not isinstance(apart, bool):
         raise TypeError(f"apart must be True or False, got {apart!r}")
     if warm_up:
-        host, port = targets[0][1:3]
-        asyncio.run(_load_one(host, port, min(connections, 10), rounds, size, _WARM_UP_SECONDS))
+        asyncio.run(_warm_up(connections, size))
     results = {}
     for name, host, port, *pids in targets:
         with cores_apart(pids[0]) if apart and pids and pids[0] else nullcontext():
@@ -218,6 +223,27 @@ def load(control, targets: list[tuple], connections: int, rounds: int, size: int
                     figures["requests"] / used if used else 0.0
         results[name] = figures
     return results
+
+
+class _Echo(asyncio.Protocol):
+    """The warm-up's own echo server: whatever comes in goes straight back."""
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data)
+
+
+async def _warm_up(connections: int, size: int) -> None:
+    """Load an echo server of the generator's own, in its own loop, for `_WARM_UP_SECONDS`."""
+    server = await asyncio.get_running_loop().create_server(_Echo, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        await _load_one("127.0.0.1", port, connections, MAX_ROUNDS, size, _WARM_UP_SECONDS)
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 def _cpu_seconds(pids: list[int]) -> float:
