@@ -10,6 +10,7 @@ import math
 import subprocess
 import sys
 import time
+import weakref
 
 import pytest
 
@@ -146,6 +147,33 @@ def test_a_module_that_raises_is_missed_and_the_run_goes_on(tmp_path):
     assert "RuntimeError: no such demo" in by_name["broken (module)"]["error"]
     assert "ImportError" in by_name["unimportable (module)"]["error"]
     assert set(results["missed"]) == {"broken (module)", "unimportable (module)"}
+
+
+def test_each_module_starts_on_a_collected_frozen_heap_and_the_process_is_left_unfrozen(tmp_path):
+    import gc
+
+    class Cycle:  # garbage an earlier module left: collected before the next module runs
+        def __init__(self):
+            self.me = self
+
+    seen = {}
+
+    def leave_garbage(report):
+        seen["garbage"] = weakref.ref(Cycle())  # alive until a collection frees the cycle
+        report("left", 1.0, "x")
+
+    def look(report):
+        seen["frozen"] = gc.get_freeze_count()
+        seen["collected"] = seen["garbage"]() is None
+        report("looked", 1.0, "x")
+
+    gc.disable()  # only the bench may collect in between
+    try:
+        run({"first": lambda: leave_garbage, "second": lambda: look}, tmp_path)
+    finally:
+        gc.enable()
+    assert seen["frozen"] > 0 and seen["collected"]
+    assert gc.get_freeze_count() == 0
 
 
 def test_an_interrupt_stops_the_run_and_keeps_the_figures_so_far(tmp_path):
