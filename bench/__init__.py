@@ -12,7 +12,8 @@ function ``measure(report)`` that calls, once per figure::
   stated where the figure is measured and checked in one place (``bench/__main__.py``).
 
 ``python -m bench`` runs every module — foundation, processes, pools, coroutines, ipc, locks,
-crawler, socket_server, choosing, dask, then any other — and prints a line per figure as it comes::
+crawler, socket_server, choosing, dask, cells (chapters 06 and 07 run cell by cell at reader
+defaults), then any other — and prints a line per figure as it comes::
 
     bench greenlet_trace_vs_noop_floor: 1.11 x no-op tracer  <= 1.15  ok
 

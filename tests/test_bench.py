@@ -235,3 +235,23 @@ def test_an_unknown_module_is_refused_before_anything_runs(tmp_path, capsys):
     assert exited.value.code == 2
     assert "no_such_module" in capsys.readouterr().err
     assert not (tmp_path / "r.json").exists()
+
+
+def test_the_cell_timer_times_each_code_cell_and_counts_error_outputs(tmp_path):
+    import nbformat
+
+    from bench.cells import _run
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("prose is not timed"),
+        nbformat.v4.new_code_cell("import time\ntime.sleep(0.5)"),
+        nbformat.v4.new_code_cell("1 / 0"),
+        nbformat.v4.new_code_cell("x = 1"),
+    ])
+    path = tmp_path / "tiny.ipynb"
+    nbformat.write(nb, path)
+    timings, errors, total = _run(path)
+    assert [index for index, _, _ in timings] == [1, 2, 3] and errors == 1
+    seconds = {index: s for index, s, _ in timings}
+    assert seconds[1] >= 0.5 > seconds[3] and total >= seconds[1]
+    assert timings[0][2] == "import time"

@@ -1,0 +1,75 @@
+"""Chapters 06 and 07 as a reader runs them: every code cell at reader defaults, timed.
+
+``python -m bench cells`` executes ``notebooks/06_crawler.ipynb`` and
+``notebooks/07_socket_server.ipynb`` headless, in a fresh kernel each, *without* ``CC_QUICK``
+(so every cell uses the sizes a reader gets), and times each code cell from the moment it is
+sent to the kernel to its reply::
+
+    nbclient ──cell──> kernel (reader defaults) ──reply──> seconds per cell
+        ──> cell_NN_slowest_seconds (bar ≤ 10 s: a demo a teacher can run live)
+            notebook_NN_error_outputs (bar == 0), notebook_NN_reader_defaults_seconds
+
+The other chapters' demo cells are timed by their own modules, calling the same functions with
+the same sizes (``cell_01_*``, ``cell_02_*``, ``cell_03_*``, ``cell_04_*``, ``matrix_cell_*``,
+``dask_*_cell_seconds``); these two chapters start sites, servers and load generators from many
+cells, so running the notebooks themselves is the faithful way to time them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+__all__ = ["measure"]
+
+_NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+_CHAPTERS = ("06_crawler", "07_socket_server")
+# No cell of these chapters needs more than a few seconds at reader defaults; this only bounds
+# a stuck one, which then shows as an error and a missed bar instead of a hung bench.
+_CELL_TIMEOUT_SECONDS = 120
+
+
+def _run(path: Path) -> tuple[list[tuple[int, float, str]], int, float]:
+    """Execute one notebook: (index, seconds, first line) per code cell, error outputs, total."""
+    import nbclient
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    started: dict[int, float] = {}
+    timings: list[tuple[int, float, str]] = []
+
+    def on_start(cell, cell_index):
+        started[cell_index] = time.perf_counter()
+
+    def on_done(cell, cell_index, execute_reply):
+        first = (cell.source.strip().splitlines() or [""])[0][:60]
+        timings.append((cell_index, time.perf_counter() - started[cell_index], first))
+
+    client = nbclient.NotebookClient(
+        nb, timeout=_CELL_TIMEOUT_SECONDS, kernel_name="python3", allow_errors=True,
+        resources={"metadata": {"path": str(path.parent)}},
+        on_cell_start=on_start, on_cell_executed=on_done)
+    begun = time.perf_counter()
+    client.execute()
+    total = time.perf_counter() - begun
+    errors = sum(output.get("output_type") == "error"
+                 for cell in nb.cells for output in cell.get("outputs", []))
+    return timings, errors, total
+
+
+def measure(report) -> None:
+    quick = os.environ.pop("CC_QUICK", None)  # the kernel inherits the environment
+    try:
+        for stem in _CHAPTERS:
+            number = stem[:2]
+            timings, errors, total = _run(_NOTEBOOKS / f"{stem}.ipynb")
+            index, slowest, first = max(timings, key=lambda t: t[1])
+            report(f"cell_{number}_slowest_seconds", slowest,
+                   f"s (reader defaults; cell {index}: {first})", "<= 10")
+            report(f"notebook_{number}_error_outputs", errors, "errors", "== 0")
+            report(f"notebook_{number}_reader_defaults_seconds", total,
+                   f"s ({len(timings)} code cells)")
+    finally:
+        if quick is not None:
+            os.environ["CC_QUICK"] = quick
