@@ -46,6 +46,8 @@ __all__ = [
 QUICK = os.environ.get("CC_QUICK", "").strip().lower() in ("1", "true", "yes")
 
 START_METHODS = ("fork", "spawn", "forkserver")
+# The environment variable that overrides the kernel-safe default (see kernel_safe_start_method).
+START_METHOD_VARIABLE = "CC_START_METHOD"
 # What the fork server imports once, before it forks any child: each child then starts with the
 # course's worker code already loaded (measured here in a kernel: ~6 ms per process instead of
 # ~50 ms). Takes effect when the server starts, i.e. at the first forkserver process.
@@ -123,8 +125,19 @@ def kernel_safe_start_method() -> str:
     deadlock the child, which is why Python 3.12+ warns and 3.14 makes forkserver the default on
     POSIX systems other than macOS. forkserver forks from a clean single-threaded server (fast);
     spawn (macOS, Windows) starts a fresh interpreter.
+
+    ``CC_START_METHOD=spawn`` (or ``forkserver``) in the environment chooses instead: on Linux it
+    runs the course the way macOS does (spawn), e.g. ``CC_START_METHOD=spawn make test``.
+    ``fork`` is refused there, for the reason above.
     """
     offered = available_start_methods()
+    chosen = os.environ.get(START_METHOD_VARIABLE, "").strip()
+    if chosen:
+        safe = [m for m in offered if m != "fork"]
+        if chosen not in safe:
+            raise ValueError(f"{START_METHOD_VARIABLE} must be one of {', '.join(safe)} "
+                             f"(fork is not safe in a kernel), got {chosen!r}")
+        return chosen
     return "forkserver" if "forkserver" in offered else "spawn"
 
 

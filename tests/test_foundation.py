@@ -146,3 +146,16 @@ def test_check_fails_loudly_under_the_test_suite(monkeypatch):
 def test_unknown_exercise_is_a_value_error():
     with pytest.raises(ValueError, match="exercise"):
         check("99.9", 1)
+
+
+def test_the_environment_can_choose_the_kernel_safe_start_method_but_never_fork(monkeypatch):
+    from helpers.course import START_METHOD_VARIABLE, check_start_method, kernel_safe_start_method
+
+    monkeypatch.setenv(START_METHOD_VARIABLE, "spawn")
+    assert kernel_safe_start_method() == "spawn" and check_start_method(None) == "spawn"
+    for refused in ("fork", "thread"):
+        monkeypatch.setenv(START_METHOD_VARIABLE, refused)
+        with pytest.raises(ValueError, match=START_METHOD_VARIABLE):
+            kernel_safe_start_method()
+    monkeypatch.delenv(START_METHOD_VARIABLE)
+    assert kernel_safe_start_method() in ("forkserver", "spawn")
