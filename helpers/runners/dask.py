@@ -197,8 +197,10 @@ def dask_client(workers: int = 2, threads_per_worker: int = 1, *,
 
 
 def _clock_pair() -> tuple[int, int, int]:
-    """Run on a worker: its pid and one ``(perf_counter_ns, time_ns)`` sample."""
-    return os.getpid(), time.perf_counter_ns(), time.time_ns()
+    """Run on a worker: its pid and its `helpers.timeline.clock_pair` (read at one instant)."""
+    from helpers.timeline import clock_pair
+
+    return (os.getpid(), *clock_pair())
 
 
 def worker_clocks(client: Any) -> dict[str, tuple[int, int, int]]:

@@ -24,7 +24,7 @@ TYPE_CHECKING = False
 # Every name is loaded from its module on first use: a spawned child that only asks which core it
 # is on (`current_cpu`) loads none of the rest; recorders load the events, and drawing, export and
 # the greenlet tracer (numpy, json, greenlet) load only where they are used.
-_LAZY = {"KINDS": "_events", "Event": "_events", "Trace": "_events",
+_LAZY = {"KINDS": "_events", "Event": "_events", "Trace": "_events", "clock_pair": "_events",
          "Recorder": "_record", "Traced": "_record", "TracedResult": "_record",
          "process_lane": "_record", "current_cpu": "_cpu",
          "to_chrome_trace": "_chrome", "GreenletRecorder": "_greenlets", "KIND_COLORS": "_plot",
@@ -40,6 +40,7 @@ __all__ = [
     "Trace",
     "Traced",
     "TracedResult",
+    "clock_pair",
     "current_cpu",
     "plot_timeline",
     "process_lane",
@@ -62,7 +63,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from ._chrome import to_chrome_trace  # noqa: F401
     from ._cpu import current_cpu  # noqa: F401
-    from ._events import KINDS, Event, Trace  # noqa: F401
+    from ._events import KINDS, Event, Trace, clock_pair  # noqa: F401
     from ._greenlets import GreenletRecorder  # noqa: F401
     from ._plot import KIND_COLORS, TimelineLayout, plot_timeline  # noqa: F401
     from ._record import Recorder, Traced, TracedResult, process_lane  # noqa: F401
