@@ -39,6 +39,7 @@ __all__ = [
     "preload_in_forkserver",
     "quiet_fork_warnings",
     "usable_cores",
+    "work_folder",
 ]
 
 # Tests and CI execute every notebook with CC_QUICK=1: chapters then pick small sizes, so the whole
@@ -52,6 +53,10 @@ START_METHOD_VARIABLE = "CC_START_METHOD"
 # course's worker code already loaded (measured here in a kernel: ~6 ms per process instead of
 # ~50 ms). Takes effect when the server starts, i.e. at the first forkserver process.
 _FORKSERVER_PRELOAD = ["helpers.runners.processes", "helpers.runners.pools", "helpers.workloads"]
+# Where the reader's own files go (modules written with %%writefile, answers): a folder of the
+# course they keep and can find, git-ignored. CC_WORK moves it (the tests point it at a private
+# temporary folder, so a test run leaves nothing in the reader's).
+WORK_VARIABLE = "CC_WORK"
 # No wait in the course is meant to last an hour: a longer timeout is a typo (3600 for 3.6), and
 # the standard library rejects or overflows on infinite ones.
 MAX_TIMEOUT_SECONDS = 3600.0
@@ -260,3 +265,20 @@ def _gil_state() -> str:
     if enabled is None:
         return "enabled (always, before Python 3.13)"
     return "enabled" if enabled() else "disabled (free-threaded build)"
+
+
+def work_folder(chapter: str) -> str:
+    """The folder for the reader's files of `chapter` ("ch04"): ``notebooks/work/ch04``, made once.
+
+    It lives beside the notebooks (a kernel's working directory is its notebook's folder), so the
+    reader finds their modules in JupyterLab's file browser and keeps them between sessions; it is
+    git-ignored. It is never a predictable path in a shared temporary folder, where another user of
+    the machine could plant a module that the kernel then imports; the folder is private to its
+    owner (mode 0700). ``CC_WORK`` in the environment puts it elsewhere.
+    """
+    if not isinstance(chapter, str) or not chapter.isidentifier():
+        raise ValueError(f"chapter must be a short name such as 'ch04', got {chapter!r}")
+    base = os.environ.get(WORK_VARIABLE) or os.path.join(os.getcwd(), "work")
+    folder = os.path.join(base, chapter)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    return folder

@@ -22,7 +22,8 @@ import pytest
 import helpers
 
 ROOT = Path(helpers.__file__).resolve().parent
-LAYERS = {"course": 0, "timeline": 1, "workloads": 1, "widgets": 1, "runners": 2, "chapters": 3,
+LAYERS = {"course": 0, "timeline": 1, "workloads": 1, "widgets": 1, "source": 1, "runners": 2,
+          "chapters": 3,
           "exercises": 4}
 
 

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 
 # The chapters: the same set tests/notebooks/ executes headless, found at collection time.
-NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+NOTEBOOK_GLOB = "[0-9][0-9]*_*.ipynb"
 
 
 def notebooks_dir() -> Path:

@@ -94,6 +94,9 @@ class LabServer:
             IPYTHONDIR=str(dirs["ipython"]),
             JUPYTER_TOKEN=self.token,  # in the environment, not on the command line `ps` shows
             CC_QUICK="1",  # kernels inherit the server's environment: small parameters
+            # kernels import this checkout's helpers, and write the reader's files under base
+            PYTHONPATH=str(Path(__file__).resolve().parents[2]),
+            CC_WORK=str(self.base / "work"),
             PYTHONUNBUFFERED="1",
         )
         # matplotlib's font cache lives under HOME; reuse the developer's if there is one so a
