@@ -239,3 +239,29 @@ def test_the_clock_pair_keeps_the_tightest_bracket_of_its_reads(monkeypatch):
     perf_ns, epoch_ns = clock_pair()
     # Read again at once: the two clocks moved by the same amount, to well within a millisecond.
     assert abs((time.time_ns() - epoch_ns) - (time.perf_counter_ns() - perf_ns)) < 1_000_000
+
+
+def test_back_to_back_spans_stay_countable_and_invisible_ones_merge():
+    """16 tasks run back to back on 2 workers draw 16 bars, each with a white edge (a boundary the
+    eye can count); 10,000 spans far under a pixel still merge into a few bars."""
+    plt = pytest.importorskip("matplotlib.pyplot")
+    events = []
+    for worker in range(2):
+        t = 0
+        for task in range(8):
+            length = (30 + 5 * task) * 1_000_000
+            events.append(Event(f"W{worker}", f"t{task}", "run", t, t + length, 1 + worker, None))
+            t += length + 10_000  # a 10 µs hand-over: far under a pixel of this run
+    fig, ax = plt.subplots()
+    try:
+        layout = plot_timeline(Trace(events), ax, legend=False)
+        bars = layout.artists_by_kind["run"]
+        assert sum(len(b.get_paths()) for b in bars) == 16
+        assert all(w > 0 for b in bars for w in b.get_linewidths())
+        tiny = [Event("W0", "t", "run", i * 1000, i * 1000 + 900, 1, None) for i in range(10_000)]
+        tiny.append(Event("W0", "long", "run", 0, 10**9, 1, None))
+        ax.clear()
+        layout = plot_timeline(Trace(tiny[-1:] + tiny[:-1]), ax, legend=False)
+        assert sum(len(b.get_paths()) for b in layout.artists_by_kind["run"]) <= 3
+    finally:
+        plt.close(fig)
