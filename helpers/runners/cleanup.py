@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import queue as queue_module
 import signal
+import time
 import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -51,6 +52,8 @@ _MAX_GRACE_SECONDS = 60.0
 _REAP_SECONDS = 5.0
 # A queue's feeder thread flushes what was put; it gets this long before we stop waiting for it.
 _FEEDER_JOIN_SECONDS = 1.0
+# While draining, how long one read waits for an item the feeder is still writing.
+_DRAIN_POLL_SECONDS = 0.05
 # How deep `release_semaphores` looks inside an owner (a Pool holds queues that hold locks).
 _SEMAPHORE_SEARCH_DEPTH = 3
 _MISSING = object()
@@ -89,13 +92,23 @@ def stop_processes(processes: Sequence[Any], grace: float = TERMINATE_GRACE_SECO
     Works on `multiprocessing.Process` objects of any start method. `grace` (0–60 s) is how long
     each may take to exit after SIGTERM before SIGKILL; the final reap always waits for the kill.
     """
-    grace = _grace(grace)
     if isinstance(processes, (str, bytes)) or not isinstance(processes, Iterable):
         raise TypeError(f"processes must be a list of multiprocessing processes, got "
                         f"{type(processes).__name__}")
     processes = list(processes)
     if not all(hasattr(p, "terminate") and hasattr(p, "join") for p in processes):
         raise TypeError("processes must hold multiprocessing.Process objects only")
+    try:
+        grace = _grace(grace)
+    except ValueError:
+        # A cleanup function never leaves a process behind, even when called wrongly: stop them
+        # with the default grace, then say what was wrong.
+        _stop(processes, TERMINATE_GRACE_SECONDS)
+        raise
+    _stop(processes, grace)
+
+
+def _stop(processes: list[Any], grace: float) -> None:
     started = [p for p in processes if getattr(p, "pid", None) is not None]
     for process in started:
         if process.exitcode is None:
@@ -167,11 +180,18 @@ def close_queue(queue: Any, *, drain: bool = True) -> int:
     """
     drained = 0
     if drain:
+        # An item may still be on its way: put() returned, but the feeder thread has not written
+        # it yet (or is half-way through a large one). Keep reading while the feeder holds data,
+        # for a bounded time: a feeder blocked on a full pipe is released only by a reader.
+        deadline = time.monotonic() + _FEEDER_JOIN_SECONDS
         while True:
             try:
-                queue.get_nowait()
+                queue.get(timeout=_DRAIN_POLL_SECONDS if _feeding(queue) else 0)
                 drained += 1
-            except (queue_module.Empty, OSError, ValueError, EOFError):
+            except queue_module.Empty:
+                if not _feeding(queue) or time.monotonic() >= deadline:
+                    break
+            except (OSError, ValueError, EOFError):
                 break
     try:
         queue.close()
@@ -184,6 +204,13 @@ def close_queue(queue: Any, *, drain: bool = True) -> int:
         if thread.is_alive() and cancel is not None:
             cancel()  # its data has no reader: do not let interpreter exit wait for it
     return drained
+
+
+def _feeding(queue: Any) -> bool:
+    """Whether the queue's feeder thread still holds items it has not written to the pipe."""
+    thread = getattr(queue, "_thread", None)
+    buffer = getattr(queue, "_buffer", None)
+    return thread is not None and thread.is_alive() and bool(buffer)
 
 
 def release_semaphores(*owners: Any) -> None:

@@ -44,6 +44,7 @@ def check_tasks(tasks: object, high: int = MAX_TASKS, name: str = "tasks") -> li
     Raises ValueError naming `name` for an empty or too long sequence, or one that is not a
     sequence at all (a string would otherwise be read letter by letter).
     """
+    high = check_int("high", high, 1, MAX_TASKS)
     if isinstance(tasks, (str, bytes)) or not isinstance(tasks, Sequence):
         raise ValueError(f"{name} must be a list of argument tuples (1 to {high} of them), "
                          f"got {type(tasks).__name__}")

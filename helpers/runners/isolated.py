@@ -144,6 +144,9 @@ def idle_until_stopped() -> dict[str, Any]:
     """
     import socket
 
+    if not os.environ.get(_STOP_ENV):
+        raise RuntimeError("idle_until_stopped() runs in a child of start_patched, which stops it; "
+                           "called anywhere else, nothing would ever stop it")
     report_ready({"patched": "gevent" in type(socket.socket).__module__ or
                   socket.socket.__module__.startswith("gevent")})
     ticks = 0

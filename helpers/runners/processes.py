@@ -281,6 +281,8 @@ def explain_exitcode(exitcode: int | None) -> str:
     """What an exit code means, in words (negative: killed by that signal, on POSIX)."""
     if exitcode is None:
         return "still running (or never started)"
+    if isinstance(exitcode, bool) or not isinstance(exitcode, int):
+        raise TypeError(f"exitcode must be an int (a process's exitcode) or None, got {exitcode!r}")
     if exitcode == 0:
         return "finished normally"
     if exitcode == 1:

@@ -44,3 +44,11 @@ def test_one_value_runs_expose_value_and_others_refuse():
     assert run_serial(cpu_task, [(10,)]).value == cpu_task(10)
     with pytest.raises(AttributeError, match="values"):
         _ = run_serial(cpu_task, [(10,), (20,)]).value
+
+
+def test_check_tasks_refuses_a_bound_below_one_task():
+    from helpers.runners.inkernel import check_tasks
+
+    with pytest.raises(ValueError, match="high must be an integer from 1"):
+        check_tasks([(1,)], high=0)
+    assert check_tasks([1, (2, 3)], high=2) == [(1,), (2, 3)]

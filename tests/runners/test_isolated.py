@@ -151,3 +151,13 @@ def test_started_child_that_never_reports_ready_is_killed():
         start_patched(io_task, 30.0, ready_timeout=0.5)
     for pid in _child_pids() - before:
         _assert_gone(pid)
+
+
+def test_idle_until_stopped_refuses_to_run_where_nothing_would_stop_it(monkeypatch):
+    from helpers.runners import idle_until_stopped
+
+    monkeypatch.delenv("CC_ISOLATED_STOP_FILE", raising=False)
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="start_patched"):
+        idle_until_stopped()
+    assert time.monotonic() - started < 1.0

@@ -66,3 +66,12 @@ def test_the_report_times_the_start_from_the_request_to_the_first_line(start_met
     assert before <= start.start_ns < start.end_ns <= work.start_ns <= work.end_ns
     assert run.values == run.details["pids"] == [start.pid]
     assert work.label == "getpid #0"
+
+
+@pytest.mark.parametrize("bad", ["1", 1.5, True, [0]])
+def test_explain_exitcode_takes_exit_codes_only(bad):
+    from helpers.runners.processes import explain_exitcode
+
+    with pytest.raises(TypeError, match="exitcode"):
+        explain_exitcode(bad)
+    assert explain_exitcode(-9) == "killed by SIGKILL"
