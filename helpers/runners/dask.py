@@ -32,7 +32,9 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
+import tempfile
 import threading
 import time
 import uuid
@@ -67,6 +69,9 @@ _MAX_THREADS_PER_WORKER = 8
 # Starting a LocalCluster of a few spawned worker processes takes 1-3 s on a laptop; a loaded
 # machine may need several times that. Past this, the start is stuck and the reader gets an error.
 _CLUSTER_START_SECONDS = 60.0
+# How long asking a scheduler's address may take before it counts as not there (a local one
+# answers in microseconds; a remote one over a slow link in well under this).
+_PROBE_SECONDS = 5.0
 # Closing waits this long for the workers to go; the nanny then kills what is left.
 _CLOSE_SECONDS = 20.0
 # Dask's loggers (and those of the libraries it drives) that write to stderr during a run.
@@ -145,19 +150,33 @@ def start_cluster(cluster_class: Callable[..., Any], n_workers: int = 2, *,
     # meets a scheduler that is closing first logs a traceback into the cell; what went wrong in
     # a run reaches the reader as data (a Failure, an exception), so only CRITICAL is let through.
     options.setdefault("silence_logs", logging.CRITICAL)
+    # Workers keep spilled data and their lock files in a scratch folder; by default a shared
+    # ``dask-scratch-space`` in the temporary folder that outlives the cluster. This one is the
+    # cluster's own, and goes with it.
+    import dask
+
+    scratch = None
+    if "local_directory" not in options:
+        scratch = tempfile.mkdtemp(prefix="cc-dask-")
+        options["local_directory"] = scratch
     before = {p.pid for p in multiprocessing.active_children()}
-    with quiet_dask():
-        with _interrupts_deferred():
-            cluster = cluster_class(n_workers=0, timeout=timeout, **options)
-        try:
-            cluster.scale(n_workers)
-            cluster.wait_for_workers(n_workers, timeout=timeout)
-            yield cluster
-        finally:
+    try:
+        # The scheduler (in this process) picks its folder from the configuration, not options.
+        with dask.config.set({"temporary-directory": options["local_directory"]}), quiet_dask():
+            with _interrupts_deferred():
+                cluster = cluster_class(n_workers=0, timeout=timeout, **options)
             try:
-                cluster.close(timeout=_CLOSE_SECONDS)
+                cluster.scale(n_workers)
+                cluster.wait_for_workers(n_workers, timeout=timeout)
+                yield cluster
             finally:
-                _stop_own_workers(before)
+                try:
+                    cluster.close(timeout=_CLOSE_SECONDS)
+                finally:
+                    _stop_own_workers(before)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 @contextmanager
@@ -183,6 +202,9 @@ def dask_client(workers: int = 2, threads_per_worker: int = 1, *,
 
     with quiet_dask():
         if address is not None:
+            # A Client that cannot connect keeps its event-loop thread and sockets after it
+            # raises: ask the address first, so nothing is made for a scheduler that is not there.
+            _check_listening(address)
             with Client(address, timeout=timeout) as client:
                 yield client
             return
@@ -194,6 +216,26 @@ def dask_client(workers: int = 2, threads_per_worker: int = 1, *,
                 yield client
             finally:
                 client.close(timeout=_CLOSE_SECONDS)
+
+
+def _check_listening(address: str) -> None:
+    """Raise OSError unless something accepts TCP connections at ``tcp://host:port``."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address)
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if parts.scheme != "tcp" or not host or not port:
+        raise ValueError(f"address must be a scheduler address such as 'tcp://127.0.0.1:8786', "
+                         f"got {address!r}")
+    try:
+        with socket.create_connection((host, port), timeout=_PROBE_SECONDS):
+            pass
+    except OSError as error:
+        raise OSError(f"no Dask scheduler answers at {address}: {error}") from None
 
 
 def _clock_pair() -> tuple[int, int, int]:

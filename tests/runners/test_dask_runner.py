@@ -7,6 +7,7 @@ that a cluster of its own goes entirely.
 
 from __future__ import annotations
 
+import tempfile
 import time
 import urllib.request
 
@@ -85,12 +86,30 @@ def test_a_run_past_its_timeout_raises_and_cancels(client):
         run_dask(time.sleep, [(2.0,)], client=client, timeout=0.3)
 
 
-def test_a_run_leaves_nothing():
+def test_a_run_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # a private temporary folder
     run = run_dask(cpu_task, [(1000,)] * 2, workers=1)
     assert run.values == [cpu_task(1000)] * 2
     assert run.details["cluster_start_seconds"] > 0
     for pid in run.details["pids"]:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert list(tmp_path.iterdir()) == []  # no dask-scratch-space, no scratch of ours
+
+
+def test_a_client_for_an_address_where_nothing_listens_makes_nothing():
+    import socket
+    import threading
+
+    with socket.socket() as probe:  # a free port, closed again: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    threads = {t.name for t in threading.enumerate()}
+    started = time.monotonic()
+    with pytest.raises(OSError, match="no Dask scheduler"):
+        with dask_client(address=f"tcp://127.0.0.1:{port}"):
+            pass
+    assert time.monotonic() - started < 5
+    assert {t.name for t in threading.enumerate()} <= threads
 
 
 def test_an_interrupt_cancels_the_tasks_and_keeps_the_cluster_usable(client):
