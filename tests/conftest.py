@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `helpers` even without the editable install (e.g. an IDE run)
 sys.path.insert(0, str(ROOT / "tests"))  # the shared test helpers (`_timing`), from any subfolder
 
+from _timing import measure_contention  # noqa: E402
+
 from helpers.course import available_start_methods  # noqa: E402
 
 # A child that exits after its test gets this long to do so before it counts as left behind: a
@@ -79,6 +81,13 @@ def _mapped_elsewhere(names: set[str]) -> set[str]:
             continue
         found |= {name for name in names if f"/dev/shm/{name}" in text}
     return found
+
+
+@pytest.fixture(autouse=True)
+def _contention_window():
+    """Each test's speed-up verdicts judge the other programs' CPU use from its own start."""
+    measure_contention()
+    yield
 
 
 @pytest.fixture(autouse=True)
