@@ -168,6 +168,7 @@ def test_contention_counts_other_programs_not_this_run(tmp_path):
     import sys
 
     import _timing
+
     from helpers.runners import run_processes
     from helpers.workloads import cpu_task, iterations_for
 
