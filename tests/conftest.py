@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `helpers` even without the editable install (e.g. an IDE run)
 sys.path.insert(0, str(ROOT / "tests"))  # the shared test helpers (`_timing`), from any subfolder
 
+from _leftovers import mapped_elsewhere, segments  # noqa: E402
 from _timing import measure_contention  # noqa: E402
 
 from helpers.course import available_start_methods  # noqa: E402
@@ -29,7 +30,6 @@ from helpers.course import available_start_methods  # noqa: E402
 # A child that exits after its test gets this long to do so before it counts as left behind: a
 # joined pool's workers and a closed kernel take a few hundred ms to go on a loaded 2-core machine.
 _GRACE_SECONDS = 3.0
-_SHM = Path("/dev/shm")
 # multiprocessing's own long-lived helpers: started once per interpreter on purpose, and reused.
 _INFRASTRUCTURE = ("multiprocessing.forkserver", "multiprocessing.resource_tracker")
 # Named semaphores made by this test run's processes carry this prefix (a process passes its
@@ -60,27 +60,6 @@ def _children() -> dict[int, psutil.Process]:
     return found
 
 
-def _segments() -> set[str]:
-    return set(os.listdir(_SHM)) if _SHM.is_dir() else set()
-
-
-def _mapped_elsewhere(names: set[str]) -> set[str]:
-    """Which of `names` a process outside this test's tree has mapped: someone else's segment.
-
-    On a shared machine other programs make and unlink segments while a test runs; only those
-    made by this test's own processes (mapped by no one else) count as left behind.
-    """
-    ours = {os.getpid(), *(p.pid for p in psutil.Process().children(recursive=True))}
-    found: set[str] = set()
-    for maps in Path("/proc").glob("[0-9]*/maps"):
-        try:
-            if int(maps.parent.name) in ours:
-                continue
-            text = maps.read_text(errors="replace")
-        except (OSError, ValueError):
-            continue
-        found |= {name for name in names if f"/dev/shm/{name}" in text}
-    return found
 
 
 @pytest.fixture(autouse=True)
@@ -95,7 +74,7 @@ def no_leftovers(request):
     if request.node.get_closest_marker("browser"):
         yield
         return
-    children_before, segments_before = set(_children()), _segments()
+    children_before, segments_before = set(_children()), segments()
     yield
     new = [p for pid, p in _children().items() if pid not in children_before]
     _, alive = psutil.wait_procs(new, timeout=_GRACE_SECONDS)
@@ -106,10 +85,10 @@ def no_leftovers(request):
             proc.kill()
         except psutil.Error:
             pass
-    leaked = sorted(_segments() - segments_before)
+    leaked = sorted(segments() - segments_before)
     if leaked:  # a finished pool's semaphores go when it is collected: give them a moment
         time.sleep(0.5)
-        leaked = sorted((set(leaked) & _segments()) - _mapped_elsewhere(set(leaked)))
+        leaked = sorted((set(leaked) & segments()) - mapped_elsewhere(set(leaked)))
     # A semaphore without this run's prefix was made by some other program: not ours to report.
     ours = f"sem.{_SEM_PREFIX[1:]}"
     leaked = [n for n in leaked if not n.startswith("sem.") or n.startswith(ours)]

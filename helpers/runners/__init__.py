@@ -55,7 +55,9 @@ _HOME = {
     "run_serial": "inkernel",
     "run_threads": "inkernel",
     "start_patched": "isolated",
+    "stop_at_kernel_shutdown": "cleanup",
     "stop_executor": "cleanup",
+    "stop_multiprocessing_servers": "cleanup",
     "stop_pool": "cleanup",
     "stop_processes": "cleanup",
     "stop_server": "cleanup",
@@ -65,6 +67,13 @@ _HOME = {
 }
 
 __all__ = sorted(_HOME)
+
+
+# In a Jupyter kernel, the fork server and resource tracker that the runners start are asked to
+# exit before the kernel shuts down, so it ends at once and leaves no temporary folder (see
+# `cleanup.stop_at_kernel_shutdown`). A worker process never has ipykernel loaded: nothing to do.
+if "ipykernel" in __import__("sys").modules:
+    importlib.import_module(".cleanup", __name__).stop_at_kernel_shutdown()
 
 
 def __getattr__(name: str):
@@ -84,7 +93,9 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
         close_queue,
         ignore_sigint,
         release_semaphores,
+        stop_at_kernel_shutdown,
         stop_executor,
+        stop_multiprocessing_servers,
         stop_pool,
         stop_processes,
         stop_server,

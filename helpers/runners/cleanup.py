@@ -12,6 +12,8 @@ Every runner and every chapter demo ends through these functions, in a ``finally
                      unlink_shared_memory(*blocks) close + unlink, once, whoever made them
                      stop_server(server)           stop accepting, close the socket
     and in every worker: ignore_sigint()           the kernel's interrupt reaches the parent only
+    and when the kernel shuts down: stop_multiprocessing_servers()   the fork server and the
+                     resource tracker, asked to exit (see `stop_at_kernel_shutdown`)
 
 Some of this needs multiprocessing internals that have no public API (a pool's worker list, an
 executor's processes before Python 3.14, the finalizer registry that owns a semaphore's name).
@@ -36,7 +38,9 @@ __all__ = [
     "close_queue",
     "ignore_sigint",
     "release_semaphores",
+    "stop_at_kernel_shutdown",
     "stop_executor",
+    "stop_multiprocessing_servers",
     "stop_pool",
     "stop_processes",
     "stop_server",
@@ -309,3 +313,67 @@ def stop_server(server: Any, timeout: float = TERMINATE_GRACE_SECONDS) -> None:
     close = getattr(server, "server_close", None)
     if close is not None:
         close()
+
+
+def stop_multiprocessing_servers() -> None:
+    """Ask this process's fork server and resource tracker to exit, and wait for them.
+
+    Both are started once, on first use, and live until their parent closes its end of a pipe.
+    Stopped this way, the tracker first unlinks whatever a crashed child left registered, and
+    the fork server's socket is removed; a later process start simply starts them again.
+    """
+    from multiprocessing import forkserver, resource_tracker
+
+    for owner, name in ((forkserver, "_forkserver"), (resource_tracker, "_resource_tracker")):
+        server = _private(owner, name)
+        stop = _private(server, "_stop") if server is not None else None
+        if stop is None:
+            continue
+        try:
+            stop()
+        except (OSError, ChildProcessError, ValueError):  # already gone
+            pass
+
+
+def stop_at_kernel_shutdown() -> bool:
+    """In a Jupyter kernel, stop the fork server and resource tracker before it shuts down.
+
+    On a shutdown request ipykernel terminates its children with SIGTERM, then SIGKILL, backing
+    off for up to 14 s; the resource tracker ignores SIGTERM, so the kernel manager loses
+    patience after 5 s and kills the kernel itself: no exit handler runs, multiprocessing's
+    temporary folder (``pymp-*``) stays behind, and every shutdown or restart takes 5 s. Asking
+    both helpers to exit first lets the kernel end at once and cleanly. Returns True if the
+    hook is in place (idempotent); False outside a kernel.
+    """
+    import sys
+
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    kernel = getattr(shell, "kernel", None)
+    if kernel is None:
+        return False
+    if getattr(kernel, "_cc_stops_multiprocessing", False):
+        return True
+    for table_name in ("control_handlers", "shell_handlers"):
+        table = getattr(kernel, table_name, None)
+        original = table.get("shutdown_request") if isinstance(table, dict) else None
+        if original is not None:
+            table["shutdown_request"] = _stopping_first(original)
+    kernel._cc_stops_multiprocessing = True
+    return True
+
+
+def _stopping_first(original):
+    import inspect
+
+    async def shutdown_request(*args, **kwargs):
+        try:
+            stop_multiprocessing_servers()
+        except Exception:  # never stand in the way of a shutdown
+            pass
+        result = original(*args, **kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    return shutdown_request

@@ -1,7 +1,9 @@
 """Execute every chapter notebook headless, in a fresh kernel, with the quick parameters.
 
-A notebook fails on any error output, and on anything written to stderr that a reader would see
-as a warning or a traceback. The executed copy is kept in ``test-artifacts/notebooks/`` to look at.
+A notebook fails on any error output, on anything written to stderr that a reader would see as a
+warning or a traceback, and on anything it leaves behind: a file or folder in its temporary folder
+(the kernel gets a private, empty ``TMPDIR``) or an entry in ``/dev/shm`` that no process uses any
+more. The executed copy is kept in ``test-artifacts/notebooks/`` to look at.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _leftovers import segments, unowned_new_segments
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb"))
@@ -20,6 +23,9 @@ _BUDGET_SECONDS = {"02_ipc": 30 * 2, "03_locks": 30 * 2, "05_coroutines": 30 * 2
                    "06_crawler": 30 * 2, "07_socket_server": 30 * 2}
 _DEFAULT_BUDGET_SECONDS = 60 * 2
 _WARNING_WORDS = ("Traceback", "Warning", "Error", "warning:")
+# The kernel is gone when execute() returns; the resource tracker it started unlinks what the
+# kernel still held a moment later.
+_SHM_GRACE_SECONDS = 1.0
 
 
 def _problems(nb) -> list[str]:
@@ -45,6 +51,10 @@ def test_notebook_runs_clean(path: Path, monkeypatch, tmp_path):
     # mode), and the reader's files it writes go to a private folder the test removes.
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     monkeypatch.setenv("CC_WORK", str(tmp_path / "work"))
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(private_tmp))
+    shm_before = segments()
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
         nb, timeout=300, kernel_name="python3", allow_errors=True,
@@ -56,6 +66,13 @@ def test_notebook_runs_clean(path: Path, monkeypatch, tmp_path):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, ARTIFACTS / path.name)
     assert not _problems(nb), "\n".join(_problems(nb))
+    left = sorted(p.name for p in private_tmp.iterdir())
+    assert not left, f"{path.name} left in its temporary folder: {left}"
+    leaked = unowned_new_segments(shm_before)
+    if leaked:  # a finished pool's semaphores go when it is collected: give them a moment
+        time.sleep(_SHM_GRACE_SECONDS)
+        leaked = unowned_new_segments(shm_before)
+    assert not leaked, f"{path.name} left in /dev/shm: {leaked}"
     budget = _BUDGET_SECONDS.get(path.stem, _DEFAULT_BUDGET_SECONDS)
     assert elapsed <= budget, f"{path.name} took {elapsed:.1f} s headless (budget {budget} s)"
     print(f"{path.name}: {elapsed:.1f} s")

@@ -178,3 +178,55 @@ def test_a_renamed_internal_degrades_to_a_warning(monkeypatch):
     assert any("_finalizer_registry" in str(w.message) for w in caught)
     monkeypatch.undo()
     release_semaphores(queue)
+
+
+_SERVERS_SCRIPT = """
+import multiprocessing, os, sys
+from multiprocessing import forkserver, resource_tracker
+from helpers.course import mp_context
+from helpers.runners import stop_multiprocessing_servers
+ctx = mp_context("forkserver")
+p = ctx.Process(target=os.getpid); p.start(); p.join()
+pids = [forkserver._forkserver._forkserver_pid, resource_tracker._resource_tracker._pid]
+assert all(pids), pids
+stop_multiprocessing_servers()
+gone = [not os.path.exists(f"/proc/{pid}") for pid in pids]
+p = ctx.Process(target=os.getpid); p.start(); p.join()  # and they start again when needed
+print(gone, p.exitcode, forkserver._forkserver._forkserver_pid not in pids)
+"""
+
+
+def test_stop_multiprocessing_servers_ends_the_fork_server_and_the_tracker():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _SERVERS_SCRIPT], capture_output=True,
+                         text=True, timeout=60, cwd=os.path.dirname(os.path.dirname(
+                             os.path.dirname(os.path.abspath(__file__)))))
+    assert out.stdout.strip() == "[True, True] 0 True", out.stdout + out.stderr
+
+
+def test_a_kernel_that_started_processes_shuts_down_at_once_and_leaves_no_folder(tmp_path):
+    """Without the hook, ipykernel's SIGTERMs never end the resource tracker, the kernel manager
+    kills the kernel after 5 s, and multiprocessing's pymp-* folder stays behind."""
+    jupyter_client = pytest.importorskip("jupyter_client")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    manager = jupyter_client.KernelManager(kernel_name="python3")
+    manager.start_kernel(env={**os.environ, "PYTHONPATH": root, "TMPDIR": str(tmp_path)})
+    client = manager.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(60)
+        reply = client.execute_interactive(
+            "import helpers.runners\nfrom helpers.course import mp_context\n"
+            "p = mp_context('forkserver').Process(target=print)\np.start(); p.join(10)",
+            timeout=60)
+        assert reply["content"]["status"] == "ok"
+    finally:
+        client.stop_channels()
+    process = manager.provisioner.process
+    started = time.monotonic()
+    manager.shutdown_kernel(now=False)
+    assert process.returncode == 0, f"the kernel was killed ({process.returncode})"
+    assert time.monotonic() - started < 4.5
+    assert list(tmp_path.iterdir()) == []
