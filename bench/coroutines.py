@@ -10,10 +10,12 @@
   ``greenlet_trace_vs_noop_floor`` (recorder / C no-op, in the same rounds) ≤ 1.15;
   ``greenlet_trace_overhead`` (recorder / untraced) and the two floors are shown beside it;
 - the chapter's ``sleepers`` demo (10,000 greenlets sleeping 1 s, traced) against the same
-  greenlets untraced: ``sleepers_10k_trace_overhead`` ≤ 1.05, ``sleepers_10k_traced`` ≤ 1.25 s,
-  and ``sleepers_10k_untraced`` beside it: gevent's own time for the same greenlets (spawning
-  10,000 and starting each one's timer takes a few tenths of a second on a slow core, all of it
-  before the last 1 s sleep begins), the floor under the 1.25 s bar.
+  greenlets untraced: ``sleepers_10k_trace_overhead`` ≤ 1.05. The traced and untraced seconds
+  are shown beside it without a bar of their own: gevent's own time for the untraced greenlets
+  (spawning 10,000 and starting each one's timer takes a few tenths of a second on a slow core,
+  all of it before the last 1 s sleep begins) is the floor, and only the ratio to it says what
+  the recorder costs (an absolute 1.25 s bar was missed on machines where the floor alone
+  reached 1.24 s).
 
 Every ping-pong figure is the median over rounds; a round runs untraced, the three tracers
 (rotating which goes first) and untraced again, timed in process CPU time, so other programs on
@@ -128,8 +130,8 @@ def measure(report) -> None:
     report("greenlet_trace_floor_c_noop", ratios["C no-op"], "x untraced (greenlet's own floor)")
     report("greenlet_trace_floor_python_noop", ratios["python no-op"], "x untraced")
     traced, ratio, untraced = sleepers_ratio()
-    report("sleepers_10k_traced", traced, "s (10,000 greenlets sleeping 1 s, traced)", "<= 1.25")
-    report("sleepers_10k_trace_overhead", ratio, "x untraced", "<= 1.05")
-    # gevent's own floor for the bar above: spawning 10,000 greenlets and starting each one's
-    # timer, untraced, before the 1 s of sleep. Above 1.25 s, no recorder can meet that bar here.
+    report("sleepers_10k_trace_overhead", ratio, "x untraced (gevent's own floor)", "<= 1.05")
+    report("sleepers_10k_traced", traced, "s (10,000 greenlets sleeping 1 s, traced)")
+    # gevent's own floor: spawning 10,000 greenlets and starting each one's timer, untraced,
+    # before the 1 s of sleep.
     report("sleepers_10k_untraced", untraced, "s (the same greenlets untraced: gevent's floor)")

@@ -4,7 +4,7 @@ Data flow::
 
     worker (process / thread / greenlet)         the notebook kernel
     ------------------------------------         -------------------
-    Recorder / GreenletRecorder                   Trace  ──> plot_timeline(trace, ax)
+    Recorder / GreenletRecorder / TaskRecorder    Trace  ──> plot_timeline(trace, ax)
       records spans in a local list                 ▲     ──> to_chrome_trace(trace, path)
       (no per-event messages)                       │     ──> trace.overlap_ns(a, b), busy_ns(...)
     Trace (events + clock pair) ──pickled once──────┘
@@ -28,7 +28,7 @@ _LAZY = {"KINDS": "_events", "Event": "_events", "Trace": "_events", "clock_pair
          "Recorder": "_record", "Traced": "_record", "TracedResult": "_record",
          "process_lane": "_record", "current_cpu": "_cpu",
          "to_chrome_trace": "_chrome", "GreenletRecorder": "_greenlets", "KIND_COLORS": "_plot",
-         "TimelineLayout": "_plot", "plot_timeline": "_plot"}
+         "TimelineLayout": "_plot", "plot_timeline": "_plot", "TaskRecorder": "_asyncio"}
 
 __all__ = [
     "KINDS",
@@ -36,6 +36,7 @@ __all__ = [
     "Event",
     "GreenletRecorder",
     "Recorder",
+    "TaskRecorder",
     "TimelineLayout",
     "Trace",
     "Traced",
@@ -61,6 +62,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from ._asyncio import TaskRecorder  # noqa: F401
     from ._chrome import to_chrome_trace  # noqa: F401
     from ._cpu import current_cpu  # noqa: F401
     from ._events import KINDS, Event, Trace, clock_pair  # noqa: F401
