@@ -96,19 +96,19 @@ def _rebuild_event(*values) -> Event:
 _CLOCK_PAIR_TRIES = 3
 
 
-def clock_pair() -> tuple[int, int]:
+def clock_pair(perf=time.perf_counter_ns, epoch_clock=time.time_ns) -> tuple[int, int]:
     """A ``(perf_counter_ns, time_ns)`` pair read at one instant, to map spans to the epoch.
 
     The two clocks cannot be read at once: the epoch read is bracketed by two perf reads and the
     tightest of a few brackets is kept, its midpoint paired with the epoch. A process preempted
     between two reads (as on a busy machine) would otherwise shift every span it maps by as long
-    as it waited.
+    as it waited. (`perf` and `epoch_clock` are the two clocks; a test passes its own.)
     """
     best = None
     for _ in range(_CLOCK_PAIR_TRIES):
-        before = time.perf_counter_ns()
-        epoch = time.time_ns()
-        after = time.perf_counter_ns()
+        before = perf()
+        epoch = epoch_clock()
+        after = perf()
         if best is None or after - before < best[0]:
             best = (after - before, (before + after) // 2, epoch)
     return best[1], best[2]

@@ -67,8 +67,11 @@ def test_asyncio_runs_coroutines_on_one_loop():
 def test_asyncio_sends_plain_functions_to_threads():
     run = run_asyncio(time.sleep, [(0.05,)] * 8)
     assert run.details["mode"] == "to_thread"
-    assert run.seconds < 0.5 * 8 * 0.05
     assert all(lane.startswith("to_thread") for lane in run.trace.lanes())
+    # The sleeps overlapped in threads: read off the spans, not the wall clock.
+    spans = [(e.start_ns, e.end_ns) for e in run.trace]
+    peak = max(sum(1 for start, end in spans if start <= t < end) for t, _ in spans)
+    assert peak >= 2, f"the blocking calls ran one at a time ({len(spans)} spans)"
 
 
 @pytest.mark.parametrize("runner", [run_gevent, run_asyncio])

@@ -133,7 +133,13 @@ def test_started_child_runs_beside_the_kernel_until_stopped():
     child = start_patched(idle_until_stopped, ready_timeout=60)
     try:
         assert child.alive and child.ready["patched"] is True
-        time.sleep(0.3)  # the kernel does other work meanwhile
+        # The kernel does other work meanwhile, until the child has woken up a few times from
+        # its idle waits (each tick is one sleep): counted, not guessed from a fixed sleep.
+        process = psutil.Process(child.pid)
+        woken = process.num_ctx_switches().voluntary
+        deadline = time.monotonic() + 20
+        while process.num_ctx_switches().voluntary < woken + 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert child.alive
     finally:
         run = child.stop(timeout=20)

@@ -226,19 +226,20 @@ def test_plot_timeline_returns_its_layout_for_overlays():
     assert len(layout) == before + len(added) + len(ticks) == before + 2
 
 
-def test_the_clock_pair_keeps_the_tightest_bracket_of_its_reads(monkeypatch):
-    from helpers.timeline import _events, clock_pair
+def test_the_clock_pair_keeps_the_tightest_bracket_of_its_reads():
+    from helpers.timeline import clock_pair
 
-    # First try: preempted 10 ms between the perf reads; second: 1 µs; third: 5 µs.
+    # First try: preempted 10 ms between the perf reads; second: 1 µs; third: 5 µs. The clocks
+    # are the test's own: nothing else in the process sees them.
     perf = iter([0, 10_000_000, 20_000_000, 20_001_000, 30_000_000, 30_005_000])
     epoch = iter([1_000_000_000, 1_020_000_500, 1_030_002_500])
-    monkeypatch.setattr(_events.time, "perf_counter_ns", lambda: next(perf))
-    monkeypatch.setattr(_events.time, "time_ns", lambda: next(epoch))
-    assert clock_pair() == (20_000_500, 1_020_000_500)
-    monkeypatch.undo()
+    assert clock_pair(lambda: next(perf), lambda: next(epoch)) == (20_000_500, 1_020_000_500)
+    # With the real clocks: read again at once, both moved by the same amount, to well within a
+    # millisecond (the closest of a few reads: one may be preempted on a busy machine).
     perf_ns, epoch_ns = clock_pair()
-    # Read again at once: the two clocks moved by the same amount, to well within a millisecond.
-    assert abs((time.time_ns() - epoch_ns) - (time.perf_counter_ns() - perf_ns)) < 1_000_000
+    drift = min(abs((time.time_ns() - epoch_ns) - (time.perf_counter_ns() - perf_ns))
+                for _ in range(5))
+    assert drift < 1_000_000
 
 
 def test_back_to_back_spans_stay_countable_and_invisible_ones_merge():
