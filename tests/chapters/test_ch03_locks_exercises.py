@@ -16,7 +16,7 @@ import pytest
 import helpers.exercises
 from helpers.exercises import check
 
-NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "03_locks.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "03a_locks.ipynb"
 _WRITEFILE = re.compile(r"%%writefile \{SCRATCH\}/(\w+\.py)\n(.*)", re.S)
 _FENCE = re.compile(r"```python\n(.*?)```", re.S)
 
