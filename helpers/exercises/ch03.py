@@ -9,6 +9,9 @@
   locks named in opposite orders, many times, and says whether they got stuck, whether
   ``critical()`` ever ran with someone else inside, and whether each call did run it.
 
+The reader's modules go to ``work_folder("ch03")`` (``notebooks/work/ch03``), where the notebooks'
+``%%writefile`` cells put them.
+
 Data flow of both::
 
     kernel: check("03.k", path) ──> Workers: n × _run_module(rec, path, …) in processes
@@ -21,15 +24,13 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import os
-import tempfile
 import time
 import types
 from pathlib import Path
 
 from . import Point, exercise
 
-__all__ = ["BOTH_ROUNDS", "COUNTER_INCREMENTS", "COUNTER_PROCESSES", "SLOWDOWN_LIMIT",
-           "scratch_dir"]
+__all__ = ["BOTH_ROUNDS", "COUNTER_INCREMENTS", "COUNTER_PROCESSES", "SLOWDOWN_LIMIT"]
 
 # 03.1: processes and increments per process: as in the chapter's demo, enough that an unlocked
 # counter loses a good part of its increments on two cores.
@@ -48,13 +49,6 @@ BOTH_ROUNDS = 30
 # deadlock never ends, and the check stops the workers after it.
 _BOTH_TIMEOUT_SECONDS = 4.0
 _CRITICAL_SECONDS = 0.002  # inside the critical section: long enough for the other to arrive
-
-
-def scratch_dir() -> str:
-    """A folder outside the course's files for the modules a reader writes (made if missing)."""
-    path = os.path.join(tempfile.gettempdir(), "cores-coroutines-ch03")
-    os.makedirs(path, exist_ok=True)
-    return path
 
 
 def _load(path: str, name: str):

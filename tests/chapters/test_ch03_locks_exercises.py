@@ -1,8 +1,10 @@
-"""Chapter 03's exercises: the notebook's own solutions pass their checks, the code the reader
-starts from fails them, and an unanswered check never raises.
+"""Chapter 03's exercises: the notebooks' own solutions pass their checks, the code the reader
+starts from fails them, wrong answers that happen to work this time fail too, and an unanswered
+check never raises.
 
-The solutions live in the notebook, in collapsed markdown (``<details>``), so Run All never runs
-them; these tests read them from there, write them where ``%%writefile`` would, and check them.
+The solutions live in the notebooks (03.1 in 03a, 03.2 in 03b), in collapsed markdown
+(``<details>``), so Run All never runs them; these tests read them from there, write them where
+``%%writefile`` would, and check them.
 """
 
 from __future__ import annotations
@@ -16,14 +18,18 @@ import pytest
 import helpers.exercises
 from helpers.exercises import check
 
-NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "03a_locks.ipynb"
-_WRITEFILE = re.compile(r"%%writefile \{SCRATCH\}/(\w+\.py)\n(.*)", re.S)
+NOTEBOOKS = [Path(__file__).resolve().parents[2] / "notebooks" / name
+             for name in ("03a_locks.ipynb", "03b_primitives.ipynb")]
+_WRITEFILE = re.compile(r"%%writefile \{WORK\}/(\w+\.py)\n(.*)", re.S)
 _FENCE = re.compile(r"```python\n(.*?)```", re.S)
 
 
-def _cells(kind: str) -> list[str]:
-    nb = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
-    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == kind]
+def _cells(kind: str, notebooks=NOTEBOOKS) -> list[str]:
+    found = []
+    for notebook in notebooks:
+        nb = json.loads(notebook.read_text(encoding="utf-8"))
+        found += ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == kind]
+    return found
 
 
 def _modules(sources: list[str]) -> dict[str, str]:
@@ -47,6 +53,7 @@ def _starting_code() -> dict[str, str]:
 
 
 EXERCISES = {"03.1": "counter.py", "03.2": "both.py"}
+_PART = {"03.1": NOTEBOOKS[0], "03.2": NOTEBOOKS[1]}  # where each exercise sits
 
 
 @pytest.fixture(autouse=True)
@@ -60,6 +67,16 @@ def test_solutions_are_hidden_in_the_notebook_and_cover_every_exercise():
     for source in _cells("code"):
         assert "sorted(names)" not in source and "local += 1" not in source, \
             "a solution sits in a code cell: Run All would run it"
+
+
+@pytest.mark.parametrize("exercise", sorted(EXERCISES))
+def test_each_exercise_sits_in_its_part_with_one_answer_cell(exercise):
+    codes = _cells("code", [_PART[exercise]])
+    assert f'check("{exercise}", answer)' in "\n".join(codes)
+    (answer_cell,) = [c for c in codes if f'check("{exercise}"' in c]
+    assert answer_cell.startswith("answer = ...")
+    params = codes[0]
+    assert "from helpers.course import QUICK" in params and 'work_folder("ch03")' in params
 
 
 @pytest.mark.parametrize("exercise", sorted(EXERCISES))
@@ -132,3 +149,4 @@ def test_unanswered_or_malformed_answers_never_raise(answer):
     for exercise in EXERCISES:
         feedback = check(exercise, answer)
         assert not feedback.passed
+
