@@ -150,3 +150,98 @@ def test_unanswered_or_malformed_answers_never_raise(answer):
         feedback = check(exercise, answer)
         assert not feedback.passed
 
+
+def _both(tmp_path, body: str):
+    path = tmp_path / "both.py"
+    path.write_text(body, encoding="utf-8")
+    return check("03.2", str(path))
+
+
+def _wrong(feedback) -> str:
+    return " ".join(p.message for p in feedback.points if not p.ok)
+
+
+def test_a_timeout_and_retry_answer_fails_though_it_never_gets_stuck(tmp_path):
+    """What the chapter's deadlock demo does (detect, back off, retry) is not what 03.2 asks."""
+    feedback = _both(tmp_path, (
+        "import time\n"
+        "def with_both(locks, names, critical):\n"
+        "    first, second = locks[names[0]], locks[names[1]]\n"
+        "    backoff = 0.001 if names[0] == 'A' else 0.004\n"
+        "    while True:\n"
+        "        first.acquire()\n"
+        "        if second.acquire(timeout=0.01):\n"
+        "            try:\n"
+        "                critical()\n"
+        "            finally:\n"
+        "                second.release()\n"
+        "                first.release()\n"
+        "            return\n"
+        "        first.release()\n"
+        "        time.sleep(backoff)\n"))
+    assert not feedback.passed
+    wrong = _wrong(feedback)
+    assert "give up" in wrong and "line 7" in wrong, wrong
+    assert "in this run" in wrong, wrong  # the run's own evidence, not only the code
+
+
+def test_a_non_blocking_spin_fails(tmp_path):
+    feedback = _both(tmp_path, (
+        "def with_both(locks, names, critical):\n"
+        "    first, second = locks[names[0]], locks[names[1]]\n"
+        "    while True:\n"
+        "        with first:\n"
+        "            if second.acquire(False):\n"
+        "                try:\n"
+        "                    critical()\n"
+        "                finally:\n"
+        "                    second.release()\n"
+        "                return\n"))
+    assert not feedback.passed
+    assert "give up" in _wrong(feedback)
+
+
+def test_a_timeout_the_run_never_reaches_is_still_seen_in_the_code(tmp_path):
+    feedback = _both(tmp_path, (
+        "def with_both(locks, names, critical):\n"
+        "    first, second = (locks[name] for name in sorted(names))\n"
+        "    with first, second:\n"
+        "        critical()\n"
+        "\n"
+        "def spare(lock):\n"
+        "    return lock.acquire(timeout=1)\n"))
+    assert not feedback.passed
+    wrong = _wrong(feedback)
+    assert "line 7" in wrong and "in this run" not in wrong, wrong
+
+
+def test_a_plain_blocking_acquire_spelled_out_passes(tmp_path):
+    feedback = _both(tmp_path, (
+        "def with_both(locks, names, critical):\n"
+        "    first, second = (locks[name] for name in sorted(names))\n"
+        "    first.acquire(True)\n"
+        "    second.acquire(block=True, timeout=None)\n"
+        "    try:\n"
+        "        critical()\n"
+        "    finally:\n"
+        "        second.release()\n"
+        "        first.release()\n"))
+    assert feedback.passed, repr(feedback)
+
+
+def test_opposite_orders_fail_even_when_no_deadlock_happened(tmp_path):
+    """The starting code, with the second worker starting long after the first has finished: it
+    cannot get stuck, yet the two take the locks in opposite orders."""
+    feedback = _both(tmp_path, (
+        "import time\n"
+        "def with_both(locks, names, critical):\n"
+        "    if names[0] == 'B' and not hasattr(with_both, 'waited'):\n"
+        "        time.sleep(1.5)  # the other worker's 30 rounds take well under this\n"
+        "        with_both.waited = True\n"
+        "    first, second = locks[names[0]], locks[names[1]]\n"
+        "    with first:\n"
+        "        with second:\n"
+        "            critical()\n"))
+    assert not feedback.passed
+    assert any(p.ok and "never stuck" in p.message for p in feedback.points), repr(feedback)
+    assert "took A while it held B" in _wrong(feedback), _wrong(feedback)
