@@ -16,10 +16,10 @@ Data flow of `print_demo`::
 
 Why a pipe: what a child writes to the standard output it inherits reaches a notebook on Linux
 and macOS (the kernel captures its file descriptors), in whichever cell runs when it arrives, and
-is lost on Windows. A pipe is what a terminal or the Jupyter kernel reads a program's output
-from, so every child here prints into the write end of one shared pipe, and the kernel shows
-what came out. (A pipe also shows the garbling better than a file opened in
-append mode: the file's writers tend to take turns in long runs of whole lines.)
+does not reach the notebook on Windows. A pipe is what the Jupyter kernel captures output
+through (and what a shell's `|` connects), so every child here prints into the write end of one
+shared pipe, and the kernel shows what came out. (A pipe also shows the garbling better than a
+file opened in append mode: the file's writers tend to take turns in long runs of whole lines.)
 """
 
 from __future__ import annotations
