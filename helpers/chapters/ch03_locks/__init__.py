@@ -13,8 +13,12 @@ Data flow (every demo)::
 
 Modules:
 
+Notebooks: ``03a_locks`` (printing, counters, Lock on the timeline) and ``03b_primitives`` (the
+other primitives, failures). Each shows the source of what it runs (``show_source``) except the
+names in `__plumbing__`.
+
 - `workers`: `Workers`, the launcher every demo uses; `spin`, the work a worker does; `checked`,
-  the ranges of a worker's numbers, checked in the kernel before anything starts.
+  the course's own range check of a worker's numbers, in the kernel before anything starts.
 - `printing`: the article's example — garbled lines without a lock, whole lines with one.
 - `counters`: lost updates on a shared `Value`, counted, and what each locking strategy costs.
 - `primitives`: the worker functions of the Lock, RLock, Semaphore, Event, Condition and Barrier
