@@ -1,7 +1,7 @@
 """Chapter 03 figures: lost updates without a lock, none with either locking strategy, what a lock
 costs per increment, and garbled lines without a print lock — all measured in one run; then each
-demo cell of the notebook at reader sizes (≤ 10 s each), the deadlock demo ending by its timeout,
-and the broken-queue demo ending by the kernel's.
+demo cell of the notebooks (03a_locks, 03b_primitives) at reader sizes (≤ 10 s each), the
+deadlock demo ending by its timeout, and the broken-queue demo ending by the kernel's.
 
 Every figure comes from the chapter's own demos (`count_demo`, `print_demo`, `Workers` with the
 chapter's workers) on the kernel-safe start method, 2 processes × 100,000 increments as in the
@@ -37,7 +37,8 @@ def _primitive(fn, make, workers):
 
 
 def _cells() -> dict:
-    """Each demo cell of 03_locks.ipynb with the notebook's reader sizes, as it calls them."""
+    """Each demo cell of 03a_locks.ipynb and 03b_primitives.ipynb with the notebooks' reader
+    sizes, as they call them."""
     h = _HOLD_S
 
     def lock_cell(ctx):

@@ -5,31 +5,37 @@
   `COUNTER_PROCESSES` processes on one shared ``Value("q", 0)``, counts what was lost, and times
   it against the unlocked loop measured in the same check;
 - 03.2 takes two locks without deadlock: the answer is the path of a module that defines
-  ``with_both(locks, names, critical)``. The check runs two processes that want the same two
-  locks named in opposite orders, many times, and says whether they got stuck, whether
-  ``critical()`` ever ran with someone else inside, and whether each call did run it.
+  ``with_both(locks, names, critical)``, without timeouts. The check runs two processes that
+  want the same two locks named in opposite orders, many times, through stand-ins for the locks
+  that note in which order each process took them and whether it asked for a timeout or a
+  non-blocking acquire. It says whether they got stuck, whether they took the locks in opposite
+  orders (a deadlock waiting for other timing, even when none happened), whether the module
+  gives up on a lock instead (its code and the run), whether ``critical()`` ever ran with
+  someone else inside, and whether each call did run it.
+
+The reader's modules go to ``work_folder("ch03")`` (``notebooks/work/ch03``), where the notebooks'
+``%%writefile`` cells put them.
 
 Data flow of both::
 
-    kernel: check("03.k", path) ──> Workers: n × _run_module(rec, path, …) in processes
+    kernel: check("03.k", path) ──> Workers: n × _run_counter / _run_both(rec, path, …)
             (each child loads the reader's module from `path` itself: works under every start
             method, since nothing of the reader's is pickled) ──> counts, times ──> Points
 """
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import inspect
 import os
-import tempfile
 import time
 import types
 from pathlib import Path
 
 from . import Point, exercise
 
-__all__ = ["BOTH_ROUNDS", "COUNTER_INCREMENTS", "COUNTER_PROCESSES", "SLOWDOWN_LIMIT",
-           "scratch_dir"]
+__all__ = ["BOTH_ROUNDS", "COUNTER_INCREMENTS", "COUNTER_PROCESSES", "SLOWDOWN_LIMIT"]
 
 # 03.1: processes and increments per process: as in the chapter's demo, enough that an unlocked
 # counter loses a good part of its increments on two cores.
@@ -48,13 +54,6 @@ BOTH_ROUNDS = 30
 # deadlock never ends, and the check stops the workers after it.
 _BOTH_TIMEOUT_SECONDS = 4.0
 _CRITICAL_SECONDS = 0.002  # inside the critical section: long enough for the other to arrive
-
-
-def scratch_dir() -> str:
-    """A folder outside the course's files for the modules a reader writes (made if missing)."""
-    path = os.path.join(tempfile.gettempdir(), "cores-coroutines-ch03")
-    os.makedirs(path, exist_ok=True)
-    return path
 
 
 def _load(path: str, name: str):
@@ -250,16 +249,86 @@ class _Critical:
         self.inside.value -= 1
 
 
+class _NotedLock:
+    """One of the two locks as the reader's with_both sees it: the lock itself, noting in this
+    process which locks were already held when it was taken (so the check sees the order each
+    worker takes them in), and every acquire that may give up (a timeout, or not blocking)."""
+
+    def __init__(self, name, lock, held, notes):
+        self._name, self._lock, self._held, self._notes = name, lock, held, notes
+
+    def acquire(self, *args, **kwargs):
+        block = args[0] if args else kwargs.get("block", True)
+        timeout = args[1] if len(args) > 1 else kwargs.get("timeout")
+        may_give_up = not block or timeout is not None  # acquire() waits as long as it takes
+        got = self._lock.acquire(*args, **kwargs)
+        if may_give_up:
+            self._notes["may give up"] += 1
+            self._notes["gave up"] += not got
+        if got:
+            self._notes["orders"].update((first, self._name) for first in self._held)
+            self._held.append(self._name)
+        return got
+
+    def release(self):
+        self._lock.release()
+        if self._name in self._held:
+            self._held.remove(self._name)
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc_info):
+        self.release()
+
+    def __getattr__(self, name):
+        return getattr(self._lock, name)
+
+
 def _run_both(rec, path, locks, names, counts, rounds):
+    """In a worker: call the reader's with_both `rounds` times on noted stand-ins of `locks`;
+    return (calls of critical(), its notes: orders taken, acquires that may give up, gave up)."""
     with_both = _load(path, "with_both")
     critical = _Critical(locks, *counts)
+    held: list[str] = []
+    notes = {"orders": set(), "may give up": 0, "gave up": 0}
+    noted = {name: _NotedLock(name, lock, held, notes) for name, lock in locks.items()}
     for _ in range(rounds):
-        with_both(locks, names, critical)
-    return critical.calls
+        with_both(noted, names, critical)
+    return critical.calls, notes
+
+
+def _giving_up_in_code(path) -> list[int]:
+    """Line numbers where the module asks a lock to give up: an acquire() whose first argument
+    (block) is not True or whose second (timeout) is not None, or a call given a timeout or a
+    block/blocking flag other than None and True."""
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return []
+
+    def is_constant(node, value) -> bool:
+        return isinstance(node, ast.Constant) and node.value is value
+
+    lines = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        if isinstance(node.func, ast.Attribute) and node.func.attr == "acquire" and (
+                (node.args and not is_constant(node.args[0], True))
+                or (len(node.args) > 1 and not is_constant(node.args[1], None))):
+            lines.add(node.lineno)
+        for keyword in node.keywords:
+            if ((keyword.arg == "timeout" and not is_constant(keyword.value, None))
+                    or (keyword.arg in ("block", "blocking")
+                        and not is_constant(keyword.value, True))):
+                lines.add(node.lineno)
+    return sorted(lines)
 
 
 def _both_once(path):
-    """(stuck, overlaps, unheld, calls per worker) of two workers wanting A, B and B, A."""
+    """(stuck, overlaps, unheld, calls per worker, merged notes) of two workers wanting A, B and
+    B, A."""
     from helpers.chapters.ch03_locks import Workers
 
     with Workers(None) as w:
@@ -271,10 +340,16 @@ def _both_once(path):
         try:
             w.run(_BOTH_TIMEOUT_SECONDS, keep_errors=True)
         except TimeoutError:
-            return True, 0, 0, []
+            return True, 0, 0, [], None
         if w.errors:
             raise RuntimeError(next(iter(w.errors.values())))
-        return False, counts[1].value, counts[2].value, w.results()
+        notes = {"orders": set(), "may give up": 0, "gave up": 0}
+        for _, worker_notes in w.results():
+            notes["orders"] |= worker_notes["orders"]
+            notes["may give up"] += worker_notes["may give up"]
+            notes["gave up"] += worker_notes["gave up"]
+        return (False, counts[1].value, counts[2].value, [calls for calls, _ in w.results()],
+                notes)
 
 
 @exercise("03.2", "Take two locks without a deadlock")
@@ -284,14 +359,29 @@ def _both(answer):
     if fn is None:
         return
     path = str(Path(_path(answer)).resolve())
-    stuck, overlaps, unheld, calls = _both_once(path)
+    in_code = _giving_up_in_code(path)
+    stuck, overlaps, unheld, calls, notes = _both_once(path)
     if stuck:
         yield Point(False, f"the two workers got stuck (stopped after "
                            f"{_BOTH_TIMEOUT_SECONDS:g} s): each held one lock and waited for "
                            "the other's. Does the order you take them in depend on `names`?")
+    else:
+        yield Point(True, f"two workers wanting ('A', 'B') and ('B', 'A'), {BOTH_ROUNDS} rounds "
+                          "each: never stuck")
+    if in_code or (notes and notes["may give up"]):
+        where = f" (line {', '.join(map(str, in_code))} of your module)" if in_code else ""
+        run = (f"; in this run {notes['may give up']} acquires could give up and "
+               f"{notes['gave up']} did" if notes and notes["may give up"] else "")
+        yield Point(False, f"with_both asks a lock to give up, with a timeout or without "
+                           f"blocking{where}{run}. That detects a deadlock and backs off; the "
+                           "task is to make one impossible, with plain acquires that may wait "
+                           "as long as it takes.")
+    if stuck:
         return
-    yield Point(True, f"two workers wanting ('A', 'B') and ('B', 'A'), {BOTH_ROUNDS} rounds "
-                      "each: never stuck")
+    if ("A", "B") in notes["orders"] and ("B", "A") in notes["orders"]:
+        yield Point(False, "no deadlock this time, but one worker took A while it held B and "
+                           "another took B while it held A: with other timing each holds what "
+                           "the other waits for")
     if unheld or overlaps:
         yield Point(False, f"critical() found a lock that nobody held ({unheld}×) or another "
                            f"worker inside ({overlaps}×): it must run while this worker holds "

@@ -29,6 +29,7 @@ from helpers.chapters.ch03_locks import (
     plot_story,
     prepare_then_signal,
     print_demo,
+    print_into,
     produce,
     take_turns,
     wait_for_signal,
@@ -69,6 +70,35 @@ def test_printing_is_garbled_without_a_lock_and_whole_with_one(start_method):
     assert clean.text.count("\n") == 3000
     # The kernel's thread that read the pipe is gone.
     assert not [t for t in threading.enumerate() if t.name == "ch03-print-drain"]
+
+
+def test_print_into_sends_each_piece_of_a_line_at_once_and_restores_stdout(monkeypatch):
+    """The worker's stream is unbuffered: each piece of a print() is in the pipe before the next
+    piece is written (so another process's pieces can land between two), and sys.stdout is back
+    to what it was afterwards."""
+    import multiprocessing
+    import sys
+
+    import helpers.chapters.ch03_locks.printing as printing
+    from helpers.timeline import Recorder
+
+    reader, writer = multiprocessing.Pipe(duplex=False)
+    seen = []
+
+    def one_piece_at_a_time(lock, worker, lines):
+        for piece in ("worker", str(worker), "says hello"):
+            print(piece, end="")
+            seen.append(os.read(reader.fileno(), 100) if reader.poll(1.0) else b"")
+
+    monkeypatch.setattr(printing, "greet", one_piece_at_a_time)
+    before = sys.stdout
+    try:
+        assert print_into(Recorder("w"), writer, None, 2, 1) == os.getpid()
+        assert sys.stdout is before
+        assert writer.closed
+    finally:
+        reader.close()
+    assert seen == [b"worker", b"2", b"says hello"]
 
 
 # -- lost updates -----------------------------------------------------------------------------

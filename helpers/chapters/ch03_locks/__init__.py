@@ -13,8 +13,12 @@ Data flow (every demo)::
 
 Modules:
 
+Notebooks: ``03a_locks`` (printing, counters, Lock on the timeline) and ``03b_primitives`` (the
+other primitives, failures). Each shows the source of what it runs (``show_source``) except the
+names in `__plumbing__`.
+
 - `workers`: `Workers`, the launcher every demo uses; `spin`, the work a worker does; `checked`,
-  the ranges of a worker's numbers, checked in the kernel before anything starts.
+  the course's own range check of a worker's numbers, in the kernel before anything starts.
 - `printing`: the article's example — garbled lines without a lock, whole lines with one.
 - `counters`: lost updates on a shared `Value`, counted, and what each locking strategy costs.
 - `primitives`: the worker functions of the Lock, RLock, Semaphore, Event, Condition and Barrier
@@ -62,9 +66,23 @@ from .primitives import (
     wait_for_signal,
     waits,
 )
-from .printing import PrintResult, count_lines, greet, print_demo
+from .printing import PrintResult, count_lines, greet, print_demo, print_into
 from .views import PANEL_INCREMENTS, make_panel, plot_count, plot_story
 from .workers import MAX_WORKERS, WAIT_SECONDS, Workers, checked, spin
+
+# What the notebooks use without showing its source (tests/test_code_on_page.py): none of it is
+# a lesson about locks. Each worker function, each demo that creates a primitive and the demos of
+# failures are shown on the page.
+__plumbing__ = (
+    # The launcher: ctx.Process(target, args) per worker, started together at a Barrier, joined
+    # with a timeout, each one's value and recording collected from a queue, everything stopped
+    # and unlinked on the way out. 03a writes the same start/join/terminate out by hand first.
+    "Workers",
+    # Questions put to a finished Trace (the most spans open at once; who waited how long for
+    # whom): arithmetic over recorded times, no multiprocessing in them.
+    "most_at_once",
+    "waits",
+)
 
 # Every worker of this chapter lives in these modules: the fork server loads them once.
 preload_in_forkserver(*(f"{__name__}.{m}" for m in ("workers", "printing", "counters",
@@ -104,6 +122,7 @@ __all__ = [
     "plot_story",
     "prepare_then_signal",
     "print_demo",
+    "print_into",
     "produce",
     "receive",
     "send_big",

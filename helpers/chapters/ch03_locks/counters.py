@@ -150,7 +150,7 @@ def count_demo(processes: int = 2, increments: int = 100_000, strategy: str = "n
     with Workers(start_method) as w:
         counter = w.ctx.Value("q", 0, lock=strategy != "none")
         for _ in range(processes):
-            w.add(_count_into, counter, strategy, increments)
+            w.add(_count_into, counter, strategy, increments)  # the strategy's loop, timed
         w.run(timeout)
         final = counter.value
         trace = w.trace

@@ -197,11 +197,10 @@ def killed_holder(how: str = "terminate", *, waiters: int = 2, timeout: float = 
     started = time.perf_counter()
     with Workers(start_method) as w:
         lock, holding, stop = w.ctx.Lock(), w.ctx.Event(), w.ctx.Event()
-        w.add(hold, lock, holding, stop, HOLD_LIMIT_SECONDS)
+        w.add(hold, lock, holding, stop, HOLD_LIMIT_SECONDS)  # hold(rec, lock, ...)
         for _ in range(waiters):
             w.add(try_lock, lock, holding, timeout)
         w.launch()
-        lanes = w.lanes()
         if not holding.wait(WAIT_SECONDS):
             raise TimeoutError("worker 1 never took the lock")
         seen_ns = time.perf_counter_ns()
@@ -210,17 +209,25 @@ def killed_holder(how: str = "terminate", *, waiters: int = 2, timeout: float = 
         if how == "terminate":
             w.processes[0].terminate()  # SIGTERM: no finally, no release
             w.processes[0].join(WAIT_SECONDS)
-            # Its own spans die with it: the kernel draws what it saw instead.
-            kernel = Recorder(w.lanes()[0] + " (seen by the kernel)", cpus=False)
-            kernel.add("holding the lock, until terminated", "io", seen_ns, acted_ns)
-            w.trace.extend(kernel.recording())
-            lanes[0] = kernel.lane
         else:
-            stop.set()
+            stop.set()  # asked: worker 1 leaves its wait, and its finally releases the lock
         w.join(timeout + WAIT_SECONDS)
-        kernel_got = lock.acquire(timeout=0.1)
+        kernel_got = lock.acquire(timeout=0.1)  # and the kernel itself?
         if kernel_got:
             lock.release()
+    return _holder_story(w, how, seen_ns, acted_ns, kernel_got, started)
+
+
+def _holder_story(w: Workers, how: str, seen_ns: int, acted_ns: int, kernel_got: bool,
+                  started: float) -> LockStory:
+    """The story of `killed_holder`; a terminated holder's spans died with it, so its lane shows
+    what the kernel saw instead: from "I hold it" to the terminate() call."""
+    lanes = w.lanes()
+    if how == "terminate":
+        kernel = Recorder(lanes[0] + " (seen by the kernel)", cpus=False)
+        kernel.add("holding the lock, until terminated", "io", seen_ns, acted_ns)
+        w.trace.extend(kernel.recording())
+        lanes[0] = kernel.lane
     title = ("worker 1 terminated while holding the lock" if how == "terminate"
              else "worker 1 asked to stop (an Event), releases the lock")
     return LockStory(f"{title}: did each waiter get the lock?", w.results(), w.errors,
@@ -234,40 +241,53 @@ def killed_writer(*, timeout: float = 0.5, start_method: str | None = None) -> L
     started = time.perf_counter()
     with Workers(start_method) as w:
         q, go = w.ctx.Queue(), w.ctx.Event()
-        w.add(send_big, q, _BIG_BYTES)
+        w.add(send_big, q, _BIG_BYTES)  # send_big(rec, q, size)
         w.add(send_small, q, go, timeout)
         w.add(receive, q, go, timeout)
         w.launch()
-        lanes = w.lanes()
-        deadline = time.perf_counter() + WAIT_SECONDS
-        while q.empty():  # no bytes in the pipe yet: worker 1's feeder has not begun writing
-            if time.perf_counter() > deadline:
-                raise TimeoutError("worker 1 never began to send")
-            time.sleep(0.01)
+        _wait_until_sending(q)
         seen_ns = time.perf_counter_ns()
         time.sleep(min(0.1, timeout / 4))  # the pipe is full: worker 1's feeder is blocked
         w.processes[0].terminate()  # its feeder thread dies holding the write lock
         w.processes[0].join(WAIT_SECONDS)
         killed_ns = time.perf_counter_ns()
-        go.set()
-        kernel = Recorder(lanes[0] + " (seen by the kernel)", cpus=False)
-        kernel.add("sending (pipe full), until terminated", "send", seen_ns, killed_ns)
-        errors: dict[int, str] = {}
+        go.set()  # now worker 2 puts and worker 3 gets
+        stuck_ns = None
         try:
             w.join(timeout + _STUCK_GRACE_SECONDS)
-        except TimeoutError:
+        except TimeoutError:  # worker 3 is still inside q.get(timeout=...)
             stuck_ns = time.perf_counter_ns()
-            errors[2] = (f"still inside q.get(timeout={timeout:g}) after "
-                         f"{(stuck_ns - killed_ns) / 1e9:.1f} s: stopped by the kernel")
-            kernel_reader = Recorder(lanes[2] + " (seen by the kernel)", cpus=False)
-            kernel_reader.add(f"inside q.get(timeout={timeout:g})", "wait", killed_ns, stuck_ns)
-            w.trace.extend(kernel_reader.recording())
-            lanes[2] = kernel_reader.lane
-        w.trace.extend(kernel.recording())
-        lanes[0] = kernel.lane
-        errors = {**w.errors, **errors,
-                  0: f"terminated while sending (exit code {w.processes[0].exitcode})"}
         q.close()
+    return _writer_story(w, timeout, seen_ns, killed_ns, stuck_ns, started)
+
+
+def _wait_until_sending(q) -> None:
+    """Return once the queue's pipe holds bytes: worker 1's feeder thread has begun writing."""
+    deadline = time.perf_counter() + WAIT_SECONDS
+    while q.empty():
+        if time.perf_counter() > deadline:
+            raise TimeoutError("worker 1 never began to send")
+        time.sleep(0.01)
+
+
+def _writer_story(w: Workers, timeout: float, seen_ns: int, killed_ns: int,
+                  stuck_ns: int | None, started: float) -> LockStory:
+    """The story of `killed_writer`: lanes the kernel draws for the terminated writer (its own
+    spans died with it) and, if it got stuck, for the reader the kernel stopped."""
+    lanes = w.lanes()
+    errors = dict(w.errors)
+    if stuck_ns is not None:
+        errors[2] = (f"still inside q.get(timeout={timeout:g}) after "
+                     f"{(stuck_ns - killed_ns) / 1e9:.1f} s: stopped by the kernel")
+        kernel_reader = Recorder(lanes[2] + " (seen by the kernel)", cpus=False)
+        kernel_reader.add(f"inside q.get(timeout={timeout:g})", "wait", killed_ns, stuck_ns)
+        w.trace.extend(kernel_reader.recording())
+        lanes[2] = kernel_reader.lane
+    kernel = Recorder(lanes[0] + " (seen by the kernel)", cpus=False)
+    kernel.add("sending (pipe full), until terminated", "send", seen_ns, killed_ns)
+    w.trace.extend(kernel.recording())
+    lanes[0] = kernel.lane
+    errors[0] = f"terminated while sending (exit code {w.exitcodes[0]})"
     return LockStory("worker 1 terminated while sending on a Queue: what the others got",
                      w.results(), errors, w.exitcodes, time.perf_counter() - started, lanes,
                      w.trace)

@@ -3,7 +3,8 @@
 Each worker takes a `Recorder` first and records what it does: ``lock`` while it waits to acquire
 a lock or a semaphore, ``wait`` while it waits on an event, a condition or a barrier, ``run``
 while it computes, ``io`` while it sleeps. The notebook creates the primitive and the processes
-itself (through `Workers`) and prints these functions' source, so the API is on the page::
+itself (through `Workers`) and shows these functions' source (`show_source`), so the API is
+on the page::
 
     with Workers(start_method) as w:             # the kernel
         sem = w.ctx.Semaphore(2)

@@ -4,9 +4,9 @@ Data flow of `print_demo`::
 
     the kernel                                   worker i (one process each)
     ----------                                   ---------------------------
-    reader, writer = ctx.Pipe(duplex=False)
-    a thread drains `reader` into memory
-    Workers: add(_print_into, writer, lock, i, …)
+    _PipeOutput: reader, writer = ctx.Pipe(duplex=False),
+                 a thread drains `reader` into memory
+    Workers: add(print_into, writer, lock, i, …)
                                                  sys.stdout = unbuffered text stream on
                                                               the pipe's write end
                                                  greet(lock, i, lines)   # plain print() calls:
@@ -16,10 +16,10 @@ Data flow of `print_demo`::
 
 Why a pipe: what a child writes to the standard output it inherits reaches a notebook on Linux
 and macOS (the kernel captures its file descriptors), in whichever cell runs when it arrives, and
-is lost on Windows. A pipe is what a terminal or the Jupyter kernel reads a program's output
-from, so every child here prints into the write end of one shared pipe, and the kernel shows
-what came out. (A pipe also shows the garbling better than a file opened in
-append mode: the file's writers tend to take turns in long runs of whole lines.)
+does not reach the notebook on Windows. A pipe is what the Jupyter kernel captures output
+through (and what a shell's `|` connects), so every child here prints into the write end of one
+shared pipe, and the kernel shows what came out. (A pipe also shows the garbling better than a
+file opened in append mode: the file's writers tend to take turns in long runs of whole lines.)
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ from helpers.course import check_int, check_start_method, check_timeout
 
 from .workers import Workers, checked
 
-__all__ = ["MAX_LINES", "MAX_PRINTERS", "PrintResult", "count_lines", "greet", "print_demo"]
+__all__ = ["MAX_LINES", "MAX_PRINTERS", "PrintResult", "count_lines", "greet", "print_demo",
+           "print_into"]
 
 # Lines per worker: a few hundred make garbling near certain when two workers overlap on two
 # cores; the cap keeps a demo's file small (each line is ~30 bytes).
@@ -63,7 +64,8 @@ def greet(lock, worker, lines):
                 print("worker", worker, "says hello, line", line)
 
 
-def _print_into(rec, writer, lock, worker: int, lines: int) -> int:
+@checked(worker=(1, MAX_PRINTERS), lines=(1, MAX_LINES))
+def print_into(rec, writer, lock, worker, lines):
     """Run `greet` with this process's stdout on the pipe's write end, one write(2) per piece."""
     raw = io.FileIO(writer.fileno(), "wb", closefd=False)
     # write_through: every print() piece goes straight to write(2), as with `python -u`.
@@ -79,21 +81,44 @@ def _print_into(rec, writer, lock, worker: int, lines: int) -> int:
     return os.getpid()
 
 
-def _drain(reader, chunks: list[bytes], stop: threading.Event) -> None:
-    """In a kernel thread: read the pipe into `chunks` until EOF, or until asked to `stop` and
-    the pipe has stayed silent for one poll."""
-    while True:
-        try:
-            ready = reader.poll(_DRAIN_POLL_SECONDS)
-            data = os.read(reader.fileno(), _READ_BYTES) if ready else None
-        except OSError:  # the kernel closed the pipe: nothing more to read
-            return
-        if ready:
-            if not data:  # EOF: every write end is closed
+class _PipeOutput:
+    """A pipe the workers print into, and a thread in the kernel that reads it into memory (so
+    that nothing the workers write waits for a reader). Closing the kernel's write end on the way
+    out lets the thread read to the end."""
+
+    def __init__(self, ctx) -> None:
+        self.reader, self.writer = ctx.Pipe(duplex=False)
+        self._chunks: list[bytes] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._drain, name="ch03-print-drain", daemon=True)
+
+    def _drain(self) -> None:
+        """Read the pipe until EOF, or until asked to stop and the pipe stayed silent a poll."""
+        while True:
+            try:
+                ready = self.reader.poll(_DRAIN_POLL_SECONDS)
+                data = os.read(self.reader.fileno(), _READ_BYTES) if ready else None
+            except OSError:  # the kernel closed the pipe: nothing more to read
                 return
-            chunks.append(data)
-        elif stop.is_set():
-            return
+            if ready:
+                if not data:  # EOF: every write end is closed
+                    return
+                self._chunks.append(data)
+            elif self._stop.is_set():
+                return
+
+    def text(self) -> str:
+        return b"".join(self._chunks).decode("utf-8", errors="replace")
+
+    def __enter__(self) -> _PipeOutput:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.writer.close()  # ours: the workers' copies closed when they ended
+        self._stop.set()
+        self._thread.join(_DRAIN_JOIN_SECONDS)
+        self.reader.close()
 
 
 @dataclass
@@ -162,22 +187,10 @@ def print_demo(workers: int = 3, lines: int = 200, *, locked: bool = False,
     check_int("lines", lines, 1, MAX_LINES)
     start_method = check_start_method(start_method)
     check_timeout("timeout", timeout)
-    chunks: list[bytes] = []
-    stop = threading.Event()
-    with Workers(start_method) as w:
-        reader, writer = w.ctx.Pipe(duplex=False)
-        drain = threading.Thread(target=_drain, args=(reader, chunks, stop),
-                                 name="ch03-print-drain", daemon=True)
-        drain.start()
-        try:
-            lock = w.ctx.Lock() if locked else None
-            for worker in range(1, workers + 1):
-                w.add(_print_into, writer, lock, worker, lines)
-            w.run(timeout)
-        finally:
-            writer.close()  # ours: the workers' copies closed when they ended
-            stop.set()
-            drain.join(_DRAIN_JOIN_SECONDS)
-            reader.close()
-    text = b"".join(chunks).decode("utf-8", errors="replace")
+    with Workers(start_method) as w, _PipeOutput(w.ctx) as output:
+        lock = w.ctx.Lock() if locked else None  # one lock, handed to every worker
+        for worker in range(1, workers + 1):
+            w.add(print_into, output.writer, lock, worker, lines)  # print_into(rec, ...)
+        w.run(timeout)
+    text = output.text()
     return PrintResult(locked, workers, lines, text, *count_lines(text, workers, lines))
