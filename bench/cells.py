@@ -1,9 +1,9 @@
 """Chapters 06 and 07 as a reader runs them: every code cell at reader defaults, timed.
 
-``python -m bench cells`` executes ``notebooks/06_crawler.ipynb`` and
-``notebooks/07_socket_server.ipynb`` headless, in a fresh kernel each, *without* ``CC_QUICK``
-(so every cell uses the sizes a reader gets), and times each code cell from the moment it is
-sent to the kernel to its reply::
+``python -m bench cells`` executes ``notebooks/06_crawler.ipynb`` and chapter 07's two parts
+(``07a_socket_server``, ``07b_under_load``) headless, in a fresh kernel each, *without*
+``CC_QUICK`` (so every cell uses the sizes a reader gets), and times each code cell from the
+moment it is sent to the kernel to its reply::
 
     nbclient ──cell──> kernel (reader defaults) ──reply──> seconds per cell
         ──> cell_NN_slowest_seconds (bar ≤ 10 s: a demo a teacher can run live)
@@ -24,7 +24,7 @@ from pathlib import Path
 __all__ = ["measure"]
 
 _NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-_CHAPTERS = ("06_crawler", "07_socket_server")
+_CHAPTERS = ("06_crawler", "07a_socket_server", "07b_under_load")
 # No cell of these chapters needs more than a few seconds at reader defaults; this only bounds
 # a stuck one, which then shows as an error and a missed bar instead of a hung bench.
 _CELL_TIMEOUT_SECONDS = 120
@@ -62,7 +62,7 @@ def measure(report) -> None:
     quick = os.environ.pop("CC_QUICK", None)  # the kernel inherits the environment
     try:
         for stem in _CHAPTERS:
-            number = stem[:2]
+            number = stem.split("_")[0]  # "06", "07a", "07b"
             timings, errors, total = _run(_NOTEBOOKS / f"{stem}.ipynb")
             index, slowest, first = max(timings, key=lambda t: t[1])
             report(f"cell_{number}_slowest_seconds", slowest,

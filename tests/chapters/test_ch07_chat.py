@@ -22,7 +22,7 @@ from helpers.chapters.ch07_socket_server import (
 )
 from helpers.exercises import check
 
-NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "07_socket_server.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "07a_socket_server.ipynb"
 
 
 def test_a_line_goes_to_every_other_client_and_leaving_is_announced():
@@ -43,6 +43,19 @@ def test_a_line_goes_to_every_other_client_and_leaving_is_announced():
     assert events[:4] == [("join", "guest1"), ("join", "guest2"), ("join", "guest3"),
                           ("line", "guest1")]
     assert value["errors"] == []
+
+
+def test_clients_that_leave_before_the_stop_are_in_the_transcript():
+    """Stopping waits for the clients leaving just then (the notebook's transcript shows them)."""
+    with start_chat() as server:
+        port = server.info["port"]
+        with ChatClient(port) as a, ChatClient(port) as b:
+            assert b.read(0.3)[0].startswith("* welcome, guest2")  # both are in the room
+            a.say("hi")
+            assert b.read(0.3) == ["guest1: hi"]
+    events = [(event, name) for _, event, name, _ in server.value["transcript"]]
+    assert events[-2:] in ([("leave", "guest1"), ("leave", "guest2")],
+                           [("leave", "guest2"), ("leave", "guest1")])
 
 
 def test_a_handler_that_raises_loses_its_line_not_the_server(tmp_path):
@@ -85,7 +98,7 @@ def _solution() -> str:
     for cell in cells:
         text = "".join(cell["source"])
         if cell["cell_type"] == "markdown" and "<details>" in text and "/nick" in text:
-            return re.search(r"```python\n%%writefile \{SCRATCH\}/nick_chat.py\n(.*?)```", text,
+            return re.search(r"```python\n%%writefile \{WORK\}/nick_chat.py\n(.*?)```", text,
                              re.S)[1]
     raise AssertionError("no solution of 07.1 in the notebook")
 
@@ -93,7 +106,7 @@ def _solution() -> str:
 def _template() -> str:
     for cell in json.loads(NOTEBOOK.read_text())["cells"]:
         text = "".join(cell["source"])
-        if cell["cell_type"] == "code" and text.startswith("%%writefile {SCRATCH}/nick_chat.py"):
+        if cell["cell_type"] == "code" and text.startswith("%%writefile {WORK}/nick_chat.py"):
             return text.split("\n", 1)[1]
     raise AssertionError("no %%writefile cell of 07.1 in the notebook")
 

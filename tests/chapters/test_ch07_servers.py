@@ -163,3 +163,32 @@ def test_a_terminal_server_stops_cleanly_on_kill():
     assert proc.returncode == 0 and "served:" in rest
     assert not psutil.pid_exists(server_pid) or \
         psutil.Process(server_pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_handle_connection_answers_whole_lines_only_and_books_the_client():
+    """The handler the gevent and threaded servers share, run here in a plain thread."""
+    import select
+    import threading
+
+    from helpers.chapters.ch07_socket_server import Book, handle_connection
+    from helpers.chapters.ch07_socket_server.servers import Settings
+
+    book = Book("threads", Settings(handler="whoami"))
+    server_side, client = socket.socketpair()
+    serving = threading.Thread(target=handle_connection, args=(server_side, book))
+    serving.start()
+    try:
+        client.settimeout(5)
+        client.sendall(b"half a ")
+        assert select.select([client], [], [], 0.2)[0] == []  # half a line gets no answer
+        client.sendall(b"line\nand another\n")
+        data = b""
+        while data.count(b"\n") < 2:
+            data += client.recv(4096)
+        assert data.count(b"served by pid") == 2
+    finally:
+        client.close()
+        serving.join(5)
+        server_side.close()
+    assert not serving.is_alive()
+    assert book.report()["lines"] == 2 and book.report()["outcomes"] == {"closed by client": 1}

@@ -17,11 +17,15 @@ def baselines() -> dict:
     from matplotlib.figure import Figure
 
     from helpers.chapters.ch07_socket_server.bare import serve_bare
+    from helpers.chapters.ch07_socket_server.books import Book
     from helpers.chapters.ch07_socket_server.handle import Control
     from helpers.chapters.ch07_socket_server.servers import Settings
 
     def control():
         return Control(1.0, False)  # no stop watcher thread: nothing runs until asked
+
+    def served():
+        return Book("gevent", Settings())
 
     nowhere = ("127.0.0.1", 9)
     book = {"pid": 1, "spans": [(1, 0, 1_000_000, 1, "closed by client")]}
@@ -49,6 +53,16 @@ def baselines() -> dict:
                                      "connections": 1, "rounds": 1, "size": 2, "seconds": 0.05},
         f"{_PACKAGE}.placement.cores_apart": {"server_pids": [1]},
         f"{_PACKAGE}.prefork.serve": {"control": control(), "port": 0},
+        f"{_PACKAGE}.prefork.serve_prefork": {"control": control(), "listener": socket.socket(),
+                                              "model": "gevent", "settings": Settings(),
+                                              "workers": 1},
+        f"{_PACKAGE}.servers.serve_gevent": {"listener": socket.socket(), "book": served(),
+                                             "stop_fd": 0, "deadline": 0.0},
+        f"{_PACKAGE}.servers.serve_socketserver": {"listener": socket.socket(), "kind": "plain",
+                                                   "book": served(), "stop_fd": 0,
+                                                   "deadline": 0.0},
+        f"{_PACKAGE}.servers.serve_asyncio": {"listener": socket.socket(), "book": served(),
+                                              "stop_fd": 0, "deadline": 0.0},
         f"{_PACKAGE}.servers.run_model": {"listener": socket.socket(), "model": "gevent",
                                           "settings": Settings(), "stop_fd": 0, "deadline": 0.0},
         f"{_PACKAGE}.views.plot_served_by": {"books": [book], "ax": Figure().add_subplot()},

@@ -19,10 +19,17 @@ The modules: `handle` (servers beside the kernel, on `helpers.runners.start_patc
 (the ten-line gevent echo, the yardstick), `prefork` (binding, N workers on one socket,
 `start_server`), `chat`, `loadgen` (asyncio clients, always bounded), `memory` (idle clients
 and RSS), `demos` (the chapter's measurements), `views` (plots and `make_panel`).
+
+What the notebooks show (``show_source``) is the code that serves a client, each piece a short
+top-level function: `handle_connection` (a greenlet's or a thread's client),
+`handle_connection_async` (an asyncio task's), `serve_gevent`, `serve_socketserver`,
+`serve_prefork` and its `prefork.worker`, the chat's `serve_client` and `write_outbox`, the
+reaper's `Book.sweep`. What they do not show is listed in `__plumbing__`, with the reason.
 """
 
 from .bare import bare_echo
-from .chat import ChatClient, start_chat
+from .books import Book
+from .chat import Chat, ChatClient, serve_client, start_chat, write_outbox
 from .demos import (
     LOADED_MODELS,
     blocking_handler,
@@ -34,8 +41,39 @@ from .demos import (
 )
 from .handle import ServerHandle, stop_all
 from .memory import idle_memory, open_files_limit
-from .prefork import DEFAULT_HOST, open_listener, start_server, summarize
-from .servers import HANDLERS, MODELS, SOCKETSERVER_MODELS
+from .prefork import DEFAULT_HOST, open_listener, serve_prefork, start_server, summarize
+from .servers import (
+    HANDLERS,
+    MODELS,
+    SOCKETSERVER_MODELS,
+    handle_connection,
+    handle_connection_async,
+    reply_to,
+    serve_asyncio,
+    serve_gevent,
+    serve_socketserver,
+)
+
+# Not the lesson: what a notebook calls to run, measure or tabulate the servers it shows. Each
+# runs code whose source the page shows (the servers, the chat handlers, the pre-fork master).
+__plumbing__ = (
+    # Starts a shown server (serve_gevent, serve_socketserver, serve_asyncio, prefork) in a child
+    # beside the kernel: parameter checks, the child, its stop pipe and lifetime.
+    "start_server",
+    # Starts the shown chat server (serve_client, write_outbox) in a child beside the kernel.
+    "start_chat",
+    # A table: sums a server's per-process books (accepted, lines, outcomes, connections per pid).
+    "summarize",
+    # The measurement harness: starts the shown servers, loads each in turn from one load
+    # generator child (asyncio clients, bounded), and collects requests/s and percentiles.
+    "compare_models",
+    # The same harness over 1..N pre-fork workers of the shown gevent server.
+    "prefork_scaling",
+    # A measurement: a child holds idle clients against each shown server and reads its RSS.
+    "idle_memory",
+    # A measurement: scripted bad clients beside a good one against a shown server.
+    "misbehaving_clients",
+)
 
 # The views need matplotlib and ipywidgets (over a second to import): every server and load
 # child imports this package, so they load only when a notebook asks for one of them.
@@ -57,11 +95,15 @@ __all__ = [
     "LOADED_MODELS",
     "MODELS",
     "SOCKETSERVER_MODELS",
+    "Book",
+    "Chat",
     "ChatClient",
     "ServerHandle",
     "bare_echo",
     "blocking_handler",
     "compare_models",
+    "handle_connection",
+    "handle_connection_async",
     "idle_memory",
     "load_port",
     "make_panel",
@@ -78,8 +120,15 @@ __all__ = [
     "plot_served_by",
     "plot_waits",
     "prefork_scaling",
+    "reply_to",
+    "serve_asyncio",
+    "serve_client",
+    "serve_gevent",
+    "serve_prefork",
+    "serve_socketserver",
     "start_chat",
     "start_server",
     "stop_all",
     "summarize",
+    "write_outbox",
 ]

@@ -29,7 +29,7 @@ from . import handle as _handle
 from .prefork import DEFAULT_HOST, open_listener
 
 __all__ = ["Chat", "ChatClient", "Client", "on_join", "on_leave", "on_line", "serve_chat",
-           "start_chat"]
+           "serve_client", "start_chat", "write_outbox"]
 
 # Lines waiting for one slow client; past this it is dropped, so it cannot hold the room up.
 _OUTBOX_LINES = 1_000
@@ -58,9 +58,11 @@ class Client:
 class Chat:
     """The room: who is in it, and how to reach them. Handlers get it as their first argument."""
 
-    def __init__(self) -> None:
+    def __init__(self, hooks: dict[str, Any] | None = None) -> None:
         self.clients: list[Client] = []
         self.transcript: list[tuple[int, str, str, str]] = []
+        self.errors: list[str] = []
+        self.hooks = hooks or {name: globals()[name] for name in _HOOKS}
         self._guests = 0
 
     def names(self) -> list[str]:
@@ -85,7 +87,14 @@ class Chat:
         if len(self.transcript) < _TRANSCRIPT:
             self.transcript.append((time.perf_counter_ns(), event, name, text))
 
-    def _new_name(self) -> str:
+    def call(self, hook: str, *args: Any) -> None:
+        """Run a hook (on_join, on_line, on_leave); a bug in it drops its line, never the server."""
+        try:
+            self.hooks[hook](self, *args)
+        except Exception as exc:  # noqa: BLE001 - reported back as data
+            self.errors.append(f"{hook}: {exc!r}")
+
+    def new_name(self) -> str:
         self._guests += 1
         return f"guest{self._guests}"
 
@@ -119,63 +128,61 @@ def _load_hooks(handler_path: str | None) -> dict[str, Any]:
     return hooks
 
 
+def serve_client(chat: Chat, sock, address) -> None:
+    """One client's greenlet: join, pass each line it sends to on_line, leave."""
+    import gevent
+    from gevent.queue import Queue
+
+    client = Client(chat.new_name(), address, Queue(_OUTBOX_LINES))
+    chat.clients.append(client)
+    chat.note("join", client.name)
+    sending = gevent.spawn(write_outbox, sock, client)  # one more greenlet writes to it
+    chat.call("on_join", client)
+    try:
+        for raw in sock.makefile("rb"):  # one line at a time; waits in the hub, not the thread
+            line = raw[:_MAX_LINE].decode("utf-8", "replace").rstrip("\r\n")
+            chat.note("line", client.name, line)
+            chat.call("on_line", client, line)
+            if client.outbox is None or sending.dead:  # dropped: too slow, or gone
+                break
+    except OSError:
+        pass
+    finally:
+        chat.clients.remove(client)
+        chat.note("leave", client.name)
+        chat.call("on_leave", client)
+        if client.outbox is not None:
+            client.outbox.put(None)  # tells its writer to finish
+        sending.join(timeout=1.0)
+        sending.kill()
+
+
+def write_outbox(sock, client: Client) -> None:
+    """The writer greenlet: send what arrives in the client's outbox, in order."""
+    try:
+        while client.outbox is not None:
+            text = client.outbox.get()
+            if text is None:
+                break
+            sock.sendall(text.encode("utf-8", "replace"))
+        sock.shutdown(socket.SHUT_RDWR)  # its reader greenlet sees the end and cleans up
+    except OSError:  # the client went away first
+        pass
+
+
 def serve_chat(control, host: str, port: int, handler_path: str | None) -> dict[str, Any]:
     """The chat server's child body: serve until stopped, return the transcript and errors."""
     port = check_int("port", port, 0, 65535)
-    import gevent
-    from gevent.queue import Queue
+    from gevent.pool import Pool
     from gevent.server import StreamServer
     from gevent.socket import wait_read
 
-    hooks = _load_hooks(handler_path)
-    chat = Chat()
-    errors: list[str] = []
-
-    def call(hook: str, *args: Any) -> None:
-        try:
-            hooks[hook](chat, *args)
-        except Exception as exc:  # a bug in a handler drops its line, never the server
-            errors.append(f"{hook}: {exc!r}")
-
-    def writer(sock, client: Client) -> None:
-        try:
-            while client.outbox is not None:
-                text = client.outbox.get()
-                if text is None:
-                    break
-                sock.sendall(text.encode("utf-8", "replace"))
-            sock.shutdown(socket.SHUT_RDWR)  # its reader greenlet sees the end and cleans up
-        except OSError:  # the client went away first
-            pass
-
-    def serve_client(sock, address) -> None:
-        client = Client(chat._new_name(), address, Queue(_OUTBOX_LINES))
-        chat.clients.append(client)
-        chat.note("join", client.name)
-        sending = gevent.spawn(writer, sock, client)
-        call("on_join", client)
-        try:
-            for raw in sock.makefile("rb"):
-                line = raw[:_MAX_LINE].decode("utf-8", "replace").rstrip("\r\n")
-                chat.note("line", client.name, line)
-                call("on_line", client, line)
-                if client.outbox is None or sending.dead:
-                    break
-        except OSError:
-            pass
-        finally:
-            chat.clients.remove(client)
-            chat.note("leave", client.name)
-            call("on_leave", client)
-            if client.outbox is not None:
-                client.outbox.put(None)
-            sending.join(timeout=1.0)
-            sending.kill()
-            sock.close()
-
+    chat = Chat(_load_hooks(handler_path))
     listener = open_listener(host, port)
     listener.setblocking(False)
-    server = StreamServer(listener, serve_client)
+    # In a pool, so that stopping waits (a second at most) for the clients leaving just then.
+    server = StreamServer(listener, lambda sock, address: serve_client(chat, sock, address),
+                          spawn=Pool())
     server.start()
     control.ready(host=listener.getsockname()[0], port=listener.getsockname()[1])
     try:
@@ -183,7 +190,7 @@ def serve_chat(control, host: str, port: int, handler_path: str | None) -> dict[
     except OSError:  # the lifetime ended
         pass
     server.stop(timeout=1.0)
-    return {"transcript": chat.transcript, "errors": errors}
+    return {"transcript": chat.transcript, "errors": chat.errors}
 
 
 def start_chat(port: int = 0, *, host: str = DEFAULT_HOST, handler: str | Path | None = None,

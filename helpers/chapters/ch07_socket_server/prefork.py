@@ -39,7 +39,7 @@ from ...workloads import iterations_for
 from . import handle as _handle
 from .servers import BACKLOG, HANDLERS, MODELS, SOCKETSERVER_MODELS, Settings, run_model
 
-__all__ = ["DEFAULT_HOST", "MAX_WORKERS", "open_listener", "serve", "start_server",
+__all__ = ["DEFAULT_HOST", "MAX_WORKERS", "open_listener", "serve", "serve_prefork", "start_server",
            "summarize"]
 
 DEFAULT_HOST = "127.0.0.1"  # nothing in the course listens beyond this machine unless asked
@@ -96,16 +96,25 @@ def serve(control, model: str = "gevent", host: str = DEFAULT_HOST, port: int = 
         control.ready(host=address[0], port=address[1], pids=[os.getpid()])
         return {"workers": [run_model(listener, model, settings, control.stop_fd,
                                       control.deadline)]}
+    return serve_prefork(control, listener, model, settings, workers, start_method)
+
+
+def serve_prefork(control, listener: socket.socket, model: str, settings: Settings, workers: int,
+            start_method: str | None = None) -> dict[str, Any]:
+    """Pre-fork: `workers` processes serve on one listening socket, bound once, here."""
+    check_choice("model", model, MODELS + SOCKETSERVER_MODELS)
+    check_int("workers", workers, 1, MAX_WORKERS)
+    host, port = listener.getsockname()
     ctx = mp_context(start_method)
     procs, stops, results = [], [], []
     try:
-        for _ in range(workers):
-            stop_r, stop_w = ctx.Pipe(duplex=False)
-            result_r, result_w = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=worker, name=f"worker {len(procs) + 1}",
+        for number in range(1, workers + 1):
+            stop_r, stop_w = ctx.Pipe(duplex=False)  # master -> worker: "stop"
+            result_r, result_w = ctx.Pipe(duplex=False)  # worker -> master: ready, its book
+            proc = ctx.Process(target=worker, name=f"worker {number}", daemon=True,
                                args=(listener, model, settings, stop_r, result_w,
-                                     control.remaining()), daemon=True)
-            proc.start()
+                                     control.remaining()))
+            proc.start()  # the worker gets the listening socket (inherited, or passed)
             stop_r.close()
             result_w.close()
             procs.append(proc)
@@ -113,7 +122,7 @@ def serve(control, model: str = "gevent", host: str = DEFAULT_HOST, port: int = 
             results.append(result_r)
         listener.close()  # the workers hold it now
         pids = [_expect(r, "ready", _READY_SECONDS)[1] for r in results]
-        control.ready(host=address[0], port=address[1], pids=pids)
+        control.ready(host=host, port=port, pids=pids)
         control.wait_stop()
         for stop_w in stops:
             try:

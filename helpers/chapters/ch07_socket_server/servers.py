@@ -33,7 +33,9 @@ from ...course import check_choice, check_int
 from ...workloads import cpu_task
 from .books import CLOSED_BY_CLIENT, SWEEPS_PER_TIMEOUT, Book, Conn
 
-__all__ = ["HANDLERS", "MODELS", "SOCKETSERVER_MODELS", "Settings", "run_model"]
+__all__ = ["HANDLERS", "MODELS", "SOCKETSERVER_MODELS", "LineTooLong", "Lines", "Settings",
+           "handle_connection", "handle_connection_async", "reply_to", "run_model",
+           "serve_asyncio", "serve_gevent", "serve_socketserver"]
 
 MODELS = ("gevent", "threads", "asyncio")  # the three compared under load
 SOCKETSERVER_MODELS = ("plain", "threading", "forking")  # the standard library's own three
@@ -71,17 +73,16 @@ def _shutdown(sock: socket.socket):
     return lambda: sock.shutdown(socket.SHUT_RDWR)
 
 
-class _Answer:
-    """Turns received bytes into the reply for their complete lines; keeps the unfinished tail."""
+class Lines:
+    """Cuts a client's bytes into complete lines; an unfinished tail waits for the rest."""
 
-    __slots__ = ("settings", "tail", "who")
+    __slots__ = ("tail",)
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self) -> None:
         self.tail = b""
-        self.who = b""
 
-    def __call__(self, data: bytes, conn: Conn) -> bytes:
+    def feed(self, data: bytes, conn: Conn) -> tuple[bytes, int]:
+        """(the complete lines in `data` and before it, how many): counted in `conn`."""
         conn.received += len(data)
         if not self.tail and data[-1] == _NEWLINE:  # whole lines, nothing to join
             lines = data
@@ -90,72 +91,93 @@ class _Answer:
             cut = buffer.rfind(b"\n") + 1
             lines, self.tail = buffer[:cut], buffer[cut:]
             if len(self.tail) > MAX_LINE:
-                raise _LineTooLong
-            if not lines:
-                return b""
+                raise LineTooLong
         count = lines.count(b"\n")
         conn.lines += count
-        handler = self.settings.handler
-        if handler == "echo":
-            return lines
-        if handler == "cpu":
-            for _ in range(count):
-                cpu_task(self.settings.cpu_iterations)
-            return lines
-        if handler == "blocking":  # a library call that blocks, like a database driver's
-            for _ in range(count):
-                time.sleep(self.settings.blocking_seconds)  # looked up now: patched if patched
-            return lines
-        who = f"served by pid {os.getpid()}, {threading.current_thread().name}\n".encode()
-        return who * count
+        return lines, count
 
 
-class _LineTooLong(Exception):
-    pass
+class LineTooLong(Exception):
+    """A client sent more than `MAX_LINE` bytes without a newline."""
+
+
+def reply_to(lines: bytes, settings: Settings) -> bytes:
+    """The reply to some complete lines: what the server's handler setting asks for."""
+    count = lines.count(b"\n")
+    if settings.handler == "cpu":  # a CPU-bound request: compute, then echo
+        for _ in range(count):
+            cpu_task(settings.cpu_iterations)
+    elif settings.handler == "blocking":  # a library call that blocks, like a database driver's
+        for _ in range(count):
+            time.sleep(settings.blocking_seconds)  # looked up now: gevent's if patched
+    elif settings.handler == "whoami":
+        who = f"served by pid {os.getpid()}, {threading.current_thread().name}\n"
+        return who.encode() * count
+    return lines
 
 
 def _reset(conn: Conn) -> str:
     return "reset by client" if conn.outcome == CLOSED_BY_CLIENT else conn.outcome
 
 
+def handle_connection(sock: socket.socket, book: Book) -> None:
+    """Serve one client until it leaves: run by a greenlet (gevent) or by a thread (threads).
+
+    The same code serves both models: with gevent, ``sock`` is a gevent socket whose ``recv``
+    waits in the hub; with threads, a standard socket whose ``recv`` waits in the kernel.
+    """
+    conn = book.opened(_shutdown(sock))  # the reaper may close it through this
+    split, settings = Lines().feed, book.settings
+    echo = settings.handler == "echo"
+    try:
+        while data := sock.recv(_RECV_BYTES):  # b"": the client closed its side
+            lines, count = split(data, conn)
+            if count:
+                sock.sendall(lines if echo else reply_to(lines, settings))
+    except LineTooLong:
+        conn.outcome = "line too long"
+    except OSError:  # a reset, or the reaper's shutdown (which set the outcome first)
+        conn.outcome = _reset(conn)
+    finally:
+        book.closed(conn)
+
+
+async def handle_connection_async(reader, writer, book: Book) -> None:
+    """The same for asyncio: one task per client, ``await`` where the others block."""
+    conn = book.opened(writer.transport.abort)
+    split, settings = Lines().feed, book.settings
+    echo = settings.handler == "echo"
+    try:
+        while data := await reader.read(_RECV_BYTES):
+            lines, count = split(data, conn)
+            if count:
+                writer.write(lines if echo else reply_to(lines, settings))
+                await writer.drain()  # wait while the client's socket buffer is full
+    except LineTooLong:
+        conn.outcome = "line too long"
+    except OSError:  # a reset, or the reaper's shutdown (which set the outcome first)
+        conn.outcome = _reset(conn)
+    finally:
+        book.closed(conn)
+        writer.transport.abort()
+
+
 # -- gevent: a greenlet per connection ------------------------------------------------------------
-def _run_gevent(listener: socket.socket, book: Book, stop_fd: int, deadline: float) -> None:
+def serve_gevent(listener: socket.socket, book: Book, stop_fd: int, deadline: float) -> None:
+    """gevent's StreamServer on `listener`: a greenlet per client, until `stop_fd` is readable."""
+    check_int("stop_fd", stop_fd, 0, _MAX_FD)
     import gevent
     from gevent.pool import Pool
     from gevent.server import StreamServer
     from gevent.socket import wait_read
 
-    def handle(sock, _address) -> None:
-        conn = book.opened(_shutdown(sock))
-        answer = _Answer(book.settings)
-        recv, sendall = sock.recv, sock.sendall
-        echo = book.settings.handler == "echo"
-        try:
-            while True:
-                data = recv(_RECV_BYTES)
-                if not data:
-                    break
-                if echo and data[-1] == _NEWLINE and not answer.tail:  # whole lines: echo them
-                    conn.lines += data.count(b"\n")
-                    sendall(data)
-                    continue
-                reply = answer(data, conn)
-                if reply:
-                    sendall(reply)
-        except _LineTooLong:
-            conn.outcome = "line too long"
-        except OSError:  # a reset, or the reaper's shutdown (which set the outcome first)
-            conn.outcome = _reset(conn)
-        finally:
-            book.closed(conn)
-            sock.close()
-
-    limit = book.settings.max_clients
-    server = StreamServer(listener, handle, spawn=Pool(limit) if limit else "default")
+    limit = book.settings.max_clients  # pre-fork: this worker's share of the clients
+    server = StreamServer(listener, lambda sock, _address: handle_connection(sock, book),
+                          spawn=Pool(limit) if limit else "default")
     # One accept per wake-up: with several processes on one socket, a worker that accepted a whole
     # burst of connections at once would leave the others idle.
     server.max_accept = 1
-    server.start()
+    server.start()  # accepts in the hub from now on; each handler closes its socket when done
     reaper = gevent.spawn(_gevent_reaper, book)
     try:
         wait_read(stop_fd, timeout=max(0.0, deadline - time.monotonic()))
@@ -176,49 +198,30 @@ def _gevent_reaper(book: Book) -> None:
 
 
 # -- socketserver: plain, a thread per connection, a process per connection -----------------------
-def _run_socketserver(listener: socket.socket, kind: str, book: Book, stop_fd: int,
-                      deadline: float) -> None:
+def serve_socketserver(listener: socket.socket, kind: str, book: Book, stop_fd: int,
+                       deadline: float) -> None:
+    """socketserver's TCPServer, ThreadingTCPServer or ForkingTCPServer on `listener`."""
+    check_choice("kind", kind, ("threads", *SOCKETSERVER_MODELS))
+    check_int("stop_fd", stop_fd, 0, _MAX_FD)
     import socketserver
 
     base = {"plain": socketserver.TCPServer, "threading": socketserver.ThreadingTCPServer,
             "threads": socketserver.ThreadingTCPServer,
             "forking": socketserver.ForkingTCPServer}[kind]
-    threads: list[threading.Thread] = []
+    threads: list[threading.Thread] = []  # the handler threads, joined (bounded) at the end
 
     class Handler(socketserver.BaseRequestHandler):
-        def handle(self) -> None:
-            sock = self.request
-            conn = book.opened(_shutdown(sock))
+        def handle(self) -> None:  # one instance per connection; self.request is its socket
             threads.append(threading.current_thread())
-            answer = _Answer(book.settings)
-            recv, sendall = sock.recv, sock.sendall
-            echo = book.settings.handler == "echo"
-            try:
-                while True:
-                    data = recv(_RECV_BYTES)
-                    if not data:
-                        break
-                    if echo and data[-1] == _NEWLINE and not answer.tail:  # whole lines
-                        conn.lines += data.count(b"\n")
-                        sendall(data)
-                        continue
-                    reply = answer(data, conn)
-                    if reply:
-                        sendall(reply)
-            except _LineTooLong:
-                conn.outcome = "line too long"
-            except OSError:  # a reset, or the reaper's shutdown (which set the outcome first)
-                conn.outcome = _reset(conn)
-            finally:
-                book.closed(conn)
+            handle_connection(self.request, book)
 
     class Server(base):
-        daemon_threads = True  # a stuck handler never keeps the process alive; joined below
-        block_on_close = False  # the bounded joins below replace server_close's unbounded one
+        daemon_threads = True  # a stuck handler never keeps the process alive
+        block_on_close = False  # _wind_down's bounded joins replace server_close's unbounded one
 
     server = Server(listener.getsockname(), Handler, bind_and_activate=False)
     server.socket.close()
-    server.socket = listener
+    server.socket = listener  # the listener bound once (by prefork.serve), maybe shared
     reaper = _thread_reaper(book) if kind != "forking" else None
     try:
         while time.monotonic() < deadline:
@@ -230,14 +233,20 @@ def _run_socketserver(listener: socket.socket, kind: str, book: Book, stop_fd: i
             if kind == "forking":
                 server.collect_children()
     finally:
-        if reaper is not None:
-            reaper.set()
-        book.close_all("server stopped")
-        listener.close()
-        limit = time.monotonic() + _GRACE_SECONDS
-        for thread in list(threads):
-            if thread is not threading.current_thread():
-                thread.join(max(0.0, limit - time.monotonic()))
+        _wind_down(listener, book, reaper, threads)
+
+
+def _wind_down(listener: socket.socket, book: Book, reaper: threading.Event | None,
+               threads: list[threading.Thread]) -> None:
+    """Close every client and the listener; give their handler threads a bounded time to end."""
+    if reaper is not None:
+        reaper.set()
+    book.close_all("server stopped")
+    listener.close()
+    limit = time.monotonic() + _GRACE_SECONDS
+    for thread in list(threads):
+        if thread is not threading.current_thread():
+            thread.join(max(0.0, limit - time.monotonic()))
 
 
 def _thread_reaper(book: Book) -> threading.Event:
@@ -253,35 +262,13 @@ def _thread_reaper(book: Book) -> threading.Event:
 
 
 # -- asyncio: a task per connection ----------------------------------------------------------
-def _run_asyncio(listener: socket.socket, book: Book, stop_fd: int, deadline: float) -> None:
+def serve_asyncio(listener: socket.socket, book: Book, stop_fd: int, deadline: float) -> None:
+    """asyncio.start_server on `listener`: a task per client, until `stop_fd` is readable."""
+    check_int("stop_fd", stop_fd, 0, _MAX_FD)
     import asyncio
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = book.opened(writer.transport.abort)
-        answer = _Answer(book.settings)
-        read, write, drain = reader.read, writer.write, writer.drain
-        echo = book.settings.handler == "echo"
-        try:
-            while True:
-                data = await read(_RECV_BYTES)
-                if not data:
-                    break
-                if echo and data[-1] == _NEWLINE and not answer.tail:  # whole lines: echo them
-                    conn.lines += data.count(b"\n")
-                    write(data)
-                    await drain()
-                    continue
-                reply = answer(data, conn)
-                if reply:
-                    write(reply)
-                    await drain()
-        except _LineTooLong:
-            conn.outcome = "line too long"
-        except OSError:  # a reset, or the reaper's shutdown (which set the outcome first)
-            conn.outcome = _reset(conn)
-        finally:
-            book.closed(conn)
-            writer.transport.abort()
+        await handle_connection_async(reader, writer, book)
 
     async def reaper() -> None:
         while book.settings.idle_timeout is not None:
@@ -320,9 +307,9 @@ def run_model(listener: socket.socket, model: str, settings: Settings, stop_fd: 
     # the others get EWOULDBLOCK from accept and wait again instead of blocking in it.
     listener.setblocking(False)
     if model == "gevent":
-        _run_gevent(listener, book, stop_fd, deadline)
+        serve_gevent(listener, book, stop_fd, deadline)
     elif model == "asyncio":
-        _run_asyncio(listener, book, stop_fd, deadline)
+        serve_asyncio(listener, book, stop_fd, deadline)
     else:  # threads, and socketserver's "plain", "threading", "forking"
-        _run_socketserver(listener, model, book, stop_fd, deadline)
+        serve_socketserver(listener, model, book, stop_fd, deadline)
     return book.report()
