@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import threading
@@ -31,7 +32,10 @@ from helpers.chapters.ch04_pools import (
     measure_amdahl,
     plot_amdahl,
     task_items,
+    time_job,
     uneven_items,
+    values_and_trace,
+    work_per_worker,
 )
 from helpers.course import kernel_safe_start_method, usable_cores
 from helpers.exercises import check
@@ -43,6 +47,7 @@ from helpers.runners import (
     run_serial,
     tasks_per_worker,
 )
+from helpers.timeline import Event, Trace, Traced
 from helpers.workloads import cpu_task, iterations_for
 
 pytestmark = pytest.mark.timeout(60)
@@ -226,33 +231,159 @@ def test_exercise_solutions_pass(monkeypatch, tmp_path):
     import helpers.exercises
 
     monkeypatch.setattr(helpers.exercises, "QUICK", False)  # as a reader sees it
-    for exercise, marker in (("04.1", "math.ceil(2000"), ("04.2", "f = 0.1"),
-                             ("04.3", "BrokenProcessPool,"), ("04.4", "def run_all")):
+    for exercise, notebook, marker in (("04.1", "04a_pools.ipynb", "math.ceil(2000"),
+                                       ("04.2", "04a_pools.ipynb", "f = 0.1"),
+                                       ("04.3", "04a_pools.ipynb", "def run_all"),
+                                       ("04.4", "04b_pool_failures.ipynb", "a for loop")):
         assert not check(exercise, ...).answered
-        feedback = check(exercise, solution("04_pools.ipynb", marker, tmp_path))
+        feedback = check(exercise, solution(notebook, marker, tmp_path))
+        inconclusive = [p for p in feedback.points if p.message.startswith("inconclusive")]
+        if exercise == "04.3" and inconclusive and all(p.ok for p in feedback.points
+                                                       if p not in inconclusive):
+            pytest.skip("the machine is too busy to share the work out right now")
         assert feedback, repr(feedback)
     assert not check("04.1", 1) and not check("04.2", {8: 8, "limit": 100})
     hints = repr(check("04.1", 300)) + repr(check("04.2", {8: 8, "limit": 100}))
     assert "250" not in hints and "4.7" not in hints  # feedback never gives the answer away
+    wrong = {"Pool.imap, a for loop": 0, "Pool.imap, a try around each next()": 3,
+             "Executor.map, a for loop": 7}
+    feedback = check("04.4", wrong)
+    assert not feedback and sum(p.ok for p in feedback.points) == 0
 
 
-def test_exercise_04_4_notices_the_default_chunksize(monkeypatch, tmp_path):
-    import helpers.exercises
-
-    monkeypatch.setattr(helpers.exercises, "QUICK", False)
+def _template(tmp_path: Path) -> Path:
+    cells = json.loads((NOTEBOOKS / "04a_pools.ipynb").read_text(encoding="utf-8"))["cells"]
     skeleton = tmp_path / "balanced.py"
-    cells = json.loads((NOTEBOOKS / "04_pools.ipynb").read_text(encoding="utf-8"))["cells"]
     skeleton.write_text(next("".join(c["source"]) for c in cells if c["cell_type"] == "code" and
                              "".join(c["source"]).startswith("%%writefile {WORK}/balanced.py")
                              ).split("\n", 1)[1], encoding="utf-8")
-    wrong_order = tmp_path / "unordered.py"
-    wrong_order.write_text("from helpers.workloads import cpu_task\n\ndef run_all(pool, items):\n"
-                           "    return pool.map(cpu_task, items)[::-1]\n")
-    assert not check("04.4", str(wrong_order))
-    feedback = check("04.4", str(skeleton))
-    if busy():
-        pytest.skip("the machine is busy: the check cannot time the chunksizes apart right now")
-    assert not feedback, repr(feedback)
+    return skeleton
+
+
+def _module(tmp_path: Path, name: str, body: str) -> str:
+    path = tmp_path / f"{name}.py"
+    path.write_text(f"def run_all(pool, task, items):\n    {body}\n", encoding="utf-8")
+    return str(path)
+
+
+def test_exercise_04_3_fails_the_template_on_both_counts_whatever_the_load(monkeypatch,
+                                                                            tmp_path):
+    import helpers.exercises
+
+    monkeypatch.setattr(helpers.exercises, "QUICK", False)
+    feedback = check("04.3", str(_template(tmp_path)))
+    wrong = [p.message for p in feedback.points if not p.ok]
+    # The default chunksize puts every long task in one chunk, one worker's: never shared out,
+    # busy machine or not; and pool.map waits without a timeout.
+    assert len(wrong) == 2, repr(feedback)
+    assert "of the work" in wrong[0] and not wrong[0].startswith("inconclusive")
+    assert "pool.map(...) waits without a timeout" in wrong[1]
+
+
+def test_exercise_04_3_judges_balance_and_timeouts_apart(monkeypatch, tmp_path):
+    import helpers.exercises
+
+    monkeypatch.setattr(helpers.exercises, "QUICK", False)
+    shared_untimed = check("04.3", _module(tmp_path, "untimed", "return pool.map(task, items, "
+                                                                "chunksize=1)"))
+    untimed = [p.message for p in shared_untimed.points if not p.ok]
+    assert any("waits without a timeout" in m for m in untimed), repr(shared_untimed)
+    iterated = check("04.3", _module(tmp_path, "iterated", "return list(pool.imap(task, items))"))
+    assert any("iterating over pool.imap" in p.message and not p.ok for p in iterated.points)
+    default_timed = check("04.3", _module(tmp_path, "timed", "return pool.map_async(task, "
+                                                             "items).get(60)"))
+    assert [p.ok for p in default_timed.points] == [True, True, False, True], repr(default_timed)
+    in_kernel = check("04.3", _module(tmp_path, "kernel", "return [task(n) for n in items]"))
+    assert any("ran in the kernel" in p.message for p in in_kernel.points), repr(in_kernel)
+    reversed_ = check("04.3", _module(tmp_path, "reversed", "return pool.map_async(task, items, "
+                                                            "chunksize=1).get(60)[::-1]"))
+    assert any("in the order of items" in p.message for p in reversed_.points)
+
+
+def test_exercise_04_4_answers_are_what_the_loops_do(start_method):
+    """Run the three loops of 04.4 for real: the check's answers are what happens."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from helpers.course import mp_context
+
+    ctx = mp_context(start_method)
+    counted = {}
+    with ctx.Pool(2) as pool:
+        got = []
+        with pytest.raises(ValueError):
+            for r in pool.imap(fail_on, range(8)):
+                got.append(r)
+        counted["Pool.imap, a for loop"] = len(got)
+        got, results = [], pool.imap(fail_on, range(8))
+        for _ in range(8):
+            try:
+                got.append(results.next(timeout=60))
+            except ValueError:
+                pass
+        counted["Pool.imap, a try around each next()"] = len(got)
+    with ProcessPoolExecutor(2, mp_context=ctx) as executor:
+        got = []
+        with pytest.raises(ValueError):
+            for r in executor.map(fail_on, range(8), timeout=60):
+                got.append(r)
+        counted["Executor.map, a for loop"] = len(got)
+    del results  # it holds the pool: collect it now, with its semaphores, not after the test
+    gc.collect()
+    assert counted == {"Pool.imap, a for loop": 3, "Pool.imap, a try around each next()": 7,
+                       "Executor.map, a for loop": 3}
+    assert check("04.4", counted)
+
+
+def test_time_job_splits_the_rest_into_one_part_per_worker():
+    class Recording:  # stands in for a pool: notes what it is handed, computes in the kernel
+        def __init__(self):
+            self.calls = []
+
+        def map_async(self, fn, parts, chunksize=None):
+            self.calls.append((fn, list(parts), chunksize))
+            values = [fn(n) for n in parts]
+            return type("Done", (), {"get": lambda self, timeout=None: values})()
+
+    pool = Recording()
+    seconds = time_job(pool, 1003, 0.2, 3)
+    ((fn, parts, chunksize),) = pool.calls
+    assert fn is cpu_task and chunksize == 1 and seconds > 0
+    assert len(parts) == 3 and sum(parts) == 1003 - round(1003 * 0.2)
+    assert max(parts) - min(parts) <= 1
+    with pytest.raises(TypeError, match="pool"):
+        time_job(object(), 10, 0.2, 2)
+
+
+def test_values_and_trace_unpacks_what_each_worker_ran(start_method):
+    from helpers.course import mp_context
+
+    sizes = task_items(6, 2.0)
+    with mp_context(start_method).Pool(2) as pool:
+        results = pool.map_async(Traced(cpu_task), sizes, chunksize=1).get(60)
+    values, trace = values_and_trace(results)
+    assert values == [cpu_task(n) for n in sizes]
+    assert len(trace.select(kind="run")) == 6
+    assert {e.pid for e in trace.events} <= {r.recording.events[0].pid for r in results}
+    with pytest.raises(TypeError, match="TracedResult"):
+        values_and_trace([1, 2])
+
+
+def test_work_per_worker_sums_each_lane_largest_first():
+    trace = Trace([Event("a", "t", "run", 0, 1_000_000_000, 1),
+                   Event("b", "t", "run", 0, 3_000_000_000, 2),
+                   Event("a", "t", "run", 2_000_000_000, 2_500_000_000, 1)])
+    assert work_per_worker(trace) == [3.0, 1.5]
+
+
+def test_busy_machine_note_speaks_only_when_the_cores_are_taken(monkeypatch):
+    import os
+
+    from helpers.chapters.ch04_pools import busy_machine_note
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (usable_cores() + 1.0, 0.0, 0.0))
+    assert "load average" in busy_machine_note()
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert busy_machine_note() == ""
 
 
 def test_chunksize_printout_says_when_a_busy_machine_flipped_the_order():

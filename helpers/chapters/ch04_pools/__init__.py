@@ -4,7 +4,9 @@
     demos.py    compare_process_per_task, compare_chunksizes, compare_uneven, exception_in_task,
                 crash_in_worker,
                 interrupt_demo, maxtasksperchild_demo
-    amdahl.py   measure_amdahl, fit_serial_fraction, plot_amdahl
+    amdahl.py   measure_amdahl, time_job, fit_serial_fraction, plot_amdahl
+    views.py    values_and_trace, work_per_worker, busy_machine_note: the display around the pool
+                calls the notebooks write out
 """
 
 from .amdahl import (
@@ -13,6 +15,7 @@ from .amdahl import (
     fit_serial_fraction,
     measure_amdahl,
     plot_amdahl,
+    time_job,
 )
 from .demos import (
     ChunksizeComparison,
@@ -41,6 +44,17 @@ from .panel import (
     task_items,
     uneven_items,
 )
+from .views import busy_machine_note, values_and_trace, work_per_worker
+
+# Chapter names a notebook may use without showing their source: none of them is a pattern.
+__plumbing__ = (
+    "task_items",  # task sizes calibrated to this machine's speed: data, not a pattern
+    "uneven_items",  # the same, with a few long ones at the end: data, not a pattern
+    "values_and_trace",  # unpacks Traced results into values and one Trace: display bookkeeping
+    "work_per_worker",  # sums each lane's recorded seconds: a view of the trace
+    "busy_machine_note",  # the load average against the usable cores: a fact about the machine
+    "pool_summary",  # one line of figures about a panel run: formatting
+)
 
 __all__ = [
     "AmdahlRun",
@@ -53,6 +67,7 @@ __all__ = [
     "PerTaskComparison",
     "UnevenComparison",
     "amdahl_speedup",
+    "busy_machine_note",
     "compare_chunksizes",
     "compare_process_per_task",
     "compare_uneven",
@@ -70,5 +85,8 @@ __all__ = [
     "plot_amdahl",
     "pool_summary",
     "task_items",
+    "time_job",
     "uneven_items",
+    "values_and_trace",
+    "work_per_worker",
 ]

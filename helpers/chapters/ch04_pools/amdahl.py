@@ -6,7 +6,8 @@ Data flow::
 
     total_seconds, serial_fraction ──> serial part: cpu_task in the kernel
                                        parallel part: n equal cpu_task chunks on a warm pool
-    workers = 1, 2, … N  ──> wall times ──> speed-ups over the whole job done in the kernel
+    workers = 1, 2, … N  ──> time_job(pool, …) ──> wall times
+                         ──> speed-ups over the whole job done in the kernel
     fit_serial_fraction(speed-ups for n ≤ cores) ──> f, the curve drawn through the points
 
 Points beyond the number of cores are measured and drawn, but not fitted: there the limit is the
@@ -25,12 +26,14 @@ from helpers.course import (
     check_float,
     check_int,
     check_start_method,
+    check_timeout,
     usable_cores,
 )
 from helpers.runners import process_pool
-from helpers.workloads import cpu_task, iterations_for
+from helpers.workloads import MAX_ITERATIONS, cpu_task, iterations_for
 
-__all__ = ["AmdahlRun", "amdahl_speedup", "fit_serial_fraction", "measure_amdahl", "plot_amdahl"]
+__all__ = ["AmdahlRun", "amdahl_speedup", "fit_serial_fraction", "measure_amdahl", "plot_amdahl",
+           "time_job"]
 
 # Enough work that a pool's dispatch (a few ms) is small next to it; quick mode keeps tests short.
 DEFAULT_TOTAL_SECONDS = 0.3 if QUICK else 0.8
@@ -108,10 +111,23 @@ class AmdahlRun:
                 f"{1 / f if f else float('inf'):.1f}×")
 
 
-def _job_parts(total: int, serial_fraction: float, workers: int) -> tuple[int, list[int]]:
+def time_job(pool, total: int, serial_fraction: float, workers: int, *,
+             timeout: float = 120.0) -> float:
+    """Seconds for one job of `total` iterations on `pool`: its serial part in the kernel, then
+    the rest cut into `workers` equal parts, one per worker."""
+    if not callable(getattr(pool, "map_async", None)):
+        raise TypeError(f"pool must be a multiprocessing Pool, got {type(pool).__name__}")
+    check_int("total", total, 0, MAX_ITERATIONS)
+    check_float("serial_fraction", serial_fraction, 0.0, 1.0)
+    check_int("workers", workers, 1, 64)
+    timeout = check_timeout("timeout", timeout)
     serial = round(total * serial_fraction)
     share, extra = divmod(total - serial, workers)
-    return serial, [share + (1 if i < extra else 0) for i in range(workers)]
+    parts = [share + (1 if i < extra else 0) for i in range(workers)]
+    started = time.perf_counter()
+    cpu_task(serial)  # the part that cannot be split: the workers wait meanwhile
+    pool.map_async(cpu_task, parts, chunksize=1).get(timeout)  # the rest, one part per worker
+    return time.perf_counter() - started
 
 
 def measure_amdahl(max_workers: int | None = None, *, start_method: str,
@@ -119,15 +135,10 @@ def measure_amdahl(max_workers: int | None = None, *, start_method: str,
                    serial_fraction: float = DEFAULT_SERIAL_FRACTION,
                    progress: Callable[[float, str], None] | None = None) -> AmdahlRun:
     """Time the job on 1…`max_workers` warm pool workers (default: cores + 2)."""
-    cores = usable_cores()
-    cores = cores or 1
+    cores = usable_cores() or 1
     max_workers = cores + 2 if max_workers is None else max_workers
-    check_int("max_workers", max_workers, 1, 64)
-    start_method = check_start_method(start_method)
-    check_float("total_seconds", total_seconds, 0.01, 30.0)
-    check_float("serial_fraction", serial_fraction, 0.0, 1.0)
-    if progress is not None:
-        check_callable("progress", progress)
+    start_method = _check_measure(max_workers, start_method, total_seconds, serial_fraction,
+                                  progress)
     total = iterations_for(total_seconds)
     started = time.perf_counter()
     cpu_task(total)  # the whole job in the kernel: the baseline
@@ -136,14 +147,21 @@ def measure_amdahl(max_workers: int | None = None, *, start_method: str,
     for n in counts:
         if progress is not None:
             progress(n / (max_workers + 1), f"{n} workers…")
-        serial, parts = _job_parts(total, serial_fraction, n)
-        with process_pool(n, start_method) as pool:
+        with process_pool(n, start_method) as pool:  # terminated at the end of the block
             pool.map_async(time.sleep, [0.02] * n, chunksize=1).get(60)  # all workers up
-            started = time.perf_counter()
-            cpu_task(serial)  # the part that cannot be split, in the kernel
-            pool.map_async(cpu_task, parts, chunksize=1).get(60 + 20 * total_seconds)
-            seconds.append(time.perf_counter() - started)
+            seconds.append(time_job(pool, total, serial_fraction, n,
+                                    timeout=60 + 20 * total_seconds))
     return AmdahlRun(counts, seconds, serial_seconds, serial_fraction, cores, start_method)
+
+
+def _check_measure(max_workers, start_method, total_seconds, serial_fraction, progress) -> str:
+    check_int("max_workers", max_workers, 1, 64)
+    start_method = check_start_method(start_method)
+    check_float("total_seconds", total_seconds, 0.01, 30.0)
+    check_float("serial_fraction", serial_fraction, 0.0, 1.0)
+    if progress is not None:
+        check_callable("progress", progress)
+    return start_method
 
 
 def plot_amdahl(run: AmdahlRun, ax) -> list:

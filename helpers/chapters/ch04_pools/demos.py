@@ -181,7 +181,7 @@ def compare_uneven(tasks: int = 48, task_ms: float = 5.0, long_tasks: int = 4, *
 
 
 # -- failures --------------------------------------------------------------------------------------
-def fail_on(index: int, bad_index: int) -> int:
+def fail_on(index: int, bad_index: int = 3) -> int:
     """A task that raises for one input: the exception travels back to the kernel."""
     check_int("index", index, 0, _MAX_INDEX)
     check_int("bad_index", bad_index, 0, _MAX_INDEX)
@@ -190,7 +190,7 @@ def fail_on(index: int, bad_index: int) -> int:
     return index * index
 
 
-def die_on(index: int, bad_index: int) -> int:
+def die_on(index: int, bad_index: int = 2) -> int:
     """A task whose worker process dies on one input (a segfault or the OOM killer, simulated)."""
     check_int("index", index, 0, _MAX_INDEX)
     check_int("bad_index", bad_index, 0, _MAX_INDEX)
