@@ -10,7 +10,7 @@ import pytest
 matplotlib.use("Agg")
 
 from helpers import course, workloads  # noqa: E402
-from helpers.exercises import Feedback, check  # noqa: E402
+from helpers.exercises import Feedback, Point, check  # noqa: E402
 from helpers.timeline import Recorder, Trace, plot_timeline  # noqa: E402
 from helpers.widgets import Choice, Float, Int, Panel  # noqa: E402
 
@@ -191,3 +191,17 @@ def test_contention_counts_other_programs_not_this_run(tmp_path):
     if own_only >= 0.25:
         pytest.skip(f"inconclusive: other programs already used {own_only:.2f} cores")
     assert others >= 0.6, f"a spinning program outside the run was seen as {others:.2f} cores"
+
+
+def test_an_unsure_point_makes_the_answer_inconclusive_never_right(monkeypatch):
+    from helpers import exercises
+
+    monkeypatch.setitem(exercises._CHECKS, "99.1", ("probe", lambda answer: answer))
+    unsure = check("99.1", [Point(True, "it runs"), Point.unsure("busy: no speed-up to see")])
+    assert not unsure.passed and not unsure.wrong and unsure.inconclusive
+    assert "inconclusive" in repr(unsure) and "? busy" in repr(unsure)
+    assert "all right" not in repr(unsure) and "❔" in unsure._repr_html_()
+    monkeypatch.setattr(exercises, "QUICK", True)  # as under the notebook tests
+    check("99.1", [Point(True, "it runs"), Point.unsure("busy")])  # not judged: no error
+    with pytest.raises(AssertionError):  # a wrong answer still raises there
+        check("99.1", [Point(False, "serial"), Point.unsure("busy")])

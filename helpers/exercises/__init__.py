@@ -5,15 +5,21 @@ In a chapter::
     answer = ...                      # the student edits this cell
     check("00.1", answer)             # ✓ / ✗ lines, with a hint for each ✗
 
-and, after it, the solution in a code cell tagged ``solution`` whose source is hidden (cell metadata
-``"jupyter": {"source_hidden": true}``): it sets ``answer`` and calls `check` again.
+and, after it, the solution in a markdown cell: a collapsed ``<details>`` block, "Solution (open
+it after you have tried)", holding the code in a fenced python block, so Run All never runs it
+(the chapter's tests read it from the notebook and put it through its check).
+
+A point is right (✓), wrong (✗) or inconclusive (?): a check that measures something the machine
+cannot show right now (a speed-up on a busy or one-core machine) says so with ``Point.unsure``,
+and the whole answer is then "inconclusive" — never "all right!" for a program it could not judge.
 
 Each chapter's checks live in ``helpers/exercises/chNN.py`` and register themselves with
 `exercise`; `check` imports the chapter's module on first use. A check is a function that takes the
 answer and returns `Point` items, one per thing it looked at.
 
-Under the test suite (``CC_QUICK=1``) a check of a real answer that fails raises `AssertionError`,
-so a solution that stopped being right fails CI; a reader never sees an exception from a check.
+Under the test suite (``CC_QUICK=1``) a check of a real answer that is wrong raises
+`AssertionError`, so a solution that stopped being right fails CI (an inconclusive one does not: it
+was not judged); a reader never sees an exception from a check.
 """
 
 from __future__ import annotations
@@ -34,10 +40,19 @@ _CHECKS: dict[str, tuple[str, Callable[[Any], Iterable[Point]]]] = {}
 
 @dataclass(frozen=True)
 class Point:
-    """One thing a check looked at: whether it is right, and what to tell the student."""
+    """One thing a check looked at: whether it is right (True), wrong (False) or could not be
+    judged on this machine right now (None), and what to tell the student."""
 
-    ok: bool
+    ok: bool | None
     message: str
+
+    @classmethod
+    def unsure(cls, message: str) -> Point:
+        """A point the machine could not decide (busy, one core): says why, never ✓ or ✗."""
+        return cls(None, message)
+
+
+_MARKS = {True: ("✓", "✅"), False: ("✗", "❌"), None: ("?", "❔")}
 
 
 @dataclass
@@ -51,7 +66,17 @@ class Feedback:
 
     @property
     def passed(self) -> bool:
-        return self.answered and all(p.ok for p in self.points)
+        return self.answered and all(p.ok is True for p in self.points)
+
+    @property
+    def wrong(self) -> bool:
+        """Some point is definitely wrong."""
+        return self.answered and any(p.ok is False for p in self.points)
+
+    @property
+    def inconclusive(self) -> bool:
+        """Nothing is wrong, but some point could not be judged: neither right nor wrong."""
+        return self.answered and not self.wrong and any(p.ok is None for p in self.points)
 
     def __bool__(self) -> bool:
         return self.passed
@@ -61,18 +86,22 @@ class Feedback:
             return f"Exercise {self.exercise}: not answered yet — replace the ... with your answer."
         if self.passed:
             return f"Exercise {self.exercise}: all right!"
-        wrong = sum(not p.ok for p in self.points)
+        if self.inconclusive:
+            return (f"Exercise {self.exercise}: inconclusive — this machine could not tell right "
+                    "now (see ?); run the check again when it is quieter.")
+        wrong = sum(p.ok is False for p in self.points)
         return f"Exercise {self.exercise}: {wrong} of {len(self.points)} not right yet."
 
     def __repr__(self) -> str:
         lines = [self._summary()]
-        lines += [f"  {'✓' if p.ok else '✗'} {p.message}" for p in self.points]
+        lines += [f"  {_MARKS[p.ok][0]} {p.message}" for p in self.points]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        colour = "#2e7d32" if self.passed else ("#666666" if not self.answered else "#c62828")
+        colour = ("#2e7d32" if self.passed else "#666666" if not self.answered or self.inconclusive
+                  else "#c62828")
         items = "".join(
-            f"<li style='list-style:none'>{'✅' if p.ok else '❌'} {html.escape(p.message)}</li>"
+            f"<li style='list-style:none'>{_MARKS[p.ok][1]} {html.escape(p.message)}</li>"
             for p in self.points
         )
         return (
@@ -117,6 +146,6 @@ def check(exercise_id: str, answer: Any) -> Feedback:
     except Exception as exc:  # a malformed answer is feedback, not a crash
         points = [Point(False, f"the check could not read this answer: {exc!r}")]
     feedback = Feedback(exercise_id, title, points)
-    if QUICK and not feedback.passed:
+    if QUICK and feedback.wrong:
         raise AssertionError(repr(feedback))
     return feedback
