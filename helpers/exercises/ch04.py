@@ -208,7 +208,7 @@ def _balanced(answer: Any):
         yield Point(True, f"the busiest worker did {share:.0%} of the work (at most "
                           f"{MAX_SHARE:.0%}): the long tasks were shared out")
     elif reference is not None and reference > MAX_SHARE:
-        yield Point(False, f"inconclusive: the busiest worker did {share:.0%} of the work, but "
+        yield Point.unsure(f"the busiest worker did {share:.0%} of the work, but "
                            f"a call that shares the work out left {reference:.0%} on one worker "
                            "too — the machine is too busy to tell; run the check again later")
     else:

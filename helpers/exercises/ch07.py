@@ -224,7 +224,7 @@ def _closed_point(what: str, after: float | None, idle: float, busy: bool) -> Po
                             f"IDLE_TIMEOUT ({idle:g} s) had passed")
     if after > idle + _LATE_SECONDS:
         if busy:
-            return Point(False, f"inconclusive: the {what} client was closed after {after:.2f} s, "
+            return Point.unsure(f"the {what} client was closed after {after:.2f} s, "
                                 "late, but the good client also waited long for its replies: "
                                 "the machine looks busy; run the check again")
         return Point(False, f"the {what} client was closed only after {after:.2f} s: the idle "

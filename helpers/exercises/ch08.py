@@ -84,11 +84,11 @@ def _own_workload(answer):
             break
     else:
         if control < _FASTER:
-            yield Point(False, f"inconclusive: even a task known to run in parallel in threads "
+            yield Point.unsure(f"even a task known to run in parallel in threads "
                                f"gained only {control:.2f}× — this machine has no free core right "
                                "now (other programs are busy). Try again later")
         else:
-            yield Point(False, f"inconclusive: {_TASKS} threads took {ratio:.2f}× less time than "
+            yield Point.unsure(f"{_TASKS} threads took {ratio:.2f}× less time than "
                                "serial, three times in a row: neither clearly faster nor not. "
                                "Try a task that runs longer")
         return

@@ -170,7 +170,7 @@ def test_exercise_solution_passes_its_check(monkeypatch):
     namespace = {"check": lambda exercise_id, answer: None}  # the solution's own call: a no-op
     exec(_solution(NOTEBOOK, "08.1"), namespace)
     feedback = check("08.1", namespace["answer"])
-    if not feedback.passed and any("inconclusive" in p.message for p in feedback.points):
+    if feedback.inconclusive:
         pytest.skip(f"machine too busy to tell: {feedback!r}")
     assert feedback.passed, repr(feedback)
 
