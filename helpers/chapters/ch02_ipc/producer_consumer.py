@@ -31,7 +31,9 @@ from helpers.timeline import Trace, TracedResult
 
 from ._common import DEFAULT_TIMEOUT_SECONDS, Child, Children, SpanLog, run_children
 
-__all__ = ["PipelineRun", "close_after", "consume", "produce", "run_pipeline"]
+# `produce`, `consume` and `close_after` are the children's targets: module level so every start
+# method finds them, and not in __all__, as nothing in this process calls them.
+__all__ = ["PipelineRun", "run_pipeline"]
 
 _OP_SECONDS = 30.0  # the longest one put/get may wait: a dead peer is noticed, not awaited
 # A put or get that took longer than this was blocked (a full or empty queue, the GIL held by the
