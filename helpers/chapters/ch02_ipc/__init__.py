@@ -4,7 +4,8 @@ Processes do not share memory, so every byte that crosses between them goes thro
 The modules, in the order the chapter uses them::
 
     visibility         a child changes a global: the parent never sees it (fork: copy-on-write
-                       pages; spawn / forkserver: the module imported afresh)
+                       pages, copied even by reading objects; spawn / forkserver: the module
+                       imported afresh)
     channels           Queue = pipe + feeder thread + locks; what crosses (pickled bytes, a new
                        object), the join-before-drain deadlock, what cannot be pickled, Pipe ends,
                        ping-pong round trips, the cost of pickling by payload

@@ -139,7 +139,7 @@ def access_costs(accesses: int = 20_000, *, start_method: str | None = None) -> 
             with lock:
                 raw.value += 1
 
-        # label, the access itself, and how many calls (a round trip costs ~50× more: fewer)
+        # label, the access itself, and how many calls (fewer for a round trip: it costs far more)
         accesses_of = [
             ("d['k'] = i on a plain dict", lambda i: plain.__setitem__("k", i), accesses),
             ("v.value = i, Value('q') (takes its lock)",

@@ -11,8 +11,10 @@ What a child starts with depends on the start method::
     child: ITEMS.append("child")   changes the child's page only: the kernel's ITEMS stays as it was
 
 So "a child copies the parent's memory" is half right: under fork nothing is copied until one of
-the two writes a page; under spawn and forkserver nothing of the kernel's runtime state is there.
-Either way a change made in one process is invisible to the other.
+the two writes a page — and in CPython merely reading an object writes its reference count, so
+reading the kernel's objects copies their pages too (`copy_on_write` measures both); under spawn
+and forkserver nothing of the kernel's runtime state is there. Either way a change made in one
+process is invisible to the other.
 """
 
 from __future__ import annotations
