@@ -113,8 +113,8 @@ _NORMALIZE_HEAD = ("from multiprocessing import shared_memory\n"
     (_NORMALIZE_HEAD + "    numbers /= total\n    results.put(total)\n"
                        "    del numbers\n    block.close()\n    block.unlink()\n",
      "only its creator"),
-    # uses the array after close(): the pages are gone (numpy 2 crashes, numpy 1 raises
-    # BufferError at the close)
+    # uses the array after close(): the pages are gone (the child crashes, or close() raises
+    # BufferError where numpy holds an export of the buffer)
     (_NORMALIZE_HEAD + "    numbers /= total\n    results.put(total)\n    block.close()\n"
                        "    numbers.sum()\n", "exit code"),
     # puts the sum after dividing: 1.0, not the sum

@@ -44,7 +44,7 @@ _WHERE = {
     "round_trips": "channels", "run_feeder_error": "channels",
     "SIZE_NAMES": "_common", "Table": "_common", "format_bytes": "_common",
     "format_rate": "_common",
-    "parse_size": "_common", "started": "_common",
+    "parse_size": "_common", "run_children": "_common", "started": "_common",
     "PipelineRun": "producer_consumer", "run_pipeline": "producer_consumer",
     "access_costs": "shared", "leak_warning": "shared", "per_mib_costs": "shared",
     "share_array_demo": "shared",
