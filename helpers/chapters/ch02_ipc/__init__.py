@@ -39,12 +39,12 @@ preload_in_forkserver(*(f"{__name__}.{m}" for m in (
 # should not pay for matplotlib and ipywidgets, which only the views need.
 _WHERE = {
     "channels": None, "producer_consumer": None, "shared": None,
-    "throughput": None, "views": None, "visibility": None, "_ends": None,
+    "throughput": None, "views": None, "visibility": None,
     "pickle_failures": "channels", "pickling_costs": "channels", "queue_anatomy": "channels",
     "round_trips": "channels", "run_feeder_error": "channels",
     "SIZE_NAMES": "_common", "Table": "_common", "format_bytes": "_common",
     "format_rate": "_common",
-    "parse_size": "_common", "run_children": "_common", "started": "_common",
+    "parse_size": "_common", "started": "_common",
     "PipelineRun": "producer_consumer", "run_pipeline": "producer_consumer",
     "access_costs": "shared", "leak_warning": "shared", "per_mib_costs": "shared",
     "share_array_demo": "shared",
