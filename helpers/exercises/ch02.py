@@ -1,11 +1,13 @@
-"""Chapter 02 self-checks: a worker module that answers through a Queue; the fastest channel.
+"""Chapter 02 self-checks: a worker that answers through a Queue; a child that works on shared
+memory in place. Both answers are modules the reader wrote with ``%%writefile`` (their path, or the
+imported module); the check loads the module in a child process by path, so spawn and forkserver
+find it too::
 
-- 02.1 runs the reader's worker: the answer is the module they wrote with ``%%writefile`` (its
-  path, or the imported module). The check loads it in a child process by path (so spawn and
-  forkserver find it too), sends `RECORDS` records through a Queue and checks every reply, the
-  closing ``None`` and that the child ended by itself;
-- 02.2 asks which channel moves one 100 MiB array fastest from one process to another, and
-  measures the three candidates live to say whether the pick holds on this machine.
+    02.1  kernel ──RECORDS records, then None──> inbox ──> square_records ──> outbox ──> kernel
+          checks every reply, the closing None, and that the child ended by itself
+    02.2  kernel: a SharedMemory block of NUMBERS float64 ──its name──> normalize(name, n, results)
+          checks the block (each number divided by their sum, in place), the sum put on
+          `results`, the child's exit code, and that the block is still there for its creator
 """
 
 from __future__ import annotations
@@ -13,10 +15,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import queue as queue_module
-import tempfile
 import time
 import types
-from functools import lru_cache
 from typing import Any
 
 from helpers.course import mp_context
@@ -24,24 +24,18 @@ from helpers.runners.cleanup import ignore_sigint
 
 from . import Point, exercise
 
-__all__ = ["CANDIDATES", "RECORDS", "WORKER_NAME", "scratch_dir"]
+__all__ = ["NORMALIZE_NAME", "NUMBERS", "RECORDS", "WORKER_NAME"]
 
 RECORDS = 10_000  # records the check sends through the reader's worker
 WORKER_NAME = "square_records"  # the function the reader's module must define
 # The reader's worker gets this long to answer all records: a Queue moves ~20,000 small messages
 # per second each way even on a busy 2-core machine, so a right answer needs about a second.
 _WORKER_SECONDS = 10.0
-# 02.2: the channels to choose from, and the array's size.
-CANDIDATES = ("Queue", "Pipe", "shared memory")
-_ARRAY_BYTES = 100 << 20  # the 100 MiB array of the exercise
-_ARRAY_BYTES_QUICK = 16 << 20  # the test suite's quick mode: the same ranking, a sixth the bytes
-
-
-def scratch_dir() -> str:
-    """A folder outside the course's files for the modules a reader writes (made if missing)."""
-    path = os.path.join(tempfile.gettempdir(), "cores-coroutines-ch02")
-    os.makedirs(path, exist_ok=True)
-    return path
+# 02.2: the function the reader's module must define, and how many numbers the block holds (8 MB:
+# enough that a copy would be a real cost, little enough to check in a blink).
+NORMALIZE_NAME = "normalize"
+NUMBERS = 1_000_000
+_NORMALIZE_SECONDS = 20.0  # attaching and dividing 8 MB takes well under a second
 
 
 def _record(i: int) -> dict[str, int]:
@@ -49,13 +43,13 @@ def _record(i: int) -> dict[str, int]:
     return {"id": i, "x": (i * 7919) % 10_007}
 
 
-def _run_worker(path: str, inbox: Any, outbox: Any) -> None:
-    """In the child: load the reader's module from its file and call its worker."""
+def _load_and_call(path: str, function: str, args: tuple) -> None:
+    """In the child: load the reader's module from its file and call `function`(*args)."""
     ignore_sigint()  # an interrupt is for the kernel, which stops its children
-    spec = importlib.util.spec_from_file_location("_reader_worker", path)
+    spec = importlib.util.spec_from_file_location("_reader_module", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    getattr(module, WORKER_NAME)(inbox, outbox)
+    getattr(module, function)(*args)
 
 
 def _path_of(answer: Any) -> str | None:
@@ -64,6 +58,27 @@ def _path_of(answer: Any) -> str | None:
     if isinstance(answer, (str, os.PathLike)):
         return os.fspath(answer)
     return None
+
+
+def _module_path(answer: Any, function: str, example: str):
+    """Yield a Point for what is wrong with the reader's module (or one saying it is fine);
+    return its absolute path, or None when the check cannot go on. Use:
+    ``path = yield from _module_path(...)``."""
+    path = _path_of(answer)
+    if path is None or not path.endswith(".py"):
+        yield Point(False, f"answer should be the path of the module you wrote (like "
+                           f"'{example}') or the imported module itself")
+        return None
+    if not os.path.isfile(path):
+        yield Point(False, f"there is no file {path!r}: run the %%writefile cell first")
+        return None
+    with open(path, encoding="utf-8") as handle:
+        source = handle.read()
+    if f"def {function}(" not in source:
+        yield Point(False, f"the module should define a top-level function {function}(...)")
+        return None
+    yield Point(True, f"{os.path.basename(path)} defines {function}: a child can import it")
+    return os.path.abspath(path)
 
 
 def _exchange(path: str) -> dict[str, Any]:
@@ -75,7 +90,8 @@ def _exchange(path: str) -> dict[str, Any]:
     inbox, outbox = ctx.Queue(), ctx.Queue()
     replies, ended, exitcode = [], False, None
     try:
-        with started(ctx.Process(target=_run_worker, args=(path, inbox, outbox)),
+        with started(ctx.Process(target=_load_and_call,
+                                       args=(path, WORKER_NAME, (inbox, outbox))),
                      timeout=5) as child:
             for i in range(RECORDS):
                 inbox.put(_record(i))
@@ -103,21 +119,10 @@ def _exchange(path: str) -> dict[str, Any]:
 
 @exercise("02.1", "A worker that answers through a Queue")
 def _worker(answer: Any):
-    path = _path_of(answer)
-    if path is None or not path.endswith(".py"):
-        yield Point(False, "answer should be the path of the module you wrote (like "
-                           "'ch02_worker.py') or the imported module itself")
+    path = yield from _module_path(answer, WORKER_NAME, "ch02_worker.py")
+    if path is None:
         return
-    if not os.path.isfile(path):
-        yield Point(False, f"there is no file {path!r}: run the %%writefile cell first")
-        return
-    source = open(path, encoding="utf-8").read()
-    if f"def {WORKER_NAME}(" not in source:
-        yield Point(False, f"the module should define a top-level function {WORKER_NAME}"
-                           "(inbox, outbox)")
-        return
-    yield Point(True, f"{os.path.basename(path)} defines {WORKER_NAME}: a child can import it")
-    got = _exchange(os.path.abspath(path))
+    got = _exchange(path)
     replies = got["replies"]
     if got["exitcode"] not in (0, None):
         yield Point(False, f"the worker process ended with exit code {got['exitcode']}: it "
@@ -146,28 +151,79 @@ def _worker(answer: Any):
                                              "function once you got None")
 
 
-@lru_cache(maxsize=1)
-def _measured_rates() -> dict[str, float]:
-    from helpers.chapters.ch02_ipc.throughput import transfer
-    from helpers.course import QUICK
+def _still_linked(name: str) -> bool:
+    """Whether a block called `name` can still be attached to (nobody has unlinked it)."""
+    from multiprocessing import shared_memory
 
-    size = _ARRAY_BYTES_QUICK if QUICK else _ARRAY_BYTES
-    return {c: transfer(c, [(size, 1)]).rates[size] for c in CANDIDATES}
+    try:
+        probe = shared_memory.SharedMemory(name=name)
+    except FileNotFoundError:
+        return False
+    probe.close()
+    return True
 
 
-@exercise("02.2", "The fastest way to move a 100 MiB array")
-def _fastest(answer: Any):
-    if answer not in CANDIDATES:
-        yield Point(False, f"answer should be one of {CANDIDATES}, got {answer!r}")
+def _normalize_in_child(path: str) -> dict[str, Any]:
+    """Make a block of random positive numbers, run the reader's `normalize` on it in a child;
+    report the block before and after, what came through `results`, and how the child ended."""
+    from multiprocessing import shared_memory
+
+    import numpy as np
+
+    from helpers.chapters.ch02_ipc import started
+    from helpers.runners.cleanup import close_queue, release_semaphores
+
+    ctx = mp_context(None)
+    results = ctx.Queue()
+    block = shared_memory.SharedMemory(create=True, size=NUMBERS * 8)
+    views: list[Any] = []  # the array on the block: emptied before the block is closed
+    try:
+        views.append(np.ndarray((NUMBERS,), np.float64, buffer=block.buf))
+        views[0][:] = np.random.default_rng(2).uniform(1.0, 2.0, NUMBERS)
+        before = views[0].copy()
+        args = (path, NORMALIZE_NAME, (block.name, NUMBERS, results))
+        with started(ctx.Process(target=_load_and_call, args=args),
+                     timeout=_NORMALIZE_SECONDS) as child:
+            try:
+                sent = results.get(timeout=_NORMALIZE_SECONDS)
+            except queue_module.Empty:
+                sent = None
+        return {"before": before, "after": views[0].copy(), "sent": sent,
+                "exitcode": child.exitcode, "linked": _still_linked(block.name)}
+    finally:
+        views.clear()
+        close_queue(results)
+        release_semaphores(results)
+        block.close()
+        if _still_linked(block.name):  # else the child unlinked it (and told the tracker)
+            block.unlink()
+
+
+@exercise("02.2", "A child that works on shared memory in place")
+def _normalize(answer: Any):
+    import numpy as np
+
+    path = yield from _module_path(answer, NORMALIZE_NAME, "ch02_normalize.py")
+    if path is None:
         return
-    rates = _measured_rates()
-    best = max(rates, key=rates.get)
-    if answer == best:
-        runner_up = max(r for c, r in rates.items() if c != best)
-        yield Point(True, f"{answer}: measured here {rates[best] / runner_up:.1f}× faster than "
-                          "the next channel — it copies the bytes once in and once out, with no "
-                          "pickling and no trip through a kernel pipe")
-    else:
-        yield Point(False, f"on this machine another channel moved the array "
-                           f"{rates[best] / rates[answer]:.1f}× faster than {answer}: count how "
-                           "many times each channel copies the bytes, and through what")
+    got = _normalize_in_child(path)
+    if got["exitcode"] != 0:
+        yield Point(False, f"the child ended with exit code {got['exitcode']}: your function "
+                           "raised, crashed (a negative code: did it use an array on the block "
+                           "after close()?), or did not return in time")
+    total = float(got["before"].sum())
+    sent = got["sent"]
+    sent_ok = isinstance(sent, (int, float)) and abs(float(sent) - total) <= 1e-9 * total
+    yield Point(sent_ok, "the sum came through results" if sent_ok else
+                "nothing came through results: put the sum on it" if sent is None else
+                "results should get the sum of the numbers as they were, before dividing")
+    in_place = bool(np.allclose(got["after"], got["before"] / total, rtol=1e-9, atol=0))
+    unchanged = bool(np.array_equal(got["after"], got["before"]))
+    yield Point(in_place, "the numbers in the block add up to 1 now: divided in place, where the "
+                          "parent sees them" if in_place else
+                "the block is unchanged: did you divide a copy? (x = x / s makes a new array "
+                "in the child's own memory; x /= s writes into the block)" if unchanged else
+                "the numbers in the block are not each divided by their sum")
+    yield Point(got["linked"], "the block is still there for its creator to unlink"
+                if got["linked"] else "the block was gone after your child ended: only its "
+                                      "creator (the parent) unlinks; the child only close()s")

@@ -12,7 +12,9 @@ import pytest
 import helpers.exercises
 from helpers.exercises import check
 
-NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "02_ipc.ipynb"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+# Each exercise and the notebook part it is in.
+NOTEBOOK_OF = {"02.1": NOTEBOOKS / "02a_ipc.ipynb", "02.2": NOTEBOOKS / "02b_sharing.ipynb"}
 _CODE_BLOCK = re.compile(r"```python\n(.*?)```", re.S)
 
 
@@ -23,20 +25,21 @@ def as_a_reader(monkeypatch):
 
 def _solution_blocks(exercise_id: str) -> list[str]:
     """The code blocks of the solution that follows the exercise's check cell in the notebook."""
-    cells = json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]
+    notebook = NOTEBOOK_OF[exercise_id]
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
     for index, cell in enumerate(cells):
         if cell["cell_type"] == "code" and f'check("{exercise_id}", answer)' in "".join(
                 cell["source"]):
             following = "".join(cells[index + 1]["source"])
             assert cells[index + 1]["cell_type"] == "markdown" and "<details>" in following
             return _CODE_BLOCK.findall(following)
-    raise AssertionError(f"no check cell for {exercise_id} in {NOTEBOOK.name}")
+    raise AssertionError(f"no check cell for {exercise_id} in {notebook.name}")
 
 
 def _write_module(block: str, folder: Path) -> Path:
-    """Run a ``%%writefile {SCRATCH}/name.py`` block the way IPython would, into `folder`."""
+    """Run a ``%%writefile {WORK}/name.py`` block the way IPython would, into `folder`."""
     first, body = block.split("\n", 1)
-    assert first.startswith("%%writefile {SCRATCH}/"), first
+    assert first.startswith("%%writefile {WORK}/"), first
     path = folder / first.rsplit("/", 1)[1].strip()
     path.write_text(body, encoding="utf-8")
     return path
@@ -49,9 +52,9 @@ def test_unanswered_exercises_never_raise():
 
 
 def test_the_notebooks_solution_to_02_1_passes(tmp_path):
-    writefile, answer_cell = _solution_blocks("02.1")
+    (writefile,) = _solution_blocks("02.1")
     path = _write_module(writefile, tmp_path)
-    assert 'answer = f"{SCRATCH}/ch02_worker.py"' in answer_cell
+    assert path.name == "ch02_worker.py"
     feedback = check("02.1", str(path))
     assert feedback.passed, repr(feedback)
 
@@ -86,16 +89,51 @@ def test_02_1_refuses_what_is_not_a_module(tmp_path):
     assert "should be the path" in repr(check("02.1", 42))
 
 
-def test_the_notebooks_solution_to_02_2_passes_and_a_wrong_pick_is_told(monkeypatch):
-    from helpers.exercises import ch02
+def test_the_notebooks_solution_to_02_2_passes(tmp_path, start_method):
+    (writefile,) = _solution_blocks("02.2")
+    path = _write_module(writefile, tmp_path)
+    assert path.name == "ch02_normalize.py"
+    feedback = check("02.2", str(path))
+    assert feedback.passed, repr(feedback)
 
-    monkeypatch.setattr(ch02, "_ARRAY_BYTES", 16 << 20)  # the same ranking, a sixth the time
-    ch02._measured_rates.cache_clear()
-    (solution,) = _solution_blocks("02.2")
-    namespace = {"check": check}
-    exec(solution, namespace)
-    assert check("02.2", namespace["answer"]).passed
-    wrong = check("02.2", "Queue")
-    assert not wrong.passed and "shared memory" not in repr(wrong)  # never gives the answer
-    assert "should be one of" in repr(check("02.2", "carrier pigeon"))
-    ch02._measured_rates.cache_clear()
+
+_NORMALIZE_HEAD = ("from multiprocessing import shared_memory\n"
+                   "import numpy as np\n\n"
+                   "def normalize(name, length, results):\n"
+                   "    block = shared_memory.SharedMemory(name=name)\n"
+                   "    numbers = np.ndarray((length,), np.float64, buffer=block.buf)\n"
+                   "    total = float(numbers.sum())\n")
+
+
+@pytest.mark.parametrize("body, wrong", [
+    # divides a copy: the block is unchanged
+    (_NORMALIZE_HEAD + "    numbers = numbers / total\n    results.put(total)\n"
+                       "    del numbers\n    block.close()\n", "did you divide a copy"),
+    # right, but removes the block its creator still uses
+    (_NORMALIZE_HEAD + "    numbers /= total\n    results.put(total)\n"
+                       "    del numbers\n    block.close()\n    block.unlink()\n",
+     "only its creator"),
+    # uses the array after close(): the pages are gone (the child crashes, or close() raises
+    # BufferError where numpy holds an export of the buffer)
+    (_NORMALIZE_HEAD + "    numbers /= total\n    results.put(total)\n    block.close()\n"
+                       "    numbers.sum()\n", "exit code"),
+    # puts the sum after dividing: 1.0, not the sum
+    (_NORMALIZE_HEAD + "    numbers /= total\n    results.put(float(numbers.sum()))\n"
+                       "    del numbers\n    block.close()\n", "before dividing"),
+    # forgets the results queue
+    (_NORMALIZE_HEAD + "    numbers /= total\n    del numbers\n    block.close()\n",
+     "nothing came through results"),
+])
+def test_wrong_normalizers_are_told_what_is_wrong(tmp_path, body, wrong):
+    path = tmp_path / "ch02_normalize.py"
+    path.write_text(body, encoding="utf-8")
+    feedback = check("02.2", str(path))
+    assert not feedback.passed
+    assert any(wrong in p.message for p in feedback.points if not p.ok), repr(feedback)
+
+
+def test_02_2_refuses_what_is_not_a_module(tmp_path):
+    assert "no file" in repr(check("02.2", str(tmp_path / "missing.py")))
+    assert "should be the path" in repr(check("02.2", 42))
+    (tmp_path / "other.py").write_text("def something(name):\n    pass\n", encoding="utf-8")
+    assert "should define" in repr(check("02.2", str(tmp_path / "other.py")))

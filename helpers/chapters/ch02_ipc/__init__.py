@@ -4,7 +4,8 @@ Processes do not share memory, so every byte that crosses between them goes thro
 The modules, in the order the chapter uses them::
 
     visibility         a child changes a global: the parent never sees it (fork: copy-on-write
-                       pages; spawn / forkserver: the module imported afresh)
+                       pages, copied even by reading objects; spawn / forkserver: the module
+                       imported afresh)
     channels           Queue = pipe + feeder thread + locks; what crosses (pickled bytes, a new
                        object), the join-before-drain deadlock, what cannot be pickled, Pipe ends,
                        ping-pong round trips, the cost of pickling by payload
@@ -55,6 +56,17 @@ _WHERE = {
     "compare_start_methods": "visibility", "copy_on_write": "visibility",
 }
 __all__ = sorted(_WHERE)
+
+# Names a notebook may use without showing their source (tests/test_code_on_page.py): none of
+# them is a lesson of the chapter.
+__plumbing__ = (
+    "format_rate",  # formats bytes per second as MB/s or GB/s
+    "per_mib_costs",  # a table: milliseconds per MiB from throughputs the page already measured
+    # The measuring harness: runs one sender and one receiver child over a channel and times
+    # them. The channels' own send and receive code (PipeEnd, ring_send, ring_receive) is shown.
+    "sweep",
+    "transfer",
+)
 
 
 def __getattr__(name: str) -> Any:

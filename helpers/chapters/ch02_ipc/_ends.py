@@ -30,7 +30,8 @@ from helpers.course import check_choice, check_int
 from helpers.runners.cleanup import release_semaphores, unlink_shared_memory
 
 __all__ = ["CHANNELS", "MAX_MESSAGE_BYTES", "OP_TIMEOUT_SECONDS", "Channels", "ManagerEnd",
-           "PipeEnd", "QueueEnd", "ShmRing", "open_channels", "ring_slots"]
+           "PipeEnd", "QueueEnd", "ShmRing", "open_channels", "ring_receive", "ring_send",
+           "ring_slots"]
 
 # The channels the chapter compares, in the order it introduces them.
 CHANNELS = ("Queue", "Pipe", "shared memory", "Manager")
@@ -154,28 +155,38 @@ class ShmRing:
         return _acquire(self.free)
 
     def send(self, data: Any) -> None:
-        slot, n = self._next, len(data)
-        self._view[slot, :n] = np.frombuffer(data, np.uint8)  # the one copy in
-        self.lengths[slot] = n
-        self._next = (slot + 1) % self.slots
-        self.full.release()
+        ring_send(self, data)
 
     def wait_recv(self) -> bool:
         return _acquire(self.full)
 
     def recv(self) -> int:
-        slot = self._next
-        n = self.lengths[slot]
-        if self._out is None:
-            self._out = np.empty(self.slot_bytes, np.uint8)
-        np.copyto(self._out[:n], self._view[slot, :n])  # the one copy out, then the slot is free
-        self._next = (slot + 1) % self.slots
-        self.free.release()
-        return int(n)
+        return ring_receive(self)
 
     def close(self) -> None:
         self._view = self._out = None  # no numpy view may outlive the mapping
         self.shm.close()
+
+
+def ring_send(ring: ShmRing, data: bytes) -> None:
+    """Copy one message into the ring's next slot (a free one: ``ring.free`` was acquired)."""
+    slot, n = ring._next, len(data)
+    ring._view[slot, :n] = np.frombuffer(data, np.uint8)  # the one copy in
+    ring.lengths[slot] = n
+    ring._next = (slot + 1) % ring.slots
+    ring.full.release()  # one more full slot: the receiver may take it
+
+
+def ring_receive(ring: ShmRing) -> int:
+    """Copy the next message out of the ring (a full slot: ``ring.full`` was acquired)."""
+    slot = ring._next
+    n = ring.lengths[slot]
+    if ring._out is None:
+        ring._out = np.empty(ring.slot_bytes, np.uint8)
+    np.copyto(ring._out[:n], ring._view[slot, :n])  # the one copy out
+    ring._next = (slot + 1) % ring.slots
+    ring.free.release()  # the slot is free again: the sender may fill it
+    return int(n)
 
 
 class ManagerEnd(QueueEnd):

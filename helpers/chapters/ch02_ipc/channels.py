@@ -187,14 +187,14 @@ def round_trips(rounds: int = 1000, *, start_method: str | None = None,
     ctx = mp_context(check_start_method(start_method))
     rows = Table()
     for kind in PING_KINDS:
-        times = _ping_pong(ctx, kind, rounds, message)
+        times = ping_pong(ctx, kind, rounds, message)
         rows.append({"channel": kind, "median round trip": f"{statistics.median(times):.1f} µs",
                      "90th percentile": f"{np.percentile(times, 90):.1f} µs",
                      "round trips/s": f"{1e6 / statistics.median(times):,.0f}"})
     return rows
 
 
-def _ping_pong(ctx: Any, kind: str, rounds: int, message: Any) -> list[float]:
+def ping_pong(ctx: Any, kind: str, rounds: int, message: Any) -> list[float]:
     if kind == "Pipe":
         mine, theirs = ctx.Pipe()
         send, recv = mine.send, mine.recv

@@ -29,8 +29,10 @@ from helpers.course import check_int, check_start_method, mp_context
 from helpers.runners.cleanup import close_queue, release_semaphores
 from helpers.timeline import Trace, TracedResult
 
-from ._common import DEFAULT_TIMEOUT_SECONDS, Child, SpanLog, run_children
+from ._common import DEFAULT_TIMEOUT_SECONDS, Child, Children, SpanLog, run_children
 
+# `produce`, `consume` and `close_after` are the children's targets: module level so every start
+# method finds them, and not in __all__, as nothing in this process calls them.
 __all__ = ["PipelineRun", "run_pipeline"]
 
 _OP_SECONDS = 30.0  # the longest one put/get may wait: a dead peer is noticed, not awaited
@@ -58,7 +60,7 @@ def _busy(ns: int) -> None:
         pass
 
 
-def _produce(name: str, queue: Any, done: Any, first: int, count: int,
+def produce(name: str, queue: Any, done: Any, first: int, count: int,
             work_us: int) -> TracedResult:
     """Put messages ``first .. first+count-1``; flush the feeder; release `done`."""
     log = SpanLog(name)
@@ -83,7 +85,7 @@ def _produce(name: str, queue: Any, done: Any, first: int, count: int,
     return TracedResult({"sent": count, "sum": total, "flushed_ns": flushed}, log.recording())
 
 
-def _close_after(name: str, queue: Any, done: Any, producers: int, consumers: int) -> TracedResult:
+def close_after(name: str, queue: Any, done: Any, producers: int, consumers: int) -> TracedResult:
     """Wait for every producer's `done`, then put one sentinel (None) per consumer."""
     log = SpanLog(name)
     t = time.perf_counter_ns()
@@ -98,7 +100,7 @@ def _close_after(name: str, queue: Any, done: Any, producers: int, consumers: in
     return TracedResult({"sentinels_ns": u}, log.recording())
 
 
-def _consume(name: str, queue: Any, work_us: int) -> TracedResult:
+def consume(name: str, queue: Any, work_us: int) -> TracedResult:
     """Get messages until a sentinel; verify each check value; return the ids and the sum."""
     log = SpanLog(name)
     ids: list[int] = []
@@ -165,31 +167,42 @@ def run_pipeline(producers: int = 2, consumers: int = 2, messages: int = 100_000
                  maxsize: int = 1000, producer_work_us: int = 0, consumer_work_us: int = 0,
                  start_method: str | None = None,
                  timeout: float = DEFAULT_TIMEOUT_SECONDS) -> PipelineRun:
-    """Run the pipeline of the module docstring and check every message."""
+    """N producers, M consumers and one closer over one Queue; every message checked after."""
+    _check_pipeline(producers, consumers, messages, maxsize, producer_work_us, consumer_work_us)
+    start_method = check_start_method(start_method)
+    ctx = mp_context(start_method)
+    queue = ctx.Queue(maxsize)  # put() blocks while maxsize items wait
+    done = ctx.Semaphore(0)  # each producer releases it once, when its data is in the pipe
+    shares = [messages // producers + (i < messages % producers) for i in range(producers)]
+    firsts = [sum(shares[:i]) for i in range(producers)]
+    children = [Child(f"producer {i + 1}", produce, (f"producer {i + 1}", queue, done,
+                                                     firsts[i], shares[i], producer_work_us))
+                for i in range(producers)]
+    children += [Child(f"consumer {j + 1}", consume, (f"consumer {j + 1}", queue,
+                                                      consumer_work_us))
+                 for j in range(consumers)]
+    children.append(Child("closer", close_after, ("closer", queue, done, producers, consumers)))
+    try:  # start every child, collect each one's report, join them, all within `timeout`
+        ran = run_children(children, start_method=start_method, timeout=timeout, ctx=ctx)
+    finally:
+        close_queue(queue)
+        release_semaphores(queue, done)
+    ran.raise_failures()
+    return _checked(ran, producers, consumers, messages)
+
+
+def _check_pipeline(producers: int, consumers: int, messages: int, maxsize: int,
+                    producer_work_us: int, consumer_work_us: int) -> None:
     check_int("producers", producers, 1, _MAX_PROCESSES)
     check_int("consumers", consumers, 1, _MAX_PROCESSES)
     check_int("messages", messages, producers, MAX_MESSAGES)
     check_int("maxsize", maxsize, 0, MAX_MESSAGES)
     check_int("producer_work_us", producer_work_us, 0, _MAX_WORK_US)
     check_int("consumer_work_us", consumer_work_us, 0, _MAX_WORK_US)
-    start_method = check_start_method(start_method)
-    ctx = mp_context(start_method)
-    queue, done = ctx.Queue(maxsize), ctx.Semaphore(0)
-    shares = [messages // producers + (i < messages % producers) for i in range(producers)]
-    firsts = [sum(shares[:i]) for i in range(producers)]
-    children = [Child(f"producer {i + 1}", _produce,
-                      (f"producer {i + 1}", queue, done, firsts[i], shares[i], producer_work_us))
-                for i in range(producers)]
-    children += [Child(f"consumer {j + 1}", _consume, (f"consumer {j + 1}", queue,
-                                                      consumer_work_us))
-                 for j in range(consumers)]
-    children.append(Child("closer", _close_after, ("closer", queue, done, producers, consumers)))
-    try:
-        ran = run_children(children, start_method=start_method, timeout=timeout, ctx=ctx)
-    finally:
-        close_queue(queue)
-        release_semaphores(queue, done)
-    ran.raise_failures()
+
+
+def _checked(ran: Children, producers: int, consumers: int, messages: int) -> PipelineRun:
+    """Every id 0..messages-1 received once, every check value right, the sums equal."""
     got = [ran.values[f"consumer {j + 1}"] for j in range(consumers)]
     ids = np.concatenate([g["ids"] for g in got])
     unique = np.unique(ids)
@@ -198,6 +211,6 @@ def run_pipeline(producers: int = 2, consumers: int = 2, messages: int = 100_000
     return PipelineRun(producers, consumers, messages, len(ids), messages - len(in_range),
                        len(ids) - len(unique), sum(g["bad"] for g in got),
                        sum(g["sum"] for g in got) == sent_sum, [len(g["ids"]) for g in got],
-                       ran.seconds, ran.trace, start_method,
+                       ran.seconds, ran.trace, ran.start_method,
                        [ran.values[f"producer {i + 1}"]["flushed_ns"] for i in range(producers)],
                        ran.values["closer"]["sentinels_ns"])

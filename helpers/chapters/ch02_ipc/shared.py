@@ -32,13 +32,6 @@ from ._common import Table, format_bytes, started
 __all__ = ["access_costs", "leak_warning", "per_mib_costs", "share_array_demo"]
 
 _BATCHES = 5  # access costs: the best of this many batches
-# The program `leak_warning` runs: it makes a block and exits without unlinking it.
-_LEAKER = """
-from multiprocessing import shared_memory
-block = shared_memory.SharedMemory(create=True, size=1 << 20)
-print(block.name, flush=True)
-block.close()   # closed, but nobody unlinks it
-"""
 
 
 # -- workers: the targets of the chapter's Process calls (module level, so every start method finds
@@ -62,7 +55,7 @@ def fill_block(name: str, shape: tuple, dtype: str, value: float) -> None:
     try:
         array = np.ndarray(shape, dtype, buffer=block.buf)
         array[:] = value
-        del array  # a view still alive would make close() raise BufferError
+        del array  # close() unmaps the pages: no array may point into them after
     finally:
         block.close()  # detach only: the creator unlinks
 
@@ -94,13 +87,18 @@ def leak_warning(timeout: float = 30.0) -> dict[str, str]:
     it is unlinked here, so nothing is left in /dev/shm either way.
     """
     timeout = check_timeout("timeout", timeout)
-    done = subprocess.run([sys.executable, "-c", _LEAKER], capture_output=True, text=True,
+    program = (
+        "from multiprocessing import shared_memory\n"
+        "block = shared_memory.SharedMemory(create=True, size=1 << 20)\n"
+        "print(block.name, flush=True)\n"
+        "block.close()   # closed, but nobody unlinks it\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
                           timeout=timeout, check=False)
     name = done.stdout.strip()
     still_there = bool(name) and os.path.exists(f"/dev/shm/{name}")
     if still_there:  # pragma: no cover - the tracker removes it on Linux
-        block = shared_memory.SharedMemory(name=name)
-        unlink_shared_memory(block)
+        unlink_shared_memory(shared_memory.SharedMemory(name=name))
     warning = [line.strip() for line in done.stderr.splitlines() if "leaked" in line]
     said = warning[0] if warning else "(nothing)"
     said = said[said.find("UserWarning"):] if "UserWarning" in said else said  # not the file path
@@ -127,60 +125,45 @@ def access_costs(accesses: int = 20_000, *, start_method: str | None = None) -> 
     check_int("accesses", accesses, 100, 1_000_000)
     ctx = mp_context(check_start_method(start_method))
     plain: dict[str, int] = {}
-    value, raw = ctx.Value("q", 0), ctx.Value("q", 0, lock=False)
+    value = ctx.Value("q", 0)  # with its lock, taken on every access
+    raw = ctx.Value("q", 0, lock=False)  # no lock at all
     lock = value.get_lock()
-    rows = Table()
-    views: list[np.ndarray] = []  # the array on the block: emptied before the block is closed
-
-    def add(what: str, shared: str, fn: Callable[[int], Any], calls: int = accesses) -> None:
-        ns = _per_call_ns(fn, calls)
-        rows.append({"one access": what, "shared with other processes": shared,
-                     "cost": f"{ns / 1000:.2f} µs" if ns >= 1000 else f"{ns:.0f} ns"})
-
-    def set_item(i: int) -> None:
-        plain["k"] = i
-
-    def set_value(i: int) -> None:
-        value.value = i
-
-    def set_raw(i: int) -> None:
-        raw.value = i
-
-    def locked_add(i: int) -> None:
-        with lock:
-            raw.value += 1
-
-    def set_array(i: int) -> None:
-        views[0][i & 1023] = i
-
     block = shared_memory.SharedMemory(create=True, size=8 * 1024)
+    manager = None
+    array = np.ndarray((1024,), np.int64, buffer=block.buf)
     try:
-        views.append(np.ndarray((1024,), np.int64, buffer=block.buf))
-        add("d['k'] = i on a plain dict", "no (the baseline)", set_item)
-        add("v.value = i, Value('q') (takes its lock)", "yes", set_value)
-        add("v.value = i, Value('q', lock=False)", "yes", set_raw)
-        add("with lock: v.value += 1", "yes", locked_add)
-        add("a[i] = i, numpy array on SharedMemory", "yes", set_array)
         manager = ctx.Manager()
-        try:
-            shared = manager.dict()
-            calls = max(100, accesses // 50)  # a round trip costs ~50× more: fewer calls
+        managed = manager.dict({"k": 0})
 
-            def set_managed(i: int) -> None:
-                shared["k"] = i
+        def locked_add(i: int) -> None:
+            with lock:
+                raw.value += 1
 
-            def get_managed(i: int) -> int:
-                return shared["k"]
-
-            add("d['k'] = i on a Manager dict", "yes, by a round trip", set_managed, calls)
-            add("d['k'] read from a Manager dict", "yes, by a round trip", get_managed, calls)
-        finally:
-            manager.shutdown()
+        # label, the access itself, and how many calls (fewer for a round trip: it costs far more)
+        accesses_of = [
+            ("d['k'] = i on a plain dict", lambda i: plain.__setitem__("k", i), accesses),
+            ("v.value = i, Value('q') (takes its lock)",
+             lambda i: setattr(value, "value", i), accesses),
+            ("v.value = i, Value('q', lock=False)", lambda i: setattr(raw, "value", i), accesses),
+            ("with lock: v.value += 1", locked_add, accesses),
+            ("a[i] = i, numpy array on SharedMemory",
+             lambda i: array.__setitem__(i & 1023, i), accesses),
+            ("d['k'] = i on a Manager dict", lambda i: managed.__setitem__("k", i),
+             max(100, accesses // 50)),
+            ("d['k'] read from a Manager dict", lambda i: managed["k"], max(100, accesses // 50)),
+        ]
+        return Table({"one access": label, "cost": _format_ns(_per_call_ns(fn, calls))}
+                     for label, fn, calls in accesses_of)
     finally:
-        views.clear()  # no numpy view may outlive the mapping
+        array = None  # no numpy view may outlive the mapping
+        if manager is not None:
+            manager.shutdown()
         unlink_shared_memory(block)
         release_semaphores(value)
-    return rows
+
+
+def _format_ns(ns: float) -> str:
+    return f"{ns / 1000:.2f} µs" if ns >= 1000 else f"{ns:.0f} ns"
 
 
 def per_mib_costs(rates: dict[str, float]) -> Table:
