@@ -111,7 +111,8 @@ def _findable(answer: Any):
         yield Point(False, f"pickle sends a function as its module and its own name, {name}: "
                            "that name cannot be looked up in the module (a lambda is called "
                            "<lambda> whatever variable holds it; a nested function lives in "
-                           "another function's locals). Give it a def at the module's top level")
+                           "another function's locals): a worker finds only a function "
+                           "whose own name is a top-level name of its module")
     elif "ModuleNotFoundError" in run.worker_stderr + run.error:
         yield Point(False, f"the worker could not import {module!r}: it imports by name from its "
                            "sys.path, which it copies from the kernel's — is the module's folder "
@@ -142,9 +143,9 @@ _BOOTSTRAP = "bootstrapping phase"
 # until gh-126631, fixed in 3.13.8 and 3.14).
 _WHERE_TOP_LEVEL_RAN = {
     "spawn": "every child re-imported the script as __mp_main__ and ran its top level",
-    "forkserver": "the script's top level ran outside the parent — in the fork server, which "
-                  "imports it once (Python 3.14+), or in every child, on older Pythons whose "
-                  "fork server skips that import",
+    "forkserver": "the script's top level ran again outside the parent (in the fork server, "
+                  "which imports the script once, from Python 3.14; in every child on older "
+                  "Pythons, whose fork server skips that import)",
 }
 
 
