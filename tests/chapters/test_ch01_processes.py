@@ -25,18 +25,20 @@ from helpers.chapters.ch01_processes import (
     measure_scaling,
     measure_start_costs,
     orphaned_daemon,
+    pid_alive,
     plot_scaling,
     run_in_fresh_process,
     run_script,
 )
 from helpers.chapters.ch04_pools import die_on, fail_on
-from helpers.course import kernel_safe_start_method
+from helpers.course import available_start_methods, kernel_safe_start_method, mp_context
 from helpers.exercises import check
 from helpers.runners import run_processes, run_serial
 from helpers.workloads import cpu_task, iterations_for
 
 pytestmark = pytest.mark.timeout(60)
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+PART_A, PART_B = "01a_processes.ipynb", "01b_start_methods.ipynb"
 
 
 
@@ -162,9 +164,9 @@ def _cell(notebook: str, first_line: str) -> str:
 
 def test_the_chapters_scripts_show_the_main_pitfall_and_its_fix(tmp_path):
     unguarded = _script(tmp_path, "unguarded.py",
-                        _cell("01_processes.ipynb", "%%writefile {WORK}/unguarded.py"))
+                        _cell(PART_B, "%%writefile {WORK}/unguarded.py"))
     guarded = _script(tmp_path, "guarded.py",
-                      _cell("01_processes.ipynb", "%%writefile {WORK}/guarded.py"))
+                      _cell(PART_B, "%%writefile {WORK}/guarded.py"))
     broken = run_script(unguarded, "spawn", timeout=30)
     assert broken.returncode != 0 and "bootstrapping phase" in broken.stderr
     # what the reader sees: the child's own error first, not only the parent's BrokenProcessPool
@@ -178,9 +180,40 @@ def test_the_chapters_scripts_show_the_main_pitfall_and_its_fix(tmp_path):
     assert fixed.stdout.count("as __main__") == 1  # the top level ran once in the parent
 
 
+def _top_level_lines(stdout: str) -> list[tuple[int, int, str]]:
+    """(pid, parent pid, module name) of each process that ran the scripts' top level."""
+    found = []
+    for line in stdout.splitlines():
+        if line.startswith("top level: pid "):
+            pid, rest = line[len("top level: pid "):].split(", parent ")
+            parent, name = rest.split(", as ")
+            found.append((int(pid), int(parent), name))
+    return found
+
+
+@pytest.mark.skipif("forkserver" not in available_start_methods(), reason="no forkserver here")
+def test_under_forkserver_the_top_level_runs_outside_the_parent(tmp_path):
+    unguarded = _script(tmp_path, "unguarded.py",
+                        _cell(PART_B, "%%writefile {WORK}/unguarded.py"))
+    broken = run_script(unguarded, "forkserver", timeout=30)
+    assert broken.returncode != 0 and "bootstrapping phase" in broken.stderr, broken
+    assert "RuntimeError: An attempt" in str(broken)  # the child's error, not only the parent's
+    lines = _top_level_lines(broken.stdout)
+    main = [pid for pid, _, name in lines if name == "__main__"]
+    imported = [(pid, parent) for pid, parent, name in lines if name == "__mp_main__"]
+    assert len(main) == 1 and imported, broken.stdout
+    # Either the fork server imported the script (its parent is the script: Python 3.14+) or
+    # each child did (their parent is the fork server, a process that printed nothing).
+    assert all(pid not in main for pid, _ in imported)
+    guarded = _script(tmp_path, "guarded.py", _cell(PART_B, "%%writefile {WORK}/guarded.py"))
+    fixed = run_script(guarded, "forkserver", timeout=30)
+    assert fixed.returncode == 0 and fixed.stdout.strip().splitlines()[-1] == "285", fixed
+    assert [name for *_, name in _top_level_lines(fixed.stdout)].count("__main__") == 1
+
+
 def test_globals_and_lambdas_under_each_start_method(tmp_path, start_method):
     demo = _script(tmp_path, "globals_demo.py",
-                   _cell("01_processes.ipynb", "%%writefile {WORK}/globals_demo.py"))
+                   _cell(PART_B, "%%writefile {WORK}/globals_demo.py"))
     out = run_script(demo, start_method, timeout=30).stdout
     if start_method == "fork":
         assert "sees 'changed in the main block'" in out and "lambda as a target works" in out
@@ -246,21 +279,70 @@ def test_models_panel_demo_and_scaling_draw():
     (lambda: orphaned_daemon("spawn", daemon_seconds=1e9), "daemon_seconds"),
     (lambda: compare_forkserver_preload(samples=0), "samples"),
     (lambda: measure_scaling(0, start_method="spawn"), "max_processes"),
+    (lambda: pid_alive(0), "pid"),
 ])
 def test_bad_parameters_name_themselves(call, name):
     with pytest.raises(ValueError, match=name):
         call()
 
 
+def _import_from(path: str, monkeypatch):
+    """The module a solution's ``%%writefile`` wrote, imported as the notebook does (its folder
+    on sys.path, which a spawned worker copies)."""
+    import importlib
+
+    folder, name = str(Path(path).parent), Path(path).stem
+    monkeypatch.syspath_prepend(folder)
+    sys.modules.pop(name, None)
+    return importlib.import_module(name)
+
+
 def test_exercise_solutions_pass(monkeypatch, tmp_path):
     import helpers.exercises
 
     monkeypatch.setattr(helpers.exercises, "QUICK", False)  # as a reader sees it
-    for exercise, marker in (("01.1", '"SIGTERM": -signal.SIGTERM'), ("01.2", "usable_cores()"),
-                             ("01.3", "answer = cpu_task"), ("01.4", "{WORK}/squares.py")):
+    for exercise, notebook, marker in (
+            ("01.1", PART_A, '"kill()": -signal.SIGKILL'), ("01.2", PART_A, "usable_cores()"),
+            ("01.3", PART_B, "{WORK}/shapes.py"), ("01.4", PART_B, "{WORK}/squares.py")):
         assert not check(exercise, ...).answered
-        feedback = check(exercise, solution("01_processes.ipynb", marker, tmp_path))
+        answer = solution(notebook, marker, tmp_path)
+        if exercise == "01.3":
+            answer = _import_from(answer, monkeypatch).cube
+        feedback = check(exercise, answer)
         assert feedback, repr(feedback)
+
+
+def _exit_code_of(ctx, target, *args, stop=None):
+    process = ctx.Process(target=target, args=args)
+    process.start()
+    try:
+        if stop:
+            time.sleep(0.2)  # not a sync: the exit code is the same whenever the signal lands
+            getattr(process, stop)()
+        process.join(30)
+    finally:
+        if process.is_alive():
+            process.kill()
+            process.join(5)
+    return process.exitcode
+
+
+def test_exercise_01_1_expects_what_real_processes_do(start_method, monkeypatch):
+    """The four cases, run for real with built-in targets (found by name under every method)."""
+    import helpers.exercises
+
+    monkeypatch.setattr(helpers.exercises, "QUICK", False)
+    ctx = mp_context(start_method)
+    measured = {"returns 7": _exit_code_of(ctx, int, 7),
+                "sys.exit(5)": _exit_code_of(ctx, sys.exit, 5),
+                # SIGINT's Python handler raises KeyboardInterrupt in the child; nothing catches it
+                "KeyboardInterrupt": _exit_code_of(ctx, signal.raise_signal, signal.SIGINT),
+                "kill()": _exit_code_of(ctx, time.sleep, 30, stop="kill")}
+    assert measured == {"returns 7": 0, "sys.exit(5)": 5, "KeyboardInterrupt": 1,
+                        "kill()": -signal.SIGKILL}
+    assert check("01.1", measured), repr(check("01.1", measured))
+    wrong = check("01.1", {**measured, "returns 7": 7})
+    assert not wrong and "return" in repr(wrong)
 
 
 @pytest.mark.parametrize(("physical", "logical", "right", "wrong"), [
@@ -289,7 +371,7 @@ def test_exercise_01_4_points_at_the_pitfall(monkeypatch, tmp_path):
 
     monkeypatch.setattr(helpers.exercises, "QUICK", False)
     skeleton = _script(tmp_path, "squares.py",
-                       _cell("01_processes.ipynb", "%%writefile {WORK}/squares.py"))
+                       _cell(PART_B, "%%writefile {WORK}/squares.py"))
     feedback = check("01.4", str(skeleton))
     assert not feedback and any("__main__ pitfall" in p.message or "killed" in p.message
                                 for p in feedback.points), repr(feedback)
@@ -309,3 +391,41 @@ def test_busy_note_speaks_only_when_the_load_exceeds_the_cores(monkeypatch):
     assert "busy" in speedup.busy_note() and f"{cores} cores" in speedup.busy_note()
     monkeypatch.setattr(speedup.os, "getloadavg", lambda: (cores - 0.5, 0.0, 0.0))
     assert speedup.busy_note() == ""
+
+
+def test_busy_note_says_plainly_that_one_core_is_all_there_is(monkeypatch):
+    from helpers.chapters.ch01_processes import speedup
+
+    monkeypatch.setattr(speedup, "usable_cores", lambda: 1)
+    monkeypatch.setattr(speedup.os, "getloadavg", lambda: (1.4, 0.0, 0.0))
+    note = speedup.busy_note()
+    assert "one core" in note and "two free cores" in note and "busy" not in note
+
+
+def test_exercise_01_3_finds_out_why_a_worker_cannot_find_the_function(monkeypatch, tmp_path):
+    import helpers.exercises
+
+    monkeypatch.setattr(helpers.exercises, "QUICK", False)
+    starter = _script(tmp_path, "shapes.py", _cell(PART_B, "%%writefile {WORK}/shapes.py"))
+    lam = _import_from(str(starter), monkeypatch).cube
+    assert lam(3) == 27  # the starting module computes the right thing: only its name is wrong
+    feedback = check("01.3", lam)
+    assert not feedback and "<lambda>" in repr(feedback), repr(feedback)
+
+    def cube(x):
+        return x ** 3
+
+    cube.__module__, cube.__qualname__ = "__main__", "cube_from_notebook"
+    monkeypatch.setattr(sys.modules["__main__"], "cube_from_notebook", cube, raising=False)
+    feedback = check("01.3", cube)
+    assert not feedback and "notebook" in repr(feedback), repr(feedback)
+
+    feedback = check("01.3", print)  # found by every worker, but it does not compute a cube
+    assert not feedback and "27" in repr(feedback), repr(feedback)
+
+    (tmp_path / "elsewhere").mkdir()
+    lost = _script(tmp_path / "elsewhere", "lost_shapes.py", "def cube(x):\n    return x ** 3\n")
+    module = _import_from(str(lost), monkeypatch)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(lost.parent)])
+    feedback = check("01.3", module.cube)  # imported here, but the worker's sys.path lacks it
+    assert not feedback and "sys.path" in repr(feedback), repr(feedback)

@@ -21,6 +21,10 @@ def baselines() -> dict:
                  "task_ms": 1.0, "chunksize": 0, "kind": "Pool.map", "start_method": None}
     return {
         "run_script": {"path": str(script)},
+        "start_grandchild": {"results": None},  # ch01 process targets: checked before any work
+        "waits": {"ready": None},
+        "parent_with_daemon": {"results": None, "path": str(script.with_suffix(".beat"))},
+        "stderr_to_file": {"path": str(script.with_suffix(".err")), "target": print},
         "helpers.chapters.ch01_processes.demo": ch01_demo,
         "helpers.chapters.ch01_processes.speedup.demo": ch01_demo,
         "helpers.chapters.ch04_pools.demo": ch04_demo,

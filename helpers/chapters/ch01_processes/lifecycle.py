@@ -1,12 +1,19 @@
-"""Chapter 01's life-cycle demos: one process from start to exit, and what starting costs.
+"""Chapter 01's life-cycle code: the targets its cells start, and what starting a process costs.
 
-- `hello_process`: start, let the child say who it is, join — pid, parent pid, exit code.
-- `exit_code_cases`: one process per way of ending (return, raise, ``os._exit(3)``, SIGTERM).
-  Each child's ``sys.stderr`` points at a file that the parent reads back, so what a crashing
-  child writes reaches the reader as data instead of as noise in the cell.
-- `daemon_demo`: a child's daemon and non-daemon grandchildren when the child exits.
-- `measure_start_costs`: ``start()`` and ``join()`` per start method, interleaved, medians.
-- `run_in_fresh_process`: the ``__main__`` pitfall, shown with the executor that fails fast.
+The notebook (``01a_processes``) writes the `Process` calls out in its cells and shows these
+targets with `show_source`; a target must live in a module, because a spawned or forkserver
+child finds it by importing ``module.name``::
+
+    cell:  ctx.Process(target=introduce, args=(queue,)) ──start──> child runs introduce(queue)
+           queue.get(timeout=…) <── {"pid": …, "parent pid": …} ──┘   then exits: exitcode 0
+
+- `introduce`: the child says who it is (pid, parent pid, name) through a queue.
+- `returns`, `raises`, `exits_with_3`, `waits`: one target per way of ending; `stderr_to_file`
+  points a child's stderr at a file first, so a dying traceback becomes data, not noise in a cell.
+- `start_grandchild`: a child that starts a (daemon) grandchild and returns at once.
+- `measure_start_costs`: ``Process(target=os.getpid)`` started and joined under each method.
+- `run_in_fresh_process`: the ``__main__`` pitfall, with the executor that fails fast.
+- `exit_code_cases`, `daemon_demo`, `hello_process`: the same, as functions (tests, bench).
 """
 
 from __future__ import annotations
@@ -33,9 +40,7 @@ from helpers.course import (
     quiet_fork_warnings,
 )
 from helpers.runners import (
-    Failure,
     close_queue,
-    collect_reports,
     explain_exitcode,
     release_semaphores,
     stop_executor,
@@ -49,10 +54,18 @@ __all__ = [
     "StartCost",
     "daemon_demo",
     "exit_code_cases",
+    "exits_with_3",
     "hello_process",
+    "introduce",
     "measure_start_costs",
+    "pid_alive",
     "plot_start_costs",
+    "raises",
+    "returns",
     "run_in_fresh_process",
+    "start_grandchild",
+    "stderr_to_file",
+    "waits",
 ]
 
 # A start-cost sample is one process; 64 spawned processes are already ~5 s on a slow laptop.
@@ -61,10 +74,11 @@ _MAX_SECONDS = 3600.0
 
 
 # -- a first process: pid, parent pid, exit code ---------------------------------------------------
-def _introduce(results) -> None:
-    results.put((0, {"child pid (os.getpid)": os.getpid(),
+def introduce(results) -> None:
+    """The child: put who it is on the `results` queue (children report data, never print)."""
+    results.put({"child pid (os.getpid)": os.getpid(),
                  "child's parent (os.getppid)": os.getppid(),
-                 "child's name": multiprocessing.current_process().name}))
+                 "child's name": multiprocessing.current_process().name})
 
 
 def hello_process(start_method: str, *, timeout: float = 30.0) -> dict[str, Any]:
@@ -73,26 +87,21 @@ def hello_process(start_method: str, *, timeout: float = 30.0) -> dict[str, Any]
     check_timeout("timeout", timeout)
     ctx = mp_context(start_method)
     results = ctx.Queue()
-    process = ctx.Process(target=_introduce, args=(results,), name="hello")
+    process = ctx.Process(target=introduce, args=(results,), name="hello")
     try:
         with quiet_fork_warnings(start_method):
             process.start()
-        reports: dict[int, Any] = {}
-        collect_reports(results, [process], reports, time.perf_counter() + timeout)
+        said = results.get(timeout=timeout)
         process.join(timeout)
-    except BaseException:
-        stop_processes([process])
-        raise
     finally:
+        stop_processes([process])
         close_queue(results)
         release_semaphores(results)
-    said = reports[0]
-    if isinstance(said, Failure):
-        raise RuntimeError(f"the child did not introduce itself: {said}")
     return {"kernel pid (os.getpid)": os.getpid(), "Process.pid": process.pid, **said,
             "exitcode": process.exitcode, "start method": start_method}
 
 
+# -- exit codes ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ExitCase:
     """One way a process can end, as observed: its exit code and what it wrote to stderr."""
@@ -104,31 +113,40 @@ class ExitCase:
     stderr_tail: str
 
 
-def _returns() -> None:
-    return None
+def returns() -> None:
+    return None  # the process ends normally: exit code 0
 
 
-def _raises() -> None:
-    raise ValueError("something went wrong in the child")
+def raises() -> None:
+    raise ValueError("something went wrong in the child")  # uncaught: traceback, exit code 1
 
 
-def _exits_with_3() -> None:
-    os._exit(3)  # leaves at once: no cleanup, no flush, exit code 3
+def exits_with_3() -> None:
+    os._exit(3)  # leaves at once (no cleanup, no flush): exit code 3
 
 
-def _waits(ready, seconds: float) -> None:
-    ready.set()
+def waits(ready, seconds: float) -> None:
+    check_float("seconds", seconds, 0.0, _MAX_SECONDS)
+    ready.set()  # tell the parent it is running, then wait to be terminated
     time.sleep(seconds)
 
 
-def _stderr_to_file(path: str, fn: Callable[..., Any], *args: Any) -> Any:
-    """Point this child's stderr at `path` (so its traceback becomes data), then run `fn`."""
-    # Line-buffered and never closed: it must outlive `fn` to receive the dying traceback.
+def stderr_to_file(path: str, target: Callable[..., Any], *args: Any) -> Any:
+    """Point this child's stderr at the file `path` (a dying traceback becomes data), run target."""
+    check_callable("target", target)
+    # Line-buffered and never closed: it must outlive `target` to receive the traceback.
     sys.stderr = open(path, "w", encoding="utf-8", buffering=1)
-    return fn(*args)
+    return target(*args)
 
 
-# Each case: the name shown to the reader, the child's function, whether the parent kills it.
+def _last_line(path: str) -> str:
+    if not os.path.exists(path):
+        return ""
+    with open(path, encoding="utf-8") as captured:
+        lines = captured.read().strip().splitlines()
+    return lines[-1] if lines else ""
+
+
 _EXIT_CASES = ("returns normally", "raises an exception", "calls os._exit(3)",
                "terminated (SIGTERM)")
 
@@ -144,9 +162,9 @@ def exit_code_cases(start_method: str, *, timeout: float = 30.0) -> list[ExitCas
             path = os.path.join(folder, f"stderr-{number}.txt")
             ready = ctx.Event()
             target: tuple[Any, ...] = {
-                0: (_returns,), 1: (_raises,), 2: (_exits_with_3,), 3: (_waits, ready, timeout),
+                0: (returns,), 1: (raises,), 2: (exits_with_3,), 3: (waits, ready, timeout),
             }[number]
-            process = ctx.Process(target=_stderr_to_file, args=(path, *target), name=case)
+            process = ctx.Process(target=stderr_to_file, args=(path, *target), name=case)
             try:
                 with quiet_fork_warnings(start_method):
                     process.start()
@@ -158,13 +176,8 @@ def exit_code_cases(start_method: str, *, timeout: float = 30.0) -> list[ExitCas
             finally:
                 stop_processes([process])
                 release_semaphores(ready)
-            written = ""
-            if os.path.exists(path):
-                with open(path, encoding="utf-8") as captured:
-                    written = captured.read().strip()
-            tail = written.splitlines()[-1] if written else ""
             cases.append(ExitCase(case, process.pid, process.exitcode,
-                                  explain_exitcode(process.exitcode), tail))
+                                  explain_exitcode(process.exitcode), _last_line(path)))
     return cases
 
 
@@ -176,14 +189,16 @@ class DaemonCase:
     grandchild_alive_after: bool
 
 
-def _parent_of(results, daemon: bool, grandchild_seconds: float) -> None:
-    # The child is single-threaded here, so fork is safe for the grandchild where it exists.
+def start_grandchild(results, daemon: bool, seconds: float) -> None:
+    """The child: start a grandchild that sleeps `seconds`, report its pid, and return at once."""
+    check_float("seconds", seconds, 0.0, _MAX_SECONDS)
+    # This child is single-threaded, so fork is safe for the grandchild where the OS has it.
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     grandchild = multiprocessing.get_context(method).Process(
-        target=time.sleep, args=(grandchild_seconds,), daemon=daemon)
+        target=time.sleep, args=(seconds,), daemon=daemon)
     grandchild.start()
     results.put((grandchild.pid, time.perf_counter()))
-    # Returning now: multiprocessing's exit handler terminates daemonic children and joins the rest.
+    # Returning now: multiprocessing's exit handler terminates daemonic children, joins the rest.
 
 
 def daemon_demo(start_method: str, *, grandchild_seconds: float = 1.0,
@@ -196,7 +211,7 @@ def daemon_demo(start_method: str, *, grandchild_seconds: float = 1.0,
     cases = []
     for daemon in (True, False):
         results = ctx.Queue()
-        child = ctx.Process(target=_parent_of, args=(results, daemon, grandchild_seconds))
+        child = ctx.Process(target=start_grandchild, args=(results, daemon, grandchild_seconds))
         try:
             with quiet_fork_warnings(start_method):
                 child.start()
@@ -207,14 +222,15 @@ def daemon_demo(start_method: str, *, grandchild_seconds: float = 1.0,
             stop_processes([child])
             raise
         finally:
-            results.close()
-            results.join_thread()
+            close_queue(results)
             release_semaphores(results)
-        cases.append(DaemonCase(daemon, exited_at - returned_at, _alive(grandchild_pid)))
+        cases.append(DaemonCase(daemon, exited_at - returned_at, pid_alive(grandchild_pid)))
     return cases
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` still runs (a zombie, dead but not yet reaped, counts as gone)."""
+    check_int("pid", pid, 1, 2**31 - 1)
     try:
         import psutil
 
@@ -228,16 +244,6 @@ def _alive(pid: int) -> bool:
 
 
 # -- start cost ------------------------------------------------------------------------------------
-def _noop() -> None:
-    return None
-
-
-# The start-cost probe's target: a built-in every interpreter has loaded, so the figure is the start
-# method's own cost. A real target also imports its module in the child under spawn and forkserver
-# (the "start" span of `run_processes` shows that part too).
-_START_PROBE_TARGET = os.getpid
-
-
 @dataclass
 class StartCost:
     """Median cost of one process under a start method: start() and join() of a no-op target."""
@@ -255,34 +261,28 @@ class StartCost:
 
 def measure_start_costs(methods: Sequence[str] | None = None, *, samples: int = 5,
                         timeout: float = 30.0) -> list[StartCost]:
-    """Time ``Process(target=os.getpid).start()`` and ``.join()`` under each method, interleaved.
-
-    Rounds go method by method (fork, spawn, forkserver, fork, …) so a burst of load on a shared
-    machine hits every method alike; each figure is a median. One unrecorded round first starts the
-    forkserver and warms the file cache, so the figures are the steady cost per process.
-    """
+    """Time ``Process(target=os.getpid).start()`` and ``.join()`` under each start method."""
     methods = check_start_methods(methods, "methods")
     check_int("samples", samples, 1, _MAX_START_SAMPLES)
     check_timeout("timeout", timeout)
     timings: dict[str, list[tuple[float, float]]] = {m: [] for m in methods}
-    caught: dict[str, list[str]] = {m: [] for m in methods}
-    for round_number in range(samples + 1):
-        for method in methods:
-            process = multiprocessing.get_context(method).Process(target=_START_PROBE_TARGET)
-            try:
-                with quiet_fork_warnings(method) as fork_warnings:
-                    t0 = time.perf_counter()
-                    process.start()
-                    t1 = time.perf_counter()
-                process.join(timeout)
-                t2 = time.perf_counter()
-            finally:
-                stop_processes([process])
-            caught[method].extend(w for w in fork_warnings if w not in caught[method])
+    warned: dict[str, list[str]] = {m: [] for m in methods}
+    for round_number in range(samples + 1):  # round 0 starts the fork server: not recorded
+        for method in methods:  # interleaved, so a burst of load hits every method alike
+            # os.getpid: a built-in every interpreter has, so nothing to import in the child
+            process = mp_context(method).Process(target=os.getpid)
+            with quiet_fork_warnings(method) as fork_warnings:
+                t0 = time.perf_counter()
+                process.start()  # returns once the child exists
+                t1 = time.perf_counter()
+            process.join(timeout)  # the child runs os.getpid() and exits
+            t2 = time.perf_counter()
+            stop_processes([process])  # only does something if join timed out
+            warned[method] += [w for w in fork_warnings if w not in warned[method]]
             if round_number:
                 timings[method].append(((t1 - t0) * 1e3, (t2 - t1) * 1e3))
     return [StartCost(m, median(s for s, _ in timings[m]), median(j for _, j in timings[m]),
-                      samples, caught[m]) for m in methods]
+                      samples, warned[m]) for m in methods]
 
 
 def plot_start_costs(costs: Sequence[StartCost], ax) -> list:
@@ -327,42 +327,33 @@ class FreshRun:
                 f"({self.seconds * 1e3:.0f} ms):\n  {self.error}{said}")
 
 
+def _noop() -> None:
+    return None
+
+
 def run_in_fresh_process(fn: Callable[..., Any], *args: Any, start_method: str,
                          timeout: float = 30.0) -> FreshRun:
-    """Send ``fn(*args)`` to a new one-worker `ProcessPoolExecutor` and report what happened.
-
-    Never raises for the function's sake: a function the worker cannot find (defined in a notebook,
-    ``__main__``) makes the worker die, the executor raises `BrokenProcessPool` at once — unlike
-    `Pool.map`, which waits forever — and the report says so, with the worker's last stderr line.
-    The worker's stderr goes to a file, so its dying traceback is not printed into the cell.
-    """
+    """Send ``fn(*args)`` to a new one-worker `ProcessPoolExecutor`; report what happened."""
     check_callable("fn", fn)
     start_method = check_start_method(start_method)
     check_timeout("timeout", timeout, 0.001, _MAX_SECONDS)
-    name = getattr(fn, "__qualname__", repr(fn))
-    ctx = mp_context(start_method)
+    report = FreshRun(getattr(fn, "__qualname__", repr(fn)), start_method, ok=False)
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cc-fresh-") as folder:
-        path = os.path.join(folder, "worker-stderr.txt")
-        started = time.perf_counter()
-        executor = ProcessPoolExecutor(max_workers=1, mp_context=ctx,
-                                       initializer=_stderr_to_file, initargs=(path, _noop))
-        report = FreshRun(name, start_method, ok=False)
+        stderr_path = os.path.join(folder, "worker-stderr.txt")
+        # The worker's stderr goes to a file: its dying traceback is data, not noise in the cell.
+        executor = ProcessPoolExecutor(max_workers=1, mp_context=mp_context(start_method),
+                                       initializer=stderr_to_file, initargs=(stderr_path, _noop))
         try:
             with quiet_fork_warnings(start_method):
-                future = executor.submit(fn, *args)
-                report.value = future.result(timeout=timeout)
+                future = executor.submit(fn, *args)  # pickles fn as "module.name"
+                report.value = future.result(timeout=timeout)  # a dead worker: BrokenProcessPool
             report.ok = True
         except Exception as exc:  # the point of the demo: any failure becomes the report
             report.error = f"{type(exc).__name__}: {exc}"
-        except BaseException:
-            stop_executor(executor)
-            raise
         finally:
-            stop_executor(executor, kill=not report.ok)
+            stop_executor(executor, kill=not report.ok)  # also on an interrupt
             release_semaphores(executor)
-        report.seconds = time.perf_counter() - started
-        if os.path.exists(path):
-            with open(path, encoding="utf-8") as captured:
-                lines = captured.read().strip().splitlines()
-            report.worker_stderr = lines[-1] if lines else ""
+        report.worker_stderr = _last_line(stderr_path)
+    report.seconds = time.perf_counter() - started
     return report

@@ -4,18 +4,18 @@
   in time, and hand back its exit code and output as data — the script form of the ``__main__``
   pitfall, and what 3.14's forkserver default means for globals.
 - `compare_forkserver_preload`: what one forkserver process costs when its target's module is
-  preloaded into the fork server (as this course does) and when it is not (as a reader's own
-  program does unless it calls ``set_forkserver_preload``). Each figure is measured in a fresh
-  child (`helpers.runners.run_patched` with ``patch=False``), so each gets a fork server of its
-  own::
+  preloaded into the fork server (as this course does) and when it is not (as a program does
+  unless it calls ``set_forkserver_preload``). Each figure is measured in a fresh child
+  (`helpers.runners.run_patched` with ``patch=False``), so each gets a fork server of its own::
 
       kernel ──run_patched(forkserver_start_ms, preload)──> fresh Python
-                 ctx = get_context("forkserver"); [ctx.set_forkserver_preload([module])]
-                 warm-up round (starts the server), then N × Process(target=cpu_task).start/join
+             ctx = get_context("forkserver"); [ctx.set_forkserver_preload(["__main__", module])]
+             warm-up round (starts the server), then N × Process(target=cpu_task).start/join
              <── median ms per process ──
 
-- `orphaned_daemon`: a daemon child survives a parent killed with SIGKILL (the parent never runs
-  the exit handler that would terminate it); the demo finds it still running, then kills it.
+- `orphaned_daemon`: a parent (`parent_with_daemon`) starts a daemon child (`heartbeat`) and is
+  killed with SIGKILL, so it never runs the exit handler that would terminate the daemon; the
+  demo finds the daemon still running, then kills it.
 """
 
 from __future__ import annotations
@@ -50,20 +50,25 @@ __all__ = [
     "ScriptRun",
     "compare_forkserver_preload",
     "forkserver_start_ms",
+    "heartbeat",
     "orphaned_daemon",
+    "parent_with_daemon",
     "run_script",
 ]
 
 # A script of this chapter runs in well under a second; 30 s means it is stuck (a Pool.map
 # waiting forever for a worker that died importing the script).
 _SCRIPT_TIMEOUT = 30.0
-# Keep this much of a script's output: a traceback's last lines are what a reader needs.
-_OUTPUT_TAIL = 4000
+# Keep this much of each end of a script's output: its first error (a child's) is at the start,
+# the parent's last words at the end.
+_OUTPUT_END = 4000
 # How often a running script's stderr is looked at for `stop_on`: a tenth of a second is quick
 # to a reader and costs nothing.
 _POLL_SECONDS = 0.1
 # What the preload comparison's children import in the fork server, when preloading.
 _PRELOAD = ["helpers.workloads"]
+# The orphan demo's daemon ends by itself after at most this long, even if nothing kills it.
+_MAX_DAEMON_SECONDS = 60.0
 # Samples per figure: each is one process; 40 keeps the cell short even on a slow machine.
 _MAX_SAMPLES = 40
 # A traceback's last line: an exception's (dotted) name, a colon, its message (maybe empty).
@@ -118,15 +123,7 @@ class ScriptRun:
         return text
 
 
-def run_script(path: str | os.PathLike, *args: str, timeout: float = _SCRIPT_TIMEOUT,
-               stop_on: str | None = None) -> ScriptRun:
-    """Run ``python path *args`` in a fresh interpreter, in its own process group, bounded.
-
-    On timeout the whole group is killed (the script's workers too) and ``returncode`` is None.
-    With `stop_on`, the group is killed as soon as that text shows on stderr (``returncode`` None
-    as well): a `Pool` whose workers die at start-up respawns them for ever, and its first error
-    already says all there is to know.
-    """
+def _checked_script(path, args, timeout, stop_on) -> tuple[Path, float]:
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be the path of a .py file, got {path!r:.80}")
     path = Path(path)
@@ -137,22 +134,33 @@ def run_script(path: str | os.PathLike, *args: str, timeout: float = _SCRIPT_TIM
     timeout = check_timeout("timeout", timeout, 0.1, 600.0)
     if stop_on is not None and (not isinstance(stop_on, str) or not stop_on):
         raise ValueError(f"stop_on must be None or a non-empty string, got {stop_on!r:.80}")
+    return path, timeout
+
+
+def run_script(path: str | os.PathLike, *args: str, timeout: float = _SCRIPT_TIMEOUT,
+               stop_on: str | None = None) -> ScriptRun:
+    """Run ``python path *args`` in a fresh interpreter, in its own process group, bounded.
+
+    On timeout the whole group (the script and its workers) is killed and ``returncode`` is None;
+    likewise as soon as `stop_on` shows on stderr (a `Pool` whose workers die at start-up
+    replaces them for ever, and its first error already says all there is to know).
+    """
+    path, timeout = _checked_script(path, args, timeout, stop_on)
     started = time.perf_counter()
-    # Files, not pipes: the output can then be read while the script runs (for `stop_on`), and
-    # a script that writes a lot never blocks on a full pipe.
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+    # Files opened for appending (O_APPEND), not pipes: readable while the script runs, never
+    # full, and each write(2) by any of the script's processes lands whole at the end.
+    with tempfile.TemporaryFile("a+") as out, tempfile.TemporaryFile("a+") as err:
         child = subprocess.Popen([sys.executable, str(path), *args], cwd=path.parent,
                                  stdout=out, stderr=err, text=True, start_new_session=True)
         code: int | None = None
         try:
             deadline = started + timeout
-            while True:
+            while code is None and time.perf_counter() < deadline:
                 try:
                     left = max(0.0, deadline - time.perf_counter())
                     code = child.wait(timeout=min(_POLL_SECONDS, left))
-                    break
                 except subprocess.TimeoutExpired:
-                    if time.perf_counter() >= deadline or (stop_on and _shows(err, stop_on)):
+                    if stop_on and _shows(err, stop_on):
                         break
         finally:
             if code is None:  # timed out, stopped early, or interrupted: the whole group goes
@@ -162,8 +170,15 @@ def run_script(path: str | os.PathLike, *args: str, timeout: float = _SCRIPT_TIM
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
-    return ScriptRun(str(path), code, stdout[-_OUTPUT_TAIL:], stderr[-_OUTPUT_TAIL:],
-                     time.perf_counter() - started)
+    return ScriptRun(str(path), code, _ends(stdout), _ends(stderr), time.perf_counter() - started)
+
+
+def _ends(text: str) -> str:
+    """`text`, or its first and last `_OUTPUT_END` characters when it is longer than both."""
+    if len(text) <= 2 * _OUTPUT_END:
+        return text
+    return f"{text[:_OUTPUT_END]}\n[… {len(text) - 2 * _OUTPUT_END} characters …]\n" \
+           f"{text[-_OUTPUT_END:]}"
 
 
 def _shows(stream: IO[str], text: str) -> bool:
@@ -177,7 +192,7 @@ def forkserver_start_ms(preload: bool, samples: int = 10) -> float:
     """In a fresh Python: median ms to start and join a forkserver Process running `cpu_task`.
 
     With `preload`, the fork server imports ``helpers.workloads`` once, before it forks; without,
-    every child imports it itself. Meant to run through ``run_patched(..., patch=False)``.
+    every child imports it itself. Runs through ``run_patched(..., patch=False)``.
     """
     import multiprocessing
 
@@ -186,14 +201,14 @@ def forkserver_start_ms(preload: bool, samples: int = 10) -> float:
     check_choice("preload", preload, (True, False))
     check_int("samples", samples, 1, _MAX_SAMPLES)
     ctx = multiprocessing.get_context("forkserver")
-    if preload:
-        ctx.set_forkserver_preload(_PRELOAD)
+    if preload:  # the list REPLACES the default ["__main__"]: name it again to keep it
+        ctx.set_forkserver_preload(["__main__", *_PRELOAD])
     times = []
     for round_number in range(samples + 1):
         process = ctx.Process(target=cpu_task, args=(1,))
         started = time.perf_counter()
         process.start()
-        process.join(30)
+        process.join(30)  # a bounded wait, as everywhere
         if round_number:  # round 0 starts the fork server: a one-off cost
             times.append((time.perf_counter() - started) * 1e3)
         stop_processes([process])
@@ -227,26 +242,29 @@ class OrphanReport:
                 f"{self.daemon_alive_after_cleanup}")
 
 
-def _heartbeat(path: str, seconds: float) -> None:
-    """The daemon: write the time into `path` every 50 ms for `seconds`, then end by itself."""
+def heartbeat(path: str, seconds: float) -> None:
+    """The daemon: write its pid and the time into `path` every 50 ms, for `seconds` at most."""
+    check_float("seconds", seconds, 0.0, _MAX_DAEMON_SECONDS)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         with open(path + ".partial", "w", encoding="utf-8") as beat:
             beat.write(f"{os.getpid()} {time.monotonic_ns()}")
-        os.replace(path + ".partial", path)
+        os.replace(path + ".partial", path)  # a reader never sees half a line
         time.sleep(0.05)
 
 
-def _parent_with_daemon(results, path: str, seconds: float) -> None:
+def parent_with_daemon(results, path: str, seconds: float) -> None:
+    """The parent: start a daemon child that beats into `path`, report its pid, then wait."""
     import multiprocessing
 
-    # The parent is single-threaded here, so fork is safe for its own child where it exists.
+    check_float("seconds", seconds, 0.0, _MAX_DAEMON_SECONDS)
+    # This process is single-threaded, so fork is safe for its child where the OS has it.
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    child = multiprocessing.get_context(method).Process(target=_heartbeat, args=(path, seconds),
-                                                        daemon=True)
-    child.start()
-    results.put(child.pid)
-    time.sleep(seconds)  # the kernel kills this process long before it wakes
+    daemon = multiprocessing.get_context(method).Process(
+        target=heartbeat, args=(path, seconds), daemon=True)
+    daemon.start()
+    results.put(daemon.pid)
+    time.sleep(seconds)  # killed long before it wakes: no exit handler runs, the daemon stays
 
 
 def _beats(path: str) -> tuple[int, int] | None:
@@ -270,44 +288,37 @@ def _beating(path: str, within: float = 1.0) -> bool:
     return False
 
 
+def _kill(pid: int | None) -> None:
+    if pid is not None:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def orphaned_daemon(start_method: str | None = None, *, daemon_seconds: float = 5.0,
                     timeout: float = 30.0) -> OrphanReport:
-    """Start a parent that starts a daemon child, SIGKILL the parent, see whether the daemon runs.
-
-    The daemon writes a heartbeat file every 50 ms: the demo watches it move after the parent
-    died, then kills the daemon (which would end by itself after `daemon_seconds` anyway).
-    """
-    import tempfile
-
+    """Start `parent_with_daemon`, kill it with SIGKILL, and watch whether its daemon beats on."""
     start_method = check_start_method(start_method)
-    check_float("daemon_seconds", daemon_seconds, 0.5, 60.0)
+    check_float("daemon_seconds", daemon_seconds, 0.5, _MAX_DAEMON_SECONDS)
     check_timeout("timeout", timeout)
     ctx = mp_context(start_method)
     results = ctx.Queue()
-    folder = tempfile.mkdtemp(prefix="cc-orphan-")
-    path = os.path.join(folder, "heartbeat")
-    parent = ctx.Process(target=_parent_with_daemon, args=(results, path, daemon_seconds))
-    daemon_pid = None
-    try:
-        with quiet_fork_warnings(start_method):
-            parent.start()
-        daemon_pid = results.get(timeout=timeout)
-        os.kill(parent.pid, signal.SIGKILL)  # no exit handler runs: nothing stops the daemon
-        # Look before joining: the daemon inherited the parent's end of the pipe that join()
-        # watches, so join() would wait for the daemon too.
-        alive_after = _beating(path)
-    finally:
-        stop_processes([parent])
-        if daemon_pid is not None:
-            try:
-                os.kill(daemon_pid, signal.SIGKILL)
-            except OSError:
-                pass
-        parent.join(timeout)
-        close_queue(results)
-        release_semaphores(results)
-    alive_later = _beating(path)
-    for name in os.listdir(folder):
-        os.unlink(os.path.join(folder, name))
-    os.rmdir(folder)
+    with tempfile.TemporaryDirectory(prefix="cc-orphan-") as folder:
+        path = os.path.join(folder, "heartbeat")
+        parent = ctx.Process(target=parent_with_daemon, args=(results, path, daemon_seconds))
+        daemon_pid = None
+        try:
+            with quiet_fork_warnings(start_method):
+                parent.start()
+            daemon_pid = results.get(timeout=timeout)
+            os.kill(parent.pid, signal.SIGKILL)  # no code runs in the parent: no exit handler
+            # Look before joining: the daemon inherited the parent's end of the pipe that
+            # join() watches, so join() would wait for the daemon too.
+            alive_after = _beating(path)
+        finally:
+            stop_processes([parent])
+            _kill(daemon_pid)  # the demo's own cleanup: nothing is left behind
+            parent.join(timeout)
+            close_queue(results)
+            release_semaphores(results)
+        alive_later = _beating(path)
     return OrphanReport(parent.pid, daemon_pid, parent.exitcode, alive_after, alive_later)

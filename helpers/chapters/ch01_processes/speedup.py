@@ -70,14 +70,21 @@ def _no_progress(fraction: float, text: str | None = None) -> None:
 
 
 def busy_note() -> str:
-    """A line saying the machine is busy (load average above its cores), or "" when it is not.
+    """A line about what limits the speed-up on this machine, or "" when nothing does.
 
-    On a busy machine every figure here measures the other programs' share of the cores too:
-    threads can even beat serial, because the two runs got different shares.
+    One core (the affinity mask gives the course one, as ``taskset -c 0`` does): processes take
+    turns on it, whatever the load. Several cores but a load average above them: every figure
+    here measures the other programs' share of the cores too (threads can even beat serial,
+    because the two runs got different shares).
     """
+    cores = usable_cores()
+    if cores == 1:
+        return ("(this machine gives the course one core — its affinity mask allows only one — "
+                "so processes take turns on it and cannot beat serial here; with two free cores, "
+                "two processes would take about half the serial time)")
     if not hasattr(os, "getloadavg"):
         return ""
-    load, cores = os.getloadavg()[0], usable_cores()
+    load = os.getloadavg()[0]
     if load <= cores:
         return ""
     return (f"(the machine is busy: load average {load:.1f} on {cores} cores, so these times "
