@@ -52,7 +52,16 @@ from .patching_demos import (
     late_patch,
     patch_report,
     pool_sleepers,
+    sleep_in_greenlets,
     sleep_times,
+)
+
+# Names the notebooks use without showing their source (tests/test_code_on_page.py): none of them
+# is the lesson. Each says why.
+__plumbing__ = (
+    "traced",  # recording: runs a cell's own function under the greenlet recorder, times it
+    "quiet_failures",  # display: keeps the hub from printing a traceback the cell reads itself
+    "hub_split",  # a view: the hub lane's time summed into polling and dispatching
 )
 
 # Names of `views`, imported on first use (see the docstring).
@@ -107,6 +116,7 @@ __all__ = [
     "producer_consumer",
     "quiet_failures",
     "signal_waiters",
+    "sleep_in_greenlets",
     "sleep_times",
     "sleepers",
     "spawn_named",
