@@ -58,9 +58,13 @@ def test_chores_total_is_the_longest_not_the_sum():
 
 
 def test_ten_thousand_sleepers_finish_in_about_one_sleep():
+    # The same spawning, recording and waking without the sleep: what they cost on this machine
+    # at this moment (others' load included), so the bound holds on a busy machine too.
+    overhead = co.sleepers(10_000, 0.0).seconds
     run = co.sleepers(10_000, 1.0)
     assert run.value == 10_000
-    assert 1.0 <= run.seconds <= 2.5  # bar 1.25 s on a quiet machine: `make bench`
+    # about one sleep, not 10,000 of them; the bar on a quiet machine (1.25 s) is `make bench`'s
+    assert 1.0 <= run.seconds <= 1.0 + 2 * overhead + 0.5
     _, alive = alive_counts(run.trace)
     assert alive.max() == 10_000  # all asleep at the same time
 
