@@ -1,15 +1,17 @@
-"""Checks for chapter 05 (coroutines with gevent: 05_coroutines and 05_gevent_api).
+"""Checks for chapter 05 (coroutines with gevent: 05a_coroutines, 05b_patching, 05c_gevent_api).
 
-- 05.1 predicts what a ``Pool`` does: the answer is ``{"seconds": …, "most at once": …}``;
-- 05.2 runs the reader's CPU-bound greenlet: the answer is the path of a module (written with
-  ``%%writefile``) defining ``crunch(iterations)``; the check runs it beside the 10 ms ticker of
-  the chapter and says whether the ticker kept its beat and whether the work was really done;
-- 05.3 predicts which objects ``patch_all()`` replaces: a set of names from ``PATCH_TARGETS``,
-  checked against a real patched child;
-- 05.4 (05_gevent_api) runs the reader's ``fetch_all(fetch, names, limit, timeout)``: bounded
-  concurrency, a timeout per fetch, results in order, a deadline for the whole.
+- 05.1 (05a) runs the reader's CPU-bound greenlet: the answer is the path of a module (written with
+  ``%%writefile``) defining ``sum_of_squares(numbers)``; the check runs it beside the 10 ms ticker
+  of the chapter and says whether the ticker kept its beat and whether the work was really done;
+- 05.2 (05b) predicts which objects ``patch_all()`` replaces: a set of names from
+  ``PATCH_TARGETS``, checked against a real patched child, with one verdict for the whole set;
+- 05.3 (05b) runs the reader's script ``main(durations)`` in a fresh Python: patched first, its
+  plain ``time.sleep`` calls overlap;
+- 05.4 (05c) predicts what a ``Pool`` does: the answer is ``{"seconds": …, "most at once": …}``;
+- 05.5 (05c) runs the reader's ``fetch_all(fetch, names, limit, timeout)``: bounded concurrency,
+  a timeout per fetch, results in order, a deadline for the whole.
 
-Data flow of 05.2 and 05.4::
+Data flow of 05.1 and 05.5 (05.3 the same, but in a child Python, since it patches)::
 
     check("05.k", path) ──> load_function(path, name) ──> run it in this kernel, un-patched
         (gevent.sleep only: nothing is patched) ──> measured facts ──> Points (never the answer)
@@ -17,44 +19,55 @@ Data flow of 05.2 and 05.4::
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
 import time
 from functools import lru_cache
+from pathlib import Path
 
 from . import Point, exercise
 from .ch00 import load_function
 
 __all__: list[str] = []  # checks register themselves with `exercise`; nothing to import from here
 
-# 05.1: 10 downloads of 0.2 s each through a Pool(3).
+# 05.4: 10 downloads of 0.2 s each through a Pool(3).
 POOL_TASKS, POOL_SIZE, POOL_SECONDS = 10, 3, 0.2
-# 05.1: a prediction within 10 % of the exact figure counts: the reasoning matters, not the digits.
+# 05.4: a prediction within 10 % of the exact figure counts: the reasoning matters, not the digits.
 _PREDICTION_TOLERANCE = 0.10
-# 05.2: the ticker may be late by at most this much (90 % of its ticks: the rest may be delayed by
+# 05.1: the ticker may be late by at most this much (90 % of its ticks: the rest may be delayed by
 # the OS on a busy machine). One hub loop costs well under 1 ms; 20 ms leaves room for a loaded
 # machine, while a greenlet that never yields makes most ticks late by a large part of its run.
 LATENESS_LIMIT_MS = 20.0
-# 05.2: seconds of work crunch() is given (as iterations calibrated here): long against the tick.
+# 05.1: seconds of work sum_of_squares() is given (as a range calibrated here): long against the
+# 10 ms tick.
 CRUNCH_SECONDS = 0.2
-# 05.2: yielding costs time; the work may take at most this many times as long as done without
+# 05.1: yielding costs time; the work may take at most this many times as long as done without
 # yielding (yielding every ~50 µs of work or more often blows it).
 _SLOWDOWN_LIMIT = 2.5
-# 05.2 and 05.4: a timing is repeated up to this many times and the best run counts, so one
+# 05.1 and 05.5: a timing is repeated up to this many times and the best run counts, so one
 # hiccup of a shared machine does not fail a right answer.
 _ATTEMPTS = 4
-# 05.4: twelve fetches, three at a time; two of them hang (far longer than the timeout).
+# 05.3: the sleeps main() is given: the sum (1.2 s) and the longest (0.6 s) lie far apart, far
+# more than a busy machine delays a sleep.
+PATCH_DURATIONS = (0.6, 0.4, 0.2)
+# 05.3: the bound on the reader's script, interpreter start-up included.
+_SCRIPT_TIMEOUT_SECONDS = 60.0
+# 05.5: twelve fetches, three at a time; two of them hang (far longer than the timeout).
 FETCH_NAMES = tuple(f"page {i}" for i in range(12))
 FETCH_LIMIT, FETCH_TIMEOUT = 3, 0.3
 _FETCH_SECONDS, _HANG_SECONDS, _HANGING = 0.1, 3.0, ("page 4", "page 9")
-# 05.4: the deadline for all twelve: the work spread over 3 slots is (10 × 0.1 + 2 × 0.3) / 3
+# 05.5: the deadline for all twelve: the work spread over 3 slots is (10 × 0.1 + 2 × 0.3) / 3
 # ≈ 0.53 s; the deadline adds room for uneven waves and a busy machine, and stays far below the
 # serial time with timeouts (1.6 s) and the time of waiting out the hangs (3 s).
 FETCH_DEADLINE = 1.2
-# 05.4: the check's own bound on the reader's call (a hang is killed after it).
+# 05.5: the check's own bound on the reader's call (a hang is killed after it).
 _CALL_LIMIT_SECONDS = 8.0
 
 
-@exercise("05.1", "How long does a Pool take?")
+@exercise("05.4", "How long does a Pool take?")
 def _pool(answer):
     if not isinstance(answer, dict) or {"seconds", "most at once"} - set(answer):
         yield Point(False, "answer should be a dict with keys 'seconds' and 'most at once'")
@@ -79,24 +92,33 @@ def _pool(answer):
         yield Point(False, f"'most at once' is not {most!r}: what does the pool's size bound?")
 
 
-# -- 05.2 ------------------------------------------------------------------------------------
-@exercise("05.2", "A CPU-bound greenlet that shares the hub")
+# -- 05.1 ------------------------------------------------------------------------------------
+def _squares_workload() -> tuple[range, float]:
+    """A range whose sum of squares takes about `CRUNCH_SECONDS` here, and that time measured."""
+    probe = range(200_000)
+    started = time.perf_counter()
+    sum(n * n for n in probe)
+    per_number = max(time.perf_counter() - started, 1e-6) / len(probe)
+    numbers = range(max(len(probe), min(int(CRUNCH_SECONDS / per_number), 50_000_000)))
+    started = time.perf_counter()
+    sum(n * n for n in numbers)
+    return numbers, time.perf_counter() - started
+
+
+@exercise("05.1", "A sum of squares that shares the hub")
 def _polite(answer):
     from helpers.chapters.ch05_coroutines import beside_ticker
     from helpers.timeline import Trace
-    from helpers.workloads import cpu_task, iterations_for
 
-    crunch, points = load_function(answer, "crunch", 1)
+    sum_of_squares, points = load_function(answer, "sum_of_squares", 1)
     yield from points
-    if crunch is None:
+    if sum_of_squares is None:
         return
-    iterations = iterations_for(CRUNCH_SECONDS)
-    started = time.perf_counter()
-    cpu_task(iterations)
-    bare = time.perf_counter() - started
+    numbers, bare = _squares_workload()
+    expected = len(numbers) * (len(numbers) - 1) * (2 * len(numbers) - 1) // 6
     best = None
     for _ in range(_ATTEMPTS):
-        run = beside_ticker(crunch, iterations)
+        run = beside_ticker(sum_of_squares, numbers)
         busy = sum(e.duration_ns for e in Trace().extend(run.trace).select(lane="compute")) / 1e9
         facts = (run.value["p90 lateness ms"], run.value["returned"], busy, run.seconds)
         if best is None or facts[0] < best[0]:
@@ -105,14 +127,15 @@ def _polite(answer):
             best = facts
             break
     late, returned, busy, seconds = best
-    if returned == iterations and busy >= 0.5 * bare:
-        yield Point(True, f"crunch({iterations}) did the work and said so")
-    elif returned != iterations:
-        yield Point(False, f"crunch({iterations}) returned {returned!r}: it should return how many "
-                           "iterations it computed")
+    if returned == expected and busy >= 0.5 * bare:
+        yield Point(True, f"sum_of_squares(range({len(numbers):,})) computed the right sum")
+    elif returned != expected:
+        yield Point(False, f"sum_of_squares(range({len(numbers):,})) returned {returned!r:.60}, "
+                           "not the sum of the squares: are some numbers left out or counted "
+                           "twice where one chunk ends and the next begins?")
     else:
-        yield Point(False, "crunch spent far less time computing than the work needs: does it "
-                           "call cpu_task for every chunk?")
+        yield Point(False, "sum_of_squares spent far less time computing than adding the squares "
+                           "one by one takes: the exercise is to share the hub while computing")
     if late <= LATENESS_LIMIT_MS:
         yield Point(True, f"90 % of the ticks were at most {late:.1f} ms late (limit "
                           f"{LATENESS_LIMIT_MS:.0f} ms)")
@@ -127,14 +150,14 @@ def _polite(answer):
                            "each yield costs a trip through the hub — how much work between two?")
 
 
-# -- 05.3 ------------------------------------------------------------------------------------
-# The same hint for every wrong line, whichever way it is wrong: it names the reasons gevent has
-# for replacing something, and leaves the reader to apply them.
-_PATCH_HINT = ("look again: patch_all() replaces what would block the one thread every greenlet "
-               "shares while it waits on the OS — where the event loop can wait instead (timers, "
-               "sockets; not a regular file, which is always 'ready') — and what must treat "
-               "greenlets as threads or cooperate with the event loop (thread identity, locks, "
-               "fork, signals); which is this?")
+# -- 05.2 ------------------------------------------------------------------------------------
+# One verdict for the whole set, with the same hint whatever is wrong: it names the reasons gevent
+# has for replacing something, and leaves the reader to apply them to each name.
+_PATCH_HINT = ("patch_all() replaces what would block the one thread every greenlet shares while "
+               "it waits on the OS — where the event loop can wait instead (timers, sockets; not a "
+               "regular file, which is always 'ready') — and what must treat greenlets as threads "
+               "or cooperate with the event loop (thread identity, locks, fork, signals); go "
+               "through the names again with those two questions")
 
 
 @lru_cache(maxsize=1)
@@ -152,7 +175,7 @@ def _all_names() -> list[str]:
     return [f"{m}.{n}" if n else f"{m} (module)" for m, n in PATCH_TARGETS]
 
 
-@exercise("05.3", "What does patch_all() replace?")
+@exercise("05.2", "What does patch_all() replace?")
 def _patching(answer):
     if not isinstance(answer, (set, frozenset, list, tuple)):
         yield Point(False, "answer should be a set of names such as {'time.sleep'}")
@@ -163,14 +186,87 @@ def _patching(answer):
         yield Point(False, f"not in the list: {sorted(unknown)}; choose from {sorted(known)}")
         return
     patched = _patched_names()
-    for name in sorted(known):
-        if (name in answer) == (name in patched):
-            yield Point(True, f"{name}: right")
-        else:
-            yield Point(False, f"{name}: {_PATCH_HINT}")
+    right = sum((name in answer) == (name in patched) for name in known)
+    if right == len(known):
+        yield Point(True, f"all {len(known)} right: now run the cell below and read why each is "
+                          "replaced or left alone")
+    else:
+        yield Point(False, f"{right} of {len(known)} right: {_PATCH_HINT}")
 
 
-# -- 05.4 ------------------------------------------------------------------------------------
+# -- 05.3 ------------------------------------------------------------------------------------
+# Run in a fresh Python: the reader's module runs from its top (its imports, its patching), as it
+# would as a program; then main() is timed and gevent says whether time.sleep is its own now.
+_PATCH_PROBE = """
+import json, runpy, sys, time
+namespace = runpy.run_path(sys.argv[1], run_name="cc_exercise")
+from gevent import monkey
+main = namespace.get("main")
+if not callable(main):
+    print(json.dumps({"error": "the script defines no function main(durations)"}))
+    sys.exit(0)
+durations = [float(arg) for arg in sys.argv[2:]]
+started = time.perf_counter()
+main(durations)
+print(json.dumps({"seconds": time.perf_counter() - started,
+                  "patched": monkey.is_object_patched("time", "sleep")}))
+"""
+
+
+def _run_script(path: Path) -> dict:
+    """What the probe reports about the reader's script, or ``{"error": text}``."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _PATCH_PROBE, str(path), *map(str, PATCH_DURATIONS)],
+            capture_output=True, text=True, timeout=_SCRIPT_TIMEOUT_SECONDS, cwd=path.parent,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    except subprocess.TimeoutExpired:
+        return {"error": f"the script did not finish within {_SCRIPT_TIMEOUT_SECONDS:g} s"}
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"the script failed: {last}"}
+    try:
+        return json.loads(lines[-1])
+    except ValueError:
+        return {"error": f"the script printed {lines[-1]!r:.80} last; let main() return instead"}
+
+
+@exercise("05.3", "Patch first")
+def _patch_first(answer):
+    if not isinstance(answer, (str, Path)) or not str(answer).endswith(".py"):
+        yield Point(False, "answer should be the path of your script, like "
+                           "f\"{WORK}/patch_first.py\" (the name after %%writefile)")
+        return
+    path = Path(answer)
+    if not path.is_file():
+        yield Point(False, f"there is no file {str(path)!r}: run the %%writefile cell")
+        return
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if "gevent.sleep" in text or "from gevent import sleep" in text:
+        yield Point(False, "the script calls gevent's sleep itself: keep the blocking sleep from "
+                           "the time module, as unmodified library code would, and make it "
+                           "cooperative")
+        return
+    report = _run_script(path.resolve())
+    if "error" in report:
+        yield Point(False, report["error"])
+        return
+    longest, total = max(PATCH_DURATIONS), sum(PATCH_DURATIONS)
+    if report["patched"]:
+        yield Point(True, "time.sleep is gevent's after your script ran")
+    else:
+        yield Point(False, "time.sleep was not patched: does the script call monkey.patch_all()?")
+    if report["seconds"] < (longest + total) / 2:
+        yield Point(True, f"main({list(PATCH_DURATIONS)}) took {report['seconds']:.2f} s: about "
+                          f"the longest sleep ({longest} s), not the sum ({total:.1f} s)")
+    else:
+        yield Point(False, f"main({list(PATCH_DURATIONS)}) took {report['seconds']:.2f} s: the "
+                           "sleeps ran one after another — which function does main() call, and "
+                           "was it already gevent's when the script took it?")
+
+
+# -- 05.5 ------------------------------------------------------------------------------------
 def _fetch_rig():
     """A fetch() that records how many run at once and which are still running."""
     import gevent
@@ -212,7 +308,7 @@ def _call_fetch_all(fetch_all):
     return result, error, seconds, state["most"], still
 
 
-@exercise("05.4", "Fetch with a limit, a timeout and a deadline")
+@exercise("05.5", "Fetch with a limit, a timeout and a deadline")
 def _fetch_all(answer):
     fetch_all, points = load_function(answer, "fetch_all", 4)
     yield from points
@@ -238,7 +334,7 @@ def _fetch_all(answer):
     slow_ok = all(result[i] is None for i, n in enumerate(FETCH_NAMES) if n in _HANGING)
     yield Point(slow_ok, "the fetches that hung gave None" if slow_ok else
                 "a fetch that takes longer than `timeout` should give None: see the Timeouts "
-                "section of part 1 (05_coroutines), where a Timeout ends quietly")
+                "section of 05b (05b_patching), where a Timeout ends quietly")
     yield Point(most <= FETCH_LIMIT, f"at most {most} fetches ran at once" if most <= FETCH_LIMIT
                 else f"{most} fetches ran at once: more than `limit` (see Group and Pool)")
     yield Point(seconds <= FETCH_DEADLINE,

@@ -58,9 +58,13 @@ def test_chores_total_is_the_longest_not_the_sum():
 
 
 def test_ten_thousand_sleepers_finish_in_about_one_sleep():
+    # The same spawning, recording and waking without the sleep: what they cost on this machine
+    # at this moment (others' load included), so the bound holds on a busy machine too.
+    overhead = co.sleepers(10_000, 0.0).seconds
     run = co.sleepers(10_000, 1.0)
     assert run.value == 10_000
-    assert 1.0 <= run.seconds <= 2.5  # bar 1.25 s on a quiet machine: `make bench`
+    # about one sleep, not 10,000 of them; the bar on a quiet machine (1.25 s) is `make bench`'s
+    assert 1.0 <= run.seconds <= 1.0 + 2 * overhead + 0.5
     _, alive = alive_counts(run.trace)
     assert alive.max() == 10_000  # all asleep at the same time
 
@@ -260,13 +264,14 @@ def test_exercise_solutions_pass_and_unanswered_never_raises(monkeypatch, tmp_pa
     import helpers.exercises
 
     monkeypatch.setattr(helpers.exercises, "QUICK", False)  # as a reader runs it, even under CI
-    for exercise in ("05.1", "05.2", "05.3", "05.4"):
+    for exercise in ("05.1", "05.2", "05.3", "05.4", "05.5"):
         assert not check(exercise, ...).answered
-    assert check("05.1", solution("05_gevent_api.ipynb", '"most at once": 3', tmp_path))
-    assert not check("05.1", {"seconds": 2.0, "most at once": 10})
-    assert check("05.2", solution("05_coroutines.ipynb", "def crunch", tmp_path))
-    assert check("05.3", solution("05_coroutines.ipynb", "co.PATCH_TARGETS", tmp_path))
-    assert check("05.4", solution("05_gevent_api.ipynb", "def fetch_all", tmp_path))
+    assert check("05.1", solution("05a_coroutines.ipynb", "def sum_of_squares", tmp_path))
+    assert check("05.2", solution("05b_patching.ipynb", 'check("05.2"', tmp_path))
+    assert check("05.3", solution("05b_patching.ipynb", "def main", tmp_path))
+    assert check("05.4", solution("05c_gevent_api.ipynb", '"most at once": 3', tmp_path))
+    assert not check("05.4", {"seconds": 2.0, "most at once": 10})
+    assert check("05.5", solution("05c_gevent_api.ipynb", "def fetch_all", tmp_path))
 
 
 def _module(tmp_path, name, text):
@@ -284,28 +289,64 @@ def test_exercise_checks_say_what_is_wrong_without_the_answer(monkeypatch, tmp_p
     import helpers.exercises
 
     monkeypatch.setattr(helpers.exercises, "QUICK", False)
-    hog = _module(tmp_path, "hog.py", "from helpers.workloads import cpu_task\n\n"
-                  "def crunch(iterations):\n    cpu_task(iterations)\n    return iterations\n")
-    assert any("ticks" in m for m in _wrong(check("05.2", hog)))
-    liar = _module(tmp_path, "liar.py", "def crunch(iterations):\n    return iterations\n")
-    assert any("less time computing" in m for m in _wrong(check("05.2", liar)))
+    hog = _module(tmp_path, "hog.py", "def sum_of_squares(numbers):\n"
+                  "    return sum(n * n for n in numbers)\n")
+    assert any("ticks" in m for m in _wrong(check("05.1", hog)))
+    liar = _module(tmp_path, "liar.py", "def sum_of_squares(numbers):\n    n = len(numbers)\n"
+                   "    return n * (n - 1) * (2 * n - 1) // 6\n")
+    assert any("less time computing" in m for m in _wrong(check("05.1", liar)))
+    gappy = _module(tmp_path, "gappy.py", "import gevent\n\ndef sum_of_squares(numbers):\n"
+                    "    total = 0\n    for start in range(0, len(numbers), 20_000):\n"
+                    "        total += sum(n * n for n in numbers[start + 1:start + 20_000])\n"
+                    "        gevent.idle()\n    return total\n")
+    assert any("not the sum of the squares" in m for m in _wrong(check("05.1", gappy)))
     serial = _module(tmp_path, "serial.py", "import gevent\n\n"
                      "def fetch_all(fetch, names, limit, timeout):\n"
                      "    return [gevent.with_timeout(timeout, fetch, n, timeout_value=None)\n"
                      "            for n in names]\n")
-    assert any("deadline" in m for m in _wrong(check("05.4", serial)))
+    assert any("deadline" in m for m in _wrong(check("05.5", serial)))
     unbounded = _module(tmp_path, "unbounded.py", "import gevent\n\n"
                         "def fetch_all(fetch, names, limit, timeout):\n"
                         "    jobs = [gevent.spawn(fetch, n) for n in names]\n"
                         "    gevent.joinall(jobs, timeout=timeout)\n"
                         "    return [j.value for j in jobs]\n")
-    messages = _wrong(check("05.4", unbounded))
+    messages = _wrong(check("05.5", unbounded))
     assert any("more than `limit`" in m for m in messages)
     assert any("still running" in m for m in messages)  # gave up on the hangs but never killed
-    # 05.3: the same hint whichever way a line is wrong, so the feedback never gives it away
+    # 05.2: one verdict for the whole set, which never names the names that are wrong
     from helpers.exercises.ch05 import _all_names
 
-    right = solution("05_coroutines.ipynb", "co.PATCH_TARGETS", tmp_path)
-    flipped = _wrong(check("05.3", (right - {"time.sleep"}) | {"math.sqrt"}))
-    assert len(flipped) == 2 and len({m.split(": ", 1)[1] for m in flipped}) == 1
+    right = solution("05b_patching.ipynb", 'check("05.2"', tmp_path)
     assert set(_all_names()) >= right
+    flipped = _wrong(check("05.2", (right - {"time.sleep"}) | {"math.sqrt"}))
+    assert len(flipped) == 1 and f"{len(_all_names()) - 2} of {len(_all_names())} right" in \
+        flipped[0]
+    assert "time.sleep" not in flipped[0] and "math.sqrt" not in flipped[0]
+
+
+def test_patch_first_check_runs_the_script_and_tells_late_patching_apart(monkeypatch, tmp_path):
+    import helpers.exercises
+
+    monkeypatch.setattr(helpers.exercises, "QUICK", False)
+    late = _module(tmp_path, "late.py", "from time import sleep\n\nimport gevent\n"
+                   "from gevent import monkey\n\nmonkey.patch_all()\n\n\n"
+                   "def main(durations):\n"
+                   "    greenlets = [gevent.spawn(sleep, d) for d in durations]\n"
+                   "    gevent.joinall(greenlets, timeout=30)\n")
+    feedback = check("05.3", late)
+    assert [p.ok for p in feedback.points] == [True, False]  # patched, yet the sleeps add up
+    assert "one after another" in feedback.points[1].message
+    cheat = _module(tmp_path, "cheat.py", "import gevent\n\n\ndef main(durations):\n"
+                    "    gevent.joinall([gevent.spawn(gevent.sleep, d) for d in durations])\n")
+    assert any("blocking sleep" in m for m in _wrong(check("05.3", cheat)))
+    broken = _module(tmp_path, "broken.py", "raise RuntimeError('no')\n")
+    assert any("RuntimeError" in m for m in _wrong(check("05.3", broken)))
+
+
+def test_sleep_in_greenlets_overlaps_cooperative_sleeps_only():
+    import gevent
+
+    assert co.sleep_in_greenlets(gevent.sleep, [0.1, 0.1, 0.1]) < 0.25  # all at once
+    assert co.sleep_in_greenlets(time.sleep, [0.1, 0.1, 0.1]) >= 0.3  # unpatched: one by one
+    with pytest.raises(TypeError):
+        co.sleep_in_greenlets("sleep", [0.1])

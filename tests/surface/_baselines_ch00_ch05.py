@@ -33,6 +33,7 @@ def baselines() -> dict:
         "join_all": {"glets": []},
         "spawn_named": {"name": "lane", "function": no_progress},
         "traced": {"body": no_progress},
+        "sleep_in_greenlets": {"sleep": no_progress, "durations": [0.001]},
         "alive_counts": {"recording": Trace()},
         "with_waits": {"recording": Trace()},
         "plot_sleepers": {"run": _sleepers_run(), "axes": Figure().subplots(2, 1)},

@@ -1,8 +1,10 @@
-"""Chapter 05, coroutines with gevent: greenlets on the timeline, gevent's API, monkey patching.
+"""Chapter 05, coroutines with gevent, in three notebooks: 05a_coroutines (greenlets on the
+timeline, the hub, a CPU hog), 05b_patching (Timeout, monkey patching, memory) and
+05c_gevent_api (gevent's API, one downloader at a time).
 
     greenlet_demos.py   chores, sleepers, switching, lost updates, cpu_blocks / beside_ticker
                         (un-patched gevent, run in the kernel within one call; every join bounded)
-    api_demos.py        05_gevent_api's measured demos: queue, event, pool, locks, local, threadpool
+    api_demos.py        05c's measured demos: queue, event, pool, locks, local, threadpool
     patching_demos.py   functions meant for `helpers.runners.run_patched` (a patched child)
     memory.py           memory per greenlet and per thread, measured in fresh children
     views.py            timelines with waits, the sleepers' picture, the hub's split, make_panel
@@ -52,7 +54,16 @@ from .patching_demos import (
     late_patch,
     patch_report,
     pool_sleepers,
+    sleep_in_greenlets,
     sleep_times,
+)
+
+# Names the notebooks use without showing their source (tests/test_code_on_page.py): none of them
+# is the lesson. Each says why.
+__plumbing__ = (
+    "traced",  # recording: runs a cell's own function under the greenlet recorder, times it
+    "quiet_failures",  # display: keeps the hub from printing a traceback the cell reads itself
+    "hub_split",  # a view: the hub lane's time summed into polling and dispatching
 )
 
 # Names of `views`, imported on first use (see the docstring).
@@ -107,6 +118,7 @@ __all__ = [
     "producer_consumer",
     "quiet_failures",
     "signal_waiters",
+    "sleep_in_greenlets",
     "sleep_times",
     "sleepers",
     "spawn_named",

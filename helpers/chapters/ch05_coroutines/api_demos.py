@@ -1,9 +1,10 @@
-"""Chapter 05 part 2 (05_gevent_api): gevent coordination demos, measured.
+"""Chapter 05c (05c_gevent_api): gevent coordination demos, measured.
 
 Queues, events, pools, locks, local data and a thread pool.
 
 The notebook writes the short programs out in its cells; these are the measured versions that
-record a timeline or count something a test can assert. Each one joins everything it spawned
+record a timeline (`producer_consumer`, behind 05c's panel) or count something the chapter's tests
+assert. Each one joins everything it spawned
 before it returns, with a timeout (`greenlet_demos.join_all`)::
 
     producer_consumer ──> Queue(maxsize) ──> consumers           value: who handled which item

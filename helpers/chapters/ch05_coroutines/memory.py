@@ -11,11 +11,14 @@ figures and cached modules::
   heap when another greenlet needs the stack: a few KiB of resident memory;
 - a blocked thread has its own OS stack: the kernel maps its full size as address space (8 MiB
   by default on Linux, from ``ulimit -s``; 16 MiB on macOS, where CPython sets the size
-  itself, for every thread it starts) — but only the pages it touched are resident.
+  itself, for every thread it starts) — but only the pages it touched are resident. On Linux,
+  glibc also gives each thread that calls ``malloc`` an arena of its own, up to 8 per core, each
+  reserving 64 MiB of address space: shared over many threads that adds little per thread, over
+  a few it adds several times the stack (8 threads on 2 cores: about 72 MiB each).
 
->>> rows = compare_memory(greenlets=2_000, threads=200)    # doctest: +SKIP
+>>> rows = compare_memory(greenlets=2_000, threads=1_000)    # doctest: +SKIP
 >>> rows["greenlet"]["rss KiB each"], rows["thread"]["vms KiB each"]  # doctest: +SKIP
-(6.9, 8196.0)
+(6.9, 9198.0)
 """
 
 from __future__ import annotations

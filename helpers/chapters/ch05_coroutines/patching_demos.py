@@ -11,8 +11,8 @@ not, so the notebook can put the two answers side by side::
 
 - `patch_report`: which standard-library objects ``patch_all()`` replaced, checked with
   ``gevent.monkey.is_object_patched`` (so the answer is gevent's own, not a guess);
-- `blocking_sleepers`: greenlets that call plain ``time.sleep``: one after another unpatched, all
-  at once patched — the program did not change, only the module under it;
+- `sleep_in_greenlets`, `blocking_sleepers`: greenlets that call plain ``time.sleep``: one after
+  another unpatched, all at once patched — the program did not change, only the module under it;
 - `late_patch`: a reference taken before patching (``from time import sleep``) keeps blocking;
 - `pool_sleepers`: the widget panel's demo, a ``gevent.pool.Pool`` of sleeping tasks.
 """
@@ -24,7 +24,7 @@ import time
 import warnings
 from typing import Any
 
-from helpers.course import check_choice, check_float, check_int
+from helpers.course import check_callable, check_choice, check_float, check_int
 from helpers.timeline import Recorder, TracedResult
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "late_patch",
     "patch_report",
     "pool_sleepers",
+    "sleep_in_greenlets",
     "sleep_times",
 ]
 
@@ -78,33 +79,36 @@ def patch_report() -> dict[str, bool]:
     return report
 
 
-def _spawn_all(function, arguments) -> float:
+def sleep_in_greenlets(sleep: Any, durations: list[float]) -> float:
+    """One greenlet per duration, each calling ``sleep(d)``; the seconds until all are done."""
     import gevent
 
+    check_callable("sleep", sleep)
+    durations = _checked_durations(durations)
     started = time.perf_counter()
-    glets = []
-    for argument in arguments:
-        glet = gevent.Greenlet(function, argument)
-        glet.name = f"sleep({argument:g})"  # the timeline lane
-        glets.append(glet)
-        glet.start()
-    # Bounded like every wait in the course: the sleeps are checked to be at most a minute each.
-    if len(gevent.joinall(glets, timeout=_JOIN_TIMEOUT_SECONDS)) < len(glets):
-        gevent.killall(glets, timeout=1.0)
+    greenlets = [gevent.spawn(sleep, seconds) for seconds in durations]
+    for greenlet, seconds in zip(greenlets, durations):
+        greenlet.name = f"sleep({seconds:g})"  # its lane on the timeline
+    if len(gevent.joinall(greenlets, timeout=_JOIN_TIMEOUT_SECONDS)) < len(greenlets):
+        gevent.killall(greenlets, timeout=1.0)  # every wait bounded; nothing left running
         raise TimeoutError(f"greenlets still sleeping after {_JOIN_TIMEOUT_SECONDS:g} s: killed")
     return time.perf_counter() - started
 
 
-def blocking_sleepers(durations: list[float]) -> float:
-    """Greenlets each calling plain ``time.sleep(d)``; returns the total time taken."""
+def _checked_durations(durations: Any) -> list[float]:
     if isinstance(durations, (str, bytes)) or not isinstance(durations, (list, tuple)) or \
             not 1 <= len(durations) <= 1000:
-        raise ValueError(f"durations must be a list of 1 to 1000 seconds, got {durations!r}")
-    for d in durations:
-        check_float("each of durations", d, 0.0, 10.0)
+        raise ValueError(f"durations must be a list of 1 to 1000 seconds, got {durations!r:.80}")
+    for seconds in durations:
+        check_float("each of durations", seconds, 0.0, 10.0)
     if sum(durations) > 60.0:
         raise ValueError(f"durations must add up to at most 60 s, got {sum(durations):g}")
-    return _spawn_all(time.sleep, durations)
+    return list(durations)
+
+
+def blocking_sleepers(durations: list[float]) -> float:
+    """Greenlets each calling plain ``time.sleep(d)``, as a library would; the total time."""
+    return sleep_in_greenlets(time.sleep, durations)
 
 
 def late_patch(seconds: float = 0.1, count: int = 3) -> dict[str, Any]:
@@ -121,8 +125,9 @@ def late_patch(seconds: float = 0.1, count: int = 3) -> dict[str, Any]:
         "time.sleep is patched now": monkey.is_object_patched("time", "sleep"),
         "the early reference is gevent's sleep": early_sleep is time.sleep,
         f"{count} greenlets × early reference (s)": round(
-            _spawn_all(early_sleep, [seconds] * count), 3),
-        f"{count} greenlets × time.sleep (s)": round(_spawn_all(time.sleep, [seconds] * count), 3),
+            sleep_in_greenlets(early_sleep, [seconds] * count), 3),
+        f"{count} greenlets × time.sleep (s)": round(
+            sleep_in_greenlets(time.sleep, [seconds] * count), 3),
     }
 
 

@@ -285,8 +285,8 @@ PARTS = ("coroutines", "gevent_api")
 
 
 def make_panel(part: str = "coroutines") -> Panel:
-    """The chapter's panels. ``"coroutines"`` (05_coroutines): tasks sleeping with plain
-    ``time.sleep`` in a ``Pool``, in a child, patched or not. ``"gevent_api"`` (05_gevent_api):
+    """The chapter's panels. ``"coroutines"`` (05b_patching): tasks sleeping with plain
+    ``time.sleep`` in a ``Pool``, in a child, patched or not. ``"gevent_api"`` (05c_gevent_api):
     a producer and consumers around a bounded ``Queue``, in this kernel."""
     check_choice("part", part, PARTS)
     if part == "gevent_api":
