@@ -24,3 +24,12 @@ def uneven_square(x: int) -> tuple[int, int]:
     in a different order than they were submitted."""
     time.sleep(0.02 * (4 - x % 4))
     return x * x, os.getpid()
+
+
+def fragile_square(x: int) -> tuple[int, int]:
+    """`uneven_square`, except that every fourth item (``x % 4 == 3``) raises ``ValueError``, as a
+    task meeting a bad record would."""
+    if x % 4 == 3:
+        time.sleep(0.01)
+        raise ValueError(f"item {x} is a bad record")
+    return uneven_square(x)
