@@ -6,6 +6,8 @@ import os
 import time
 from typing import Any
 
+from helpers.course import check_int
+
 
 def slow_square(x: int, seconds: float = 0.0) -> tuple[int, int]:
     """``(x * x, pid)`` after a wait of `seconds`: which process computed it, and how late."""
@@ -15,6 +17,8 @@ def slow_square(x: int, seconds: float = 0.0) -> tuple[int, int]:
 
 def part_sum(array: Any, index: int, parts: int) -> float:
     """The sum of the `index`-th of `parts` equal slices of `array`."""
+    check_int("parts", parts, 1, max(1, len(array)))
+    check_int("index", index, 0, parts - 1)
     step = len(array) // parts
     return float(array[index * step:(index + 1) * step].sum())
 
