@@ -23,15 +23,14 @@ from helpers.chapters.ch08_choosing import (
     CellPicker,
     Matrix,
     MemorySampler,
-    free_threading,
-    gil_state,
     guide,
     machine_note,
     make_panel,
     measure_matrix,
+    model_runners,
     plot_cell,
     plot_matrix,
-    subinterpreters,
+    run_cell,
 )
 from helpers.chapters.ch08_choosing.matrix import Cell
 from helpers.chapters.ch08_choosing.workloads import c_hash, hash_rounds_for
@@ -126,19 +125,27 @@ def test_the_heat_map_and_a_cell_timeline_draw(matrix):
     assert picker.image.value and picker.image.value != first
 
 
-def test_the_future_rows_run_or_say_why_not():
-    build, enabled = gil_state()
-    row = free_threading(2, 0.01)
-    assert row.offered == (build and not enabled)
-    if not row.offered:
-        assert "GIL" in row.reason
-    row = subinterpreters(2, 0.01)
-    try:
-        from concurrent.futures import InterpreterPoolExecutor  # noqa: F401
-    except ImportError:
-        assert not row.offered and "3.14" in row.reason
-    else:
-        assert row.offered and row.speedup > 0
+@pytest.mark.timeout(120)
+def test_a_cell_times_the_whole_call_start_up_included(start_method):
+    tasks = WORKLOADS["I/O waits"].make(20.0, 2)
+    cell = run_cell("I/O waits", "processes", tasks, start_method=start_method)
+    assert cell.run.ok and len(cell.run.values) == 2 and cell.note == ""
+    events = cell.run.trace.events
+    assert len({e.pid for e in events if e.kind == "io"}) == 2  # a process per task
+    assert [e for e in events if e.kind == "start"]  # their starts are in the record...
+    # ...and in the cell's time, which spans everything the run recorded, and more.
+    assert cell.seconds * 1e9 >= max(e.end_ns for e in events) - min(e.start_ns for e in events)
+    assert set(model_runners(2, start_method)) == set(MODELS)
+
+
+@pytest.mark.parametrize(("args", "name"), [
+    (("no such workload", "threads", [(1.0,)]), "workload"),
+    (("I/O waits", "fibers", [(1.0,)]), "model"),
+    (("I/O waits", "threads", []), "tasks"),
+])
+def test_a_cell_refuses_bad_names(args, name):
+    with pytest.raises(ValueError, match=name):
+        run_cell(*args)
 
 
 def test_the_panel_runs_one_row():

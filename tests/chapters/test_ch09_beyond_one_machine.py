@@ -117,19 +117,53 @@ def test_exercise_solution_passes_and_wrong_ports_are_told_why(monkeypatch):
     assert check("09.1", namespace["answer"]).passed
     assert not check("09.1", ...).answered
 
+    def gather_all(client, fn, items):  # pool.map's way: the first error loses every result
+        return client.gather(client.map(fn, items)), {}
+
+    feedback = check("09.1", gather_all)
+    assert not feedback.passed and "raised ValueError" in feedback.points[0].message
+
     def finishing_order(client, fn, items):
         from distributed import as_completed
 
-        return [f.result() for f in as_completed(client.map(fn, items))]
+        results, errors = [], {}
+        for future in as_completed(client.map(fn, items), timeout=60):
+            if future.status == "error":
+                errors[len(results)] = future.exception(timeout=60)
+                results.append(None)
+            else:
+                results.append(future.result(timeout=60))
+        return results, errors
 
     feedback = check("09.1", finishing_order)
     assert not feedback.passed and any("wrong order" in p.message for p in feedback.points)
 
     def one_at_a_time(client, fn, items):
-        return [client.submit(fn, x).result() for x in items]
+        results, errors = [], {}
+        for i, x in enumerate(items):
+            try:
+                results.append(client.submit(fn, x).result(timeout=60))
+            except ValueError as error:
+                results.append(None)
+                errors[i] = error
+        return results, errors
 
     feedback = check("09.1", one_at_a_time)
     assert any("one after the other" in p.message for p in feedback.points)
+    assert any(p.ok and "errors" in p.message for p in feedback.points)  # the errors are right
+
+    feedback = check("09.1", lambda client, fn, items: client.map(fn, items))
+    assert not feedback.passed and "pair" in feedback.points[0].message
+
+
+def test_scatter_puts_data_on_one_worker_unless_broadcast(client):
+    import numpy as np
+
+    client.wait_for_workers(2, timeout=60)
+    [one] = client.scatter([np.arange(1000)])
+    assert len(client.who_has([one])[one.key]) == 1
+    [each] = client.scatter([np.arange(1001)], broadcast=True)
+    assert len(client.who_has([each])[each.key]) == 2
 
 
 def test_plot_kill_draws_the_kill_and_hatches_only_the_recomputed_tasks():

@@ -6,7 +6,7 @@ Data flow of `measure_matrix`::
         tasks = workload.make(size, count)                    the same tasks for every model
         for each model (column), serial first:
             MemorySampler: the kernel and all its child processes, every 20 ms
-            run = RUNNERS[model](workload.fn_for(model), tasks)     -> a `Run`, timeline included
+            run = model_runners(...)[model](workload.fn_for(model), tasks)  -> a `Run`, timeline
             Cell(seconds = wall time of the whole call, start-up included,
                  speedup = serial seconds / seconds, memory = peak − before, run)
     Matrix(cells) ──> plot_matrix(ax)          the heat map (colour: log speed-up)
@@ -32,12 +32,13 @@ from typing import Any
 from helpers.course import check_choice, check_float, check_int, check_start_method
 from helpers.runners import MAX_PROCESSES, Run, run_pool, run_processes, run_serial, run_threads
 from helpers.runners.coroutines import run_asyncio, run_gevent, run_gevent_in_processes
+from helpers.runners.inkernel import check_tasks
 from helpers.timeline import Event, Trace, TracedResult
 
-from .workloads import WORKLOADS, Workload
+from .workloads import WORKLOADS
 
 __all__ = ["MODELS", "Cell", "Matrix", "MemorySampler", "machine_note", "measure_matrix",
-           "plot_cell", "plot_matrix"]
+           "model_runners", "plot_cell", "plot_matrix", "run_cell"]
 
 MODELS = ("serial", "threads", "processes", "pool", "gevent", "asyncio", "gevent-in-processes")
 # Sampling period of the memory sampler: often enough to catch a run of a tenth of a second,
@@ -124,15 +125,23 @@ def _unwrap(run: Run) -> Run:
     return run
 
 
-def _runners(workers: int, start_method: str) -> dict[str, Callable[..., Run]]:
+def model_runners(workers: int = 2,
+                  start_method: str | None = None) -> dict[str, Callable[..., Run]]:
+    """How each model runs a list of tasks: one course runner each, which times every task and
+    leaves nothing running. The chapter in each comment writes that model out."""
+    check_int("workers", workers, 1, MAX_PROCESSES)
+    start_method = check_start_method(start_method)
     return {
-        "serial": lambda fn, tasks: run_serial(fn, tasks),
-        "threads": lambda fn, tasks: run_threads(fn, tasks),
+        "serial": lambda fn, tasks: run_serial(fn, tasks),  # one after the other (00)
+        "threads": lambda fn, tasks: run_threads(fn, tasks),  # a thread per task (00)
+        # a process per task (01)
         "processes": lambda fn, tasks: run_processes(fn, tasks, start_method=start_method),
+        # multiprocessing.Pool.map over `workers` processes (04)
         "pool": lambda fn, tasks: run_pool(fn, tasks, workers=workers, start_method=start_method,
                                            warm_up=False, capture_failures=True),
-        "gevent": lambda fn, tasks: run_gevent(fn, tasks),
-        "asyncio": lambda fn, tasks: run_asyncio(fn, tasks),
+        "gevent": lambda fn, tasks: run_gevent(fn, tasks),  # a greenlet per task (05)
+        "asyncio": lambda fn, tasks: run_asyncio(fn, tasks),  # a coroutine per task (05)
+        # greenlets inside `workers` processes (07)
         "gevent-in-processes": lambda fn, tasks: run_gevent_in_processes(
             fn, tasks, workers=workers, start_method=start_method),
     }
@@ -160,24 +169,30 @@ class Cell:
     note: str = ""
 
 
-def _run_cell(workload: Workload, model: str, tasks: list[tuple], *, workers: int = 2,
+def run_cell(workload: str, model: str, tasks: Sequence[tuple], *, workers: int = 2,
              start_method: str | None = None) -> Cell:
-    """Run one cell: `model` on `tasks` of `workload`, timed end to end, memory sampled."""
+    """`model` on `tasks` of `workload`: the whole call timed, start-up included, memory sampled."""
+    check_choice("workload", workload, list(WORKLOADS))
     check_choice("model", model, MODELS)
-    start_method = check_start_method(start_method)
+    tasks = check_tasks(tasks)
+    runner = model_runners(workers, start_method)[model]
     reason = _limit(model, len(tasks))
     if reason:
-        return Cell(workload.name, model, None, None, None, note=reason)
-    runner = _runners(workers, start_method)[model]
-    with MemorySampler() as memory:
+        return Cell(workload, model, None, None, None, note=reason)
+    with MemorySampler() as memory:  # the peak of the kernel and its children, every 20 ms
         started = time.perf_counter()
-        run = runner(workload.fn_for(model), tasks)
+        run = runner(WORKLOADS[workload].fn_for(model), tasks)
         seconds = time.perf_counter() - started
+    return _cell(workload, model, seconds, memory.peak_mb, run)
+
+
+def _cell(workload: str, model: str, seconds: float, memory_mb: float, run: Run) -> Cell:
+    """The cell of a finished run: each task's own spans in place, and why, if a task failed."""
     run = _unwrap(run)
     note = ""
     if run.failures:
         note = f"{len(run.failures)} tasks failed: {next(iter(run.failures.values()))}"
-    return Cell(workload.name, model, seconds, memory.peak_mb, run, note=note)
+    return Cell(workload, model, seconds, memory_mb, run, note=note)
 
 
 @dataclass
@@ -242,39 +257,44 @@ def measure_matrix(workloads: Sequence[str] | None = None, models: Sequence[str]
                    *, sizes: dict[str, tuple[float, int]] | None = None, workers: int = 2,
                    start_method: str | None = None,
                    progress: Callable[[float, str], None] | None = None) -> Matrix:
-    """Measure every cell. `sizes` maps a workload to ``(size, tasks)`` (default: its own).
+    """Every model on the same tasks of each workload. `sizes` maps a workload to ``(size,
+    tasks)`` (default: its own). Serial runs first: it is the baseline of its row."""
+    matrix = _empty_matrix(workloads, models, sizes, workers)  # every parameter checked
+    start_method = check_start_method(start_method)
+    steps = len(matrix.workloads) * len(matrix.models)
+    for row, name in enumerate(matrix.workloads):
+        tasks = WORKLOADS[name].make(*matrix.sizes[name])  # the same tasks for every model
+        for column, model in enumerate(matrix.models):
+            if progress is not None:
+                progress((row * len(matrix.models) + column) / steps, f"{name}: {model}…")
+            matrix.cells[(name, model)] = run_cell(name, model, tasks, workers=workers,
+                                                   start_method=start_method)
+        serial = matrix.cell(name, "serial")
+        for model in matrix.models:
+            cell = matrix.cell(name, model)
+            if cell.run is not None and not cell.run.failures and not serial.run.failures:
+                cell.speedup = serial.seconds / cell.seconds
+    if progress is not None:
+        progress(1.0, "done")
+    return matrix
 
-    Serial is always measured (first) and is the baseline of each row's speed-ups.
-    """
+
+def _empty_matrix(workloads: Sequence[str] | None, models: Sequence[str] | None,
+                  sizes: dict[str, tuple[float, int]] | None, workers: int) -> Matrix:
+    """A matrix with its rows, columns (serial first) and sizes chosen, every one checked."""
     names = _names("workloads", workloads, list(WORKLOADS))
     chosen = [m for m in _names("models", models, list(MODELS)) if m != "serial"]
     check_int("workers", workers, 1, MAX_PROCESSES)
-    start_method = check_start_method(start_method)
     if sizes is not None and (not isinstance(sizes, dict) or set(sizes) - set(WORKLOADS)):
         raise ValueError(f"sizes must be a dict from workload names to (size, tasks), "
                          f"got {sizes!r}")
     matrix = Matrix(names, ["serial", *chosen], workers=workers)
-    steps, done = len(names) * len(matrix.models), 0
     for name in names:
         workload = WORKLOADS[name]
         size, count = (sizes or {}).get(name, (workload.default_ms, workload.default_tasks))
         check_float(f"size of {name}", size, 0.001, 10_000.0)
         check_int(f"tasks of {name}", count, 1, 100_000)
         matrix.sizes[name] = (size, count)
-        tasks = workload.make(size, count)
-        for model in matrix.models:
-            if progress is not None:
-                progress(done / steps, f"{name}: {model}…")
-            matrix.cells[(name, model)] = _run_cell(workload, model, tasks, workers=workers,
-                                                   start_method=start_method)
-            done += 1
-        base = matrix.cells[(name, "serial")]
-        for model in matrix.models:
-            cell = matrix.cells[(name, model)]
-            if cell.run is not None and not cell.run.failures and not base.run.failures:
-                cell.speedup = base.seconds / cell.seconds
-    if progress is not None:
-        progress(1.0, "done")
     return matrix
 
 

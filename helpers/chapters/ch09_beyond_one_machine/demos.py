@@ -78,37 +78,50 @@ class OverheadRow:
 def measure_overhead(client: Any, pool: Any, *, workers: int,
                      sizes_ms: tuple[float, ...] = OVERHEAD_TASK_MS,
                      row_seconds: float = _ROW_SECONDS) -> list[OverheadRow]:
-    """Run the same `cpu_task`s on `client` (one future each) and on `pool` (``Pool.map``, with
-    its own chunksize and with ``chunksize=1``), for each task size; both already running."""
+    """The same `cpu_task`s on `client` (a future each) and on `pool` (``Pool.map`` with its own
+    chunksize, and with ``chunksize=1``), one row per task size; client and pool already up."""
+    from distributed import wait
+
+    rows = []
+    for task_ms, items in _overhead_items(workers, sizes_ms, row_seconds):  # checked, sized
+        row = OverheadRow(task_ms, len(items), _serial_ms(items, task_ms), workers=workers)
+        with quiet_dask():
+            started = time.perf_counter()
+            futures = client.map(cpu_task, items, pure=False)  # one task, one future each
+            wait(futures, timeout=_TIMEOUT_SECONDS)
+            client.gather(futures, errors="raise")
+            row.seconds["Dask futures"] = time.perf_counter() - started
+        started = time.perf_counter()
+        pool.map_async(cpu_task, items).get(_TIMEOUT_SECONDS)  # chunks of several tasks
+        row.seconds["Pool.map"] = time.perf_counter() - started
+        started = time.perf_counter()
+        pool.map_async(cpu_task, items, chunksize=1).get(_TIMEOUT_SECONDS)  # one per hand-over
+        row.seconds["Pool.map chunksize=1"] = time.perf_counter() - started
+        rows.append(row)
+    return rows
+
+
+def _overhead_items(workers: int, sizes_ms: Sequence[float],
+                    row_seconds: float) -> list[tuple[float, list[int]]]:
+    """For each task size, its `cpu_task` sizes: about `row_seconds` of work over the workers."""
     check_int("workers", workers, 1, 64)
     check_float("row_seconds", row_seconds, 0.01, 10.0)
     if isinstance(sizes_ms, (str, bytes)) or not isinstance(sizes_ms, Sequence) or not sizes_ms:
         raise ValueError(f"sizes_ms must be a non-empty list of task sizes in ms, got {sizes_ms!r}")
     for task_ms in sizes_ms:
         check_float("each of sizes_ms", task_ms, 0.001, 2000.0)
-    rows = []
-    for task_ms in sizes_ms:
-        count = int(min(_MAX_TASKS, max(_MIN_TASKS, row_seconds * 1e3 * workers /
-                                        max(task_ms, 1.0))))
-        items = _sizes(count, task_ms)
-        probe = min(count, max(1, int(50.0 / max(task_ms, 0.01))))  # ~50 ms of tasks, serially
-        started = time.perf_counter()
-        for n in items[:probe]:
-            cpu_task(n)
-        row = OverheadRow(task_ms, count, (time.perf_counter() - started) * 1e3 / probe,
-                          workers=workers)
-        with quiet_dask():
-            started = time.perf_counter()
-            client.gather(client.map(cpu_task, items, pure=False), errors="raise")
-            row.seconds["Dask futures"] = time.perf_counter() - started
-        started = time.perf_counter()
-        pool.map_async(cpu_task, items).get(_TIMEOUT_SECONDS)
-        row.seconds["Pool.map"] = time.perf_counter() - started
-        started = time.perf_counter()
-        pool.map_async(cpu_task, items, chunksize=1).get(_TIMEOUT_SECONDS)
-        row.seconds["Pool.map chunksize=1"] = time.perf_counter() - started
-        rows.append(row)
-    return rows
+    return [(task_ms, _sizes(int(min(_MAX_TASKS, max(_MIN_TASKS, row_seconds * 1e3 * workers /
+                                                       max(task_ms, 1.0)))), task_ms))
+            for task_ms in sizes_ms]
+
+
+def _serial_ms(items: list[int], task_ms: float) -> float:
+    """One task's own time in ms, measured serially here over about 50 ms of them."""
+    probe = min(len(items), max(1, int(50.0 / max(task_ms, 0.01))))
+    started = time.perf_counter()
+    for n in items[:probe]:
+        cpu_task(n)
+    return (time.perf_counter() - started) * 1e3 / probe
 
 
 @dataclass
