@@ -255,7 +255,7 @@ def _compress(answer):
         yield Point(True, f"two threads compressed at the same time, on {cores:.1f} cores' "
                           "worth of CPU: zlib releases the GIL while it compresses")
     else:
-        yield Point(False, f"inconclusive: your two threads compressed at the same time, but "
-                           f"the machine gave them only {cores:.1f} cores' worth of CPU (other "
-                           "programs are using the cores), so it cannot show that they ran on "
-                           "two cores at once. Run the check again when it is quieter")
+        yield Point.unsure(f"your two threads compressed at the same time, but the machine "
+                           f"gave them only {cores:.1f} cores' worth of CPU (other programs are "
+                           "using the cores), so it cannot show that they ran on two cores at "
+                           "once. Run the check again when it is quieter")
