@@ -108,7 +108,7 @@ def _fake(speedups: dict[str, float]) -> Matrix:
 def test_the_guide_is_derived_from_the_measurements():
     row = guide(_fake({"threads": 9.0, "gevent": 10.0, "processes": 0.5}))[0]
     assert row["best"].startswith("gevent") and row["close"] == "threads"
-    assert row["avoid"].startswith("processes") and row["chapter"] == "05_coroutines"
+    assert row["avoid"].startswith("processes") and row["chapter"] == "05a_coroutines"
     row = guide(_fake({"threads": 20.0, "gevent": 2.0, "processes": 0.95}))[0]
     assert row["best"].startswith("threads") and row["close"] == "—" and row["avoid"] == "—"
     assert "<table" in guide(_fake({"threads": 2.0}))._repr_html_()
@@ -199,3 +199,15 @@ def test_the_machine_note_warns_when_other_programs_hold_the_cores(monkeypatch):
     monkeypatch.setattr("os.getloadavg", lambda: (0.2, 0.0, 0.0))
     note = machine_note()
     assert "load average 0.2" in note and "noisy" not in note
+
+
+def test_every_workload_names_a_chapter_that_exists():
+    """The guide links each row to the chapter that teaches it: that notebook must exist."""
+    from pathlib import Path
+
+    from helpers.chapters.ch08_choosing.workloads import WORKLOADS
+
+    notebooks = Path(__file__).resolve().parents[2] / "notebooks"
+    missing = [w.chapter for w in WORKLOADS.values()
+               if not (notebooks / f"{w.chapter}.ipynb").is_file()]
+    assert not missing, f"the guide links to chapters that do not exist: {missing}"

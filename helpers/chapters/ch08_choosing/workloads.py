@@ -233,7 +233,7 @@ def _mixed_tasks(task_ms: float, count: int) -> list[tuple]:
 WORKLOADS = {
     "CPU, pure Python": Workload(
         "CPU, pure Python", "computing in Python code (loops, parsing, dicts)",
-        python_cpu, _cpu_tasks, default_ms=60.0, default_tasks=4, chapter="01_processes"),
+        python_cpu, _cpu_tasks, default_ms=60.0, default_tasks=4, chapter="01a_processes"),
     "CPU in C, GIL released": Workload(
         "CPU in C, GIL released", "computing inside a library that releases the GIL "
         "(hashlib, zlib, NumPy)", c_hash, _hash_tasks, default_ms=60.0, default_tasks=4,
@@ -241,15 +241,15 @@ WORKLOADS = {
     "I/O waits": Workload(
         "I/O waits", "waiting on the network or a disk, many waits at once",
         wait, _wait_tasks, gevent_wait, async_wait, default_ms=20.0, default_tasks=40,
-        chapter="05_coroutines"),
+        chapter="05a_coroutines"),
     "many tiny tasks": Workload(
         "many tiny tasks", "thousands of tasks of well under a millisecond each",
-        python_cpu, _cpu_tasks, default_ms=0.05, default_tasks=400, chapter="04_pools"),
+        python_cpu, _cpu_tasks, default_ms=0.05, default_tasks=400, chapter="04a_pools"),
     "large payload": Workload(
         "large payload", "megabytes of input per task, little work on each",
-        checksum, _payload_tasks, default_ms=4.0, default_tasks=8, chapter="02_ipc", unit="MB"),
+        checksum, _payload_tasks, default_ms=4.0, default_tasks=8, chapter="02a_ipc", unit="MB"),
     "mixed": Workload(
         "mixed", "compute, then wait (a request handler)",
         mixed, _mixed_tasks, gevent_mixed, async_mixed, default_ms=40.0, default_tasks=8,
-        chapter="07_socket_server"),
+        chapter="07b_under_load"),
 }
