@@ -1,30 +1,31 @@
-"""Chapters 06 and 07 as a reader runs them: every code cell at reader defaults, timed.
+"""Every chapter as a reader runs it: every code cell at reader defaults, timed.
 
-``python -m bench cells`` executes ``notebooks/06_crawler.ipynb`` and chapter 07's two parts
-(``07a_socket_server``, ``07b_under_load``) headless, in a fresh kernel each, *without*
-``CC_QUICK`` (so every cell uses the sizes a reader gets), and times each code cell from the
-moment it is sent to the kernel to its reply::
+``python -m bench cells`` executes every notebook (each part of a chapter on its own) headless,
+in a fresh kernel each, *without* ``CC_QUICK`` (so every cell uses the sizes a reader gets), and
+times each code cell from the moment it is sent to the kernel to its reply::
 
     nbclient ──cell──> kernel (reader defaults) ──reply──> seconds per cell
         ──> cell_NN_slowest_seconds (bar ≤ 10 s: a demo a teacher can run live)
             notebook_NN_error_outputs (bar == 0), notebook_NN_reader_defaults_seconds
 
-The other chapters' demo cells are timed by their own modules, calling the same functions with
-the same sizes (``cell_01_*``, ``cell_02_*``, ``cell_03_*``, ``cell_04_*``, ``matrix_cell_*``,
-``dask_*_cell_seconds``); these two chapters start sites, servers and load generators from many
-cells, so running the notebooks themselves is the faithful way to time them.
+Since the cells write their API out, the notebooks themselves are the faithful thing to time
+(the chapters' own modules also time some demo functions, ``cell_01_*`` …, side by side with
+their baselines). The reader's files of the exercises go to a temporary work folder, removed
+afterwards, not to ``notebooks/work``.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
 __all__ = ["measure"]
 
 _NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-_CHAPTERS = ("06_crawler", "07a_socket_server", "07b_under_load")
+_CHAPTERS = tuple(p.stem for p in sorted(_NOTEBOOKS.glob("[0-9][0-9]*_*.ipynb")))
 # No cell of these chapters needs more than a few seconds at reader defaults; this only bounds
 # a stuck one, which then shows as an error and a missed bar instead of a hung bench.
 _CELL_TIMEOUT_SECONDS = 120
@@ -60,6 +61,8 @@ def _run(path: Path) -> tuple[list[tuple[int, float, str]], int, float]:
 
 def measure(report) -> None:
     quick = os.environ.pop("CC_QUICK", None)  # the kernel inherits the environment
+    work = tempfile.mkdtemp(prefix="cc-bench-work-")
+    os.environ["CC_WORK"] = work
     try:
         for stem in _CHAPTERS:
             number = stem.split("_")[0]  # "06", "07a", "07b"
@@ -71,5 +74,7 @@ def measure(report) -> None:
             report(f"notebook_{number}_reader_defaults_seconds", total,
                    f"s ({len(timings)} code cells)")
     finally:
+        os.environ.pop("CC_WORK", None)
+        shutil.rmtree(work, ignore_errors=True)
         if quick is not None:
             os.environ["CC_QUICK"] = quick
