@@ -4,6 +4,7 @@ the scheduler's cost per task against Pool.map, the panel, and exercise 09.1."""
 from __future__ import annotations
 
 import re
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,7 +40,12 @@ def _gone(pids) -> bool:
     return True
 
 
-def test_a_killed_worker_s_tasks_are_recomputed_and_nothing_is_left():
+def test_a_killed_worker_s_tasks_are_recomputed_and_nothing_is_left(tmp_path, monkeypatch):
+    from _leftovers import segments, unowned_new_segments
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # this process's temporary folder
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # and the scheduler's and workers'
+    shm_before = segments()
     with cli_cluster(2) as cluster:
         assert cluster.address.startswith("tcp://127.0.0.1:")
         assert cluster.worker_names() == ["worker-a", "worker-b"]
@@ -54,6 +60,11 @@ def test_a_killed_worker_s_tasks_are_recomputed_and_nothing_is_left():
         last = max(e.end_ns for e in report.trace.events if e.lane.startswith(report.killed))
         assert last <= report.kill_ns
     assert _gone(pids)
+    assert list(tmp_path.iterdir()) == []  # no dask-scratch-space, no logs
+    deadline = time.monotonic() + 5  # a resource tracker unlinks what its killed owner left
+    while unowned_new_segments(shm_before) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert unowned_new_segments(shm_before) == []
 
 
 def test_an_interrupt_mid_task_stops_every_process():

@@ -23,6 +23,7 @@ Their logs go to files in a temporary directory (shown on request), never to the
 from __future__ import annotations
 
 import json
+import contextlib
 import os
 import shutil
 import signal
@@ -106,13 +107,32 @@ class CliCluster:
                       self.client.scheduler_info()["workers"].values())
 
     def kill_worker(self, name: str) -> None:
-        """SIGKILL worker `name` and its nanny at once, as if its machine lost power."""
+        """SIGKILL worker `name` and its nanny at once, as if its machine lost power.
+
+        Their resource tracker (multiprocessing's, started by the nanny) is spared: it sees its
+        owners go and unlinks the named semaphores they left in /dev/shm, then exits by itself.
+        A machine that lost power takes those with it; this one would keep them for ever.
+        """
+        import psutil
+
         process = self.processes.get(name)
         if process is None or not name.startswith("worker"):
             raise ValueError(f"name must be one of the workers {sorted(self.processes)[1:]}, "
                              f"got {name!r}")
-        _signal_group(process, signal.SIGKILL)
+        if process.poll() is not None:
+            return
+        try:
+            group = [psutil.Process(process.pid),
+                     *psutil.Process(process.pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return
+        trackers = [p for p in group if _is_resource_tracker(p)]
+        for member in group:
+            if member not in trackers:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    member.kill()
         process.wait(_TERM_GRACE_SECONDS)
+        psutil.wait_procs(trackers, timeout=_TERM_GRACE_SECONDS)
 
     def log(self, name: str) -> str:
         """What process `name` logged (for a curious reader; the cell never shows it)."""
@@ -130,6 +150,13 @@ class CliCluster:
             except psutil.Error:
                 found[name] = []
         return found
+
+
+def _is_resource_tracker(process) -> bool:
+    try:
+        return "resource_tracker" in " ".join(process.cmdline())
+    except Exception:  # gone, or not ours to read: not a tracker we can spare
+        return False
 
 
 def _signal_group(process: subprocess.Popen, sig: int) -> None:
@@ -164,10 +191,15 @@ def _stop_all(processes: dict[str, subprocess.Popen]) -> None:
 
 
 def _start(name: str, command: list[str], logs: Path) -> subprocess.Popen:
+    # Dask's processes keep spilled data and lock files in a scratch folder, by default a
+    # shared ``dask-scratch-space`` in the temporary folder that outlives them: this one is
+    # inside the cluster's own folder, removed with it.
+    scratch = logs / "scratch"
     with open(logs / f"{name}.log", "wb") as log:
         return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                env={**os.environ, "PYTHONUNBUFFERED": "1",
+                                     "DASK_TEMPORARY_DIRECTORY": str(scratch)})
 
 
 def _wait_for_address(path: Path, scheduler: subprocess.Popen, deadline: float) -> str:
