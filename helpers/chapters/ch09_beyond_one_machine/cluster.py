@@ -22,8 +22,8 @@ Their logs go to files in a temporary directory (shown on request), never to the
 
 from __future__ import annotations
 
-import json
 import contextlib
+import json
 import os
 import shutil
 import signal
