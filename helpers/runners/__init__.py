@@ -3,6 +3,7 @@
 Layers (each imports only those above it)::
 
     run.py        Run, Failure                       the one result shape
+    contract.py   check_tasks, DEFAULT_TIMEOUT_SECONDS, MAX_TASKS   what every runner takes
     cleanup.py    stop_processes, stop_pool, …        leave nothing behind (the cleanup seam)
     inkernel.py   run_serial, run_threads             in the kernel's own process
     processes.py  run_processes                       one process per task
@@ -28,6 +29,9 @@ _HOME = {
     "MAX_PROCESSES": "processes",
     "POOL_KINDS": "pools",
     "Comparison": "comparison",
+    "DEFAULT_TIMEOUT_SECONDS": "contract",
+    "MAX_TASKS": "contract",
+    "check_tasks": "contract",
     "Failure": "run",
     "IsolatedChild": "isolated",
     "PatchedChildError": "isolated",
@@ -107,6 +111,11 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
         known_models,
         plot_comparison,
         register_model,
+    )
+    from .contract import (  # noqa: F401
+        DEFAULT_TIMEOUT_SECONDS,
+        MAX_TASKS,
+        check_tasks,
     )
     from .inkernel import (  # noqa: F401
         record_call,

@@ -27,7 +27,8 @@ from typing import Any
 
 from helpers.course import check_callable, check_int, check_start_method, check_timeout
 
-from .inkernel import DEFAULT_TIMEOUT_SECONDS, check_tasks, run_serial, run_threads
+from .contract import DEFAULT_TIMEOUT_SECONDS, check_tasks
+from .inkernel import run_serial, run_threads
 from .pools import run_pool
 from .processes import MAX_PROCESSES, run_processes
 from .run import Run

@@ -40,7 +40,7 @@ from helpers.course import check_callable, check_int, check_timeout
 from helpers.timeline import Recorder, Trace, TracedResult
 
 from .comparison import register_model
-from .inkernel import DEFAULT_TIMEOUT_SECONDS, MAX_TASKS, check_tasks
+from .contract import DEFAULT_TIMEOUT_SECONDS, MAX_TASKS, check_tasks
 from .pools import process_pool
 from .processes import MAX_PROCESSES
 from .run import Failure, Run

@@ -48,7 +48,7 @@ from helpers.timeline import Event, Trace
 
 from .cleanup import stop_processes
 from .comparison import register_model
-from .inkernel import DEFAULT_TIMEOUT_SECONDS, check_tasks
+from .contract import DEFAULT_TIMEOUT_SECONDS, check_tasks
 from .run import Failure, Run
 
 __all__ = [

@@ -20,36 +20,16 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from helpers.course import check_callable, check_int, check_timeout
+from helpers.course import check_callable, check_timeout
 from helpers.timeline import Recorder, Trace, TracedResult
 
+from .contract import DEFAULT_TIMEOUT_SECONDS, check_tasks
 from .run import Failure, Run
 
-__all__ = ["DEFAULT_TIMEOUT_SECONDS", "MAX_TASKS", "check_tasks", "record_call", "run_serial",
-           "run_threads"]
+__all__ = ["record_call", "run_serial", "run_threads"]
 
-# The longest any demo here should need is about 10 s of work; a machine shared with other jobs can
-# be several times slower. A wait longer than this means something is stuck, and the reader should
-# get an error rather than a cell that never finishes.
-DEFAULT_TIMEOUT_SECONDS = 120.0
-# Tens of thousands of tasks are plenty for any demo; more only fill memory with spans.
-MAX_TASKS = 100_000
 # One thread per task: far beyond what shows the GIL, low enough that a typo cannot exhaust memory.
 _MAX_THREADS = 1_000
-
-
-def check_tasks(tasks: object, high: int = MAX_TASKS, name: str = "tasks") -> list[tuple]:
-    """`tasks` as a list of argument tuples: each entry a tuple/list of arguments, or one argument.
-
-    Raises ValueError naming `name` for an empty or too long sequence, or one that is not a
-    sequence at all (a string would otherwise be read letter by letter).
-    """
-    high = check_int("high", high, 1, MAX_TASKS)
-    if isinstance(tasks, (str, bytes)) or not isinstance(tasks, Sequence):
-        raise ValueError(f"{name} must be a list of argument tuples (1 to {high} of them), "
-                         f"got {type(tasks).__name__}")
-    check_int(f"number of {name}", len(tasks), 1, high)
-    return [tuple(t) if isinstance(t, (tuple, list)) else (t,) for t in tasks]
 
 
 def _label(fn: Callable[..., Any], index: int) -> str:

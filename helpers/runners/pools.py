@@ -48,7 +48,7 @@ from helpers.course import (
 from helpers.timeline import Recorder, Trace, TracedResult
 
 from .cleanup import ignore_sigint, stop_executor, stop_pool
-from .inkernel import DEFAULT_TIMEOUT_SECONDS, MAX_TASKS
+from .contract import DEFAULT_TIMEOUT_SECONDS, MAX_TASKS
 from .processes import MAX_PROCESSES
 from .run import Failure, Run
 

@@ -47,7 +47,7 @@ from helpers.timeline import Event, Trace
 
 from ._process_child import FRAME_HEADER_BYTES, ReportPipe, child_main
 from .cleanup import stop_processes
-from .inkernel import DEFAULT_TIMEOUT_SECONDS, check_tasks
+from .contract import DEFAULT_TIMEOUT_SECONDS, check_tasks
 from .run import Failure, Run
 
 __all__ = ["MAX_PROCESSES", "collect_reports", "explain_exitcode", "run_processes"]

@@ -48,7 +48,7 @@ def test_one_value_runs_expose_value_and_others_refuse():
 
 
 def test_check_tasks_refuses_a_bound_below_one_task():
-    from helpers.runners.inkernel import check_tasks
+    from helpers.runners.contract import check_tasks
 
     with pytest.raises(ValueError, match="high must be an integer from 1"):
         check_tasks([(1,)], high=0)

@@ -40,7 +40,7 @@ from helpers.runners import (
     run_pool,
     run_processes,
 )
-from helpers.runners.inkernel import DEFAULT_TIMEOUT_SECONDS
+from helpers.runners.contract import DEFAULT_TIMEOUT_SECONDS
 from helpers.workloads import cpu_task
 
 from .panel import task_items, uneven_items

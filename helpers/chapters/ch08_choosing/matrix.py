@@ -31,8 +31,8 @@ from typing import Any
 
 from helpers.course import check_choice, check_float, check_int, check_start_method
 from helpers.runners import MAX_PROCESSES, Run, run_pool, run_processes, run_serial, run_threads
+from helpers.runners.contract import check_tasks
 from helpers.runners.coroutines import run_asyncio, run_gevent, run_gevent_in_processes
-from helpers.runners.inkernel import check_tasks
 from helpers.timeline import Event, Trace, TracedResult
 
 from .workloads import WORKLOADS
