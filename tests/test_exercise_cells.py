@@ -53,3 +53,15 @@ def test_a_notebook_with_written_files_keeps_them_in_its_work_folder(path: Path)
     defines = any("work_folder(" in text for _, kind, text in cells if kind == "code")
     assert uses_work and defines, f"{path.name}: %%writefile cells must write to {{WORK}}/… " \
                                   "with WORK = work_folder('chNN')"
+
+
+def test_every_chapter_has_a_panel_in_one_of_its_parts():
+    """The parameter panel (ipywidgets) is how a class tweaks a demo live: every chapter has one,
+    in at least one of its parts (the browser test moves a control of each and sees a redraw)."""
+    chapters: dict[str, bool] = {}
+    for path in NOTEBOOKS:
+        number = path.stem[:2]
+        has_panel = any("make_panel(" in text for _, kind, text in _cells(path) if kind == "code")
+        chapters[number] = chapters.get(number, False) or has_panel
+    assert all(chapters.values()), f"chapters without a panel: " \
+                                   f"{[n for n, ok in chapters.items() if not ok]}"

@@ -35,6 +35,10 @@ def test_chapter_runs_all_cells_and_its_panel_redraws(chapter, lab, open_page):
     page.screenshot(chapter.stem)
     assert not problems, f"{chapter.name} after Run All:\n" + "\n".join(problems)
 
+    if "make_panel(" not in chapter.read_text(encoding="utf-8"):
+        # A part without a panel (its chapter's other part has it): Run All was the test.
+        print(f"{chapter.name}: no panel in this part")
+        return
     what, before, after = page.rerun_panel()
     page.screenshot(chapter.stem)
     assert before and after, "the panel has no picture (.cc-plot)"
