@@ -10,6 +10,7 @@ Every chapter imports from here, so a parameter error reads the same everywhere:
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import multiprocessing
 import os
@@ -22,12 +23,14 @@ from contextlib import contextmanager
 __all__ = [
     "QUICK",
     "START_METHODS",
+    "LOOPBACK",
     "MachineInfo",
     "available_start_methods",
     "check_callable",
     "check_choice",
     "check_float",
     "check_int",
+    "check_loopback_host",
     "check_start_method",
     "check_start_methods",
     "check_timeout",
@@ -60,6 +63,11 @@ WORK_VARIABLE = "CC_WORK"
 # No wait in the course is meant to last an hour: a longer timeout is a typo (3600 for 3.6), and
 # the standard library rejects or overflows on infinite ones.
 MAX_TIMEOUT_SECONDS = 3600.0
+# The one address every server of the course binds and every client connects to: the loopback
+# interface reaches this machine only, so a demo server (an echo server, a chat room, a test
+# site, with no authentication and no limits) is never reachable from the network. An empty
+# host or "0.0.0.0" would listen on every interface: `check_loopback_host` refuses them.
+LOOPBACK = "127.0.0.1"
 
 
 def check_int(name: str, value: object, low: int, high: int) -> int:
@@ -84,6 +92,25 @@ def check_timeout(name: str, value: object, low: float = 0.001,
                   high: float = MAX_TIMEOUT_SECONDS) -> float:
     """A timeout in seconds: a finite positive number (never 0, negative, NaN or infinite)."""
     return check_float(name, value, low, high)
+
+
+def check_loopback_host(name: str, value: object) -> str:
+    """Return `value` if it names this machine's loopback interface, else raise ValueError.
+
+    Accepted: an IPv4 address in 127.0.0.0/8, the IPv6 ``::1``, or ``"localhost"``. Refused:
+    anything else, above all ``""`` and ``"0.0.0.0"``, which bind every interface.
+    """
+    if isinstance(value, str) and value == "localhost":
+        return value
+    try:
+        loopback = isinstance(value, str) and ipaddress.ip_address(value).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(f"{name} must be a loopback address (127.0.0.0/8, ::1 or 'localhost', "
+                         f"e.g. {LOOPBACK!r}): the course never listens beyond this machine, "
+                         f"got {value!r}")
+    return value
 
 
 def check_callable(name: str, value: object) -> object:

@@ -205,3 +205,16 @@ def test_an_unsure_point_makes_the_answer_inconclusive_never_right(monkeypatch):
     check("99.1", [Point(True, "it runs"), Point.unsure("busy")])  # not judged: no error
     with pytest.raises(AssertionError):  # a wrong answer still raises there
         check("99.1", [Point(False, "serial"), Point.unsure("busy")])
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.8.9.10", "::1", "localhost"])
+def test_check_loopback_host_accepts_this_machine(host):
+    assert course.check_loopback_host("host", host) == host
+
+
+@pytest.mark.parametrize("host", ["", "0.0.0.0", "::", "10.0.0.1", "example.com", "localhost.",
+                                  None, 127])
+def test_check_loopback_host_refuses_every_other_interface_naming_it(host):
+    with pytest.raises(ValueError, match=r"^host must be a loopback address .* got "):
+        course.check_loopback_host("host", host)
+    assert course.LOOPBACK == "127.0.0.1" and "LOOPBACK" in course.__all__
