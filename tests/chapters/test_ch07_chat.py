@@ -15,6 +15,7 @@ from helpers.chapters.ch07_socket_server import (
     plot_bad_clients,
     plot_load,
     plot_memory,
+    plot_rps,
     plot_scaling,
     plot_served_by,
     plot_waits,
@@ -157,3 +158,11 @@ def test_the_panel_loads_a_server_and_says_what_it_measured():
     assert "gevent, 2 worker(s)" in summary and "0 errors" in summary
     with pytest.raises(ValueError, match="connections must be an integer from 1 to 1000"):
         panel.run(connections=0)
+
+
+@pytest.mark.parametrize("plot", [plot_load, plot_rps])
+def test_a_plot_of_no_results_says_what_it_needs(plot):
+    figure = Figure()
+    axes = [figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)]
+    with pytest.raises(ValueError, match="results must hold at least one model's figures"):
+        plot({}, axes if plot is plot_load else axes[0])

@@ -3,6 +3,7 @@ standard library's three socketservers behave as the chapter says; busy ports an
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import subprocess
 import sys
@@ -136,7 +137,8 @@ def test_terminal_server_prints_its_address_and_what_it_served():
     ({"model": "twisted"}, "model must be one of"),
     ({"workers": 0}, "workers must be an integer from 1 to 16"),
     ({"port": 70_000}, "port must be an integer from 0 to 65535"),
-    ({"host": "example.com"}, "host must be an IPv4 address"),
+    ({"host": "example.com"}, "host must be a loopback address"),
+    ({"host": "::1"}, "host must be an IPv4 loopback address"),
     ({"handler": "shout"}, "handler must be one of"),
     ({"idle_timeout": 0}, "idle_timeout must be a number"),
     ({"model": "forking", "workers": 2}, "workers must be 1 for the forking model"),
@@ -192,3 +194,82 @@ def test_handle_connection_answers_whole_lines_only_and_books_the_client():
         server_side.close()
     assert not serving.is_alive()
     assert book.report()["lines"] == 2 and book.report()["outcomes"] == {"closed by client": 1}
+
+
+# -- loopback only: the course never listens beyond this machine ---------------------------------
+_NOT_LOOPBACK = ["", "0.0.0.0", "::", "192.0.2.1", "example.com", None]
+
+
+def _listening_ports() -> set[int]:
+    return {c.laddr.port for c in psutil.Process().net_connections("tcp")
+            if c.status == psutil.CONN_LISTEN}
+
+
+def _host_calls():
+    from helpers.chapters.ch07_socket_server import ChatClient, load_port, open_listener, start_chat
+    from helpers.chapters.ch07_socket_server.bare import serve_bare
+    from helpers.chapters.ch07_socket_server.chat import serve_chat
+    from helpers.chapters.ch07_socket_server.handle import Control
+
+    return {"open_listener": lambda host: open_listener(host),
+            "start_server": lambda host: start_server(host=host),
+            "start_chat": lambda host: start_chat(host=host),
+            "load_port": lambda host: load_port(9, host=host, seconds=0.1),
+            "ChatClient": lambda host: ChatClient(9, host=host, timeout=0.5),
+            "serve_bare": lambda host: serve_bare(Control(0.5, False), host=host),
+            "serve_chat": lambda host: serve_chat(Control(0.5, False), host, 0, None)}
+
+
+@pytest.mark.parametrize("host", _NOT_LOOPBACK)
+@pytest.mark.parametrize("call", sorted(_host_calls()))
+def test_every_server_and_client_refuses_a_host_beyond_loopback(call, host):
+    children, listening = psutil.Process().children(recursive=True), _listening_ports()
+    outcome = None
+    try:
+        with pytest.raises(ValueError, match=r"host must be a loopback address"):
+            outcome = _host_calls()[call](host)
+    finally:  # a call that wrongly succeeded leaves nothing running behind the failure
+        if hasattr(outcome, "stop"):
+            outcome.stop()
+        elif hasattr(outcome, "close"):
+            outcome.close()
+    assert psutil.Process().children(recursive=True) == children
+    assert _listening_ports() == listening
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "::1"])
+def test_a_loopback_host_is_served(host):
+    if host == "::1" and not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    from helpers.chapters.ch07_socket_server import open_listener
+
+    try:
+        listener = open_listener(host)
+    except OSError as exc:  # ::1 configured off, or localhost without an IPv4 entry
+        pytest.skip(f"{host} cannot be bound here: {exc}")
+    with listener:
+        assert ipaddress.ip_address(listener.getsockname()[0]).is_loopback
+
+
+def test_a_bad_control_is_refused_before_the_server_listens():
+    from helpers.chapters.ch07_socket_server.bare import serve_bare
+    from helpers.chapters.ch07_socket_server.chat import serve_chat
+    from helpers.chapters.ch07_socket_server.prefork import serve
+
+    listening = _listening_ports()
+    for call in (lambda: serve_bare(None), lambda: serve_chat(object(), "127.0.0.1", 0, None),
+                 lambda: serve("not a control")):
+        with pytest.raises(TypeError, match="control must be the Control"):
+            call()
+    assert _listening_ports() == listening  # no listening socket left open behind the error
+
+
+def test_a_chat_client_names_a_host_that_does_not_resolve(monkeypatch):
+    from helpers.chapters.ch07_socket_server import ChatClient
+
+    def no_such_name(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "create_connection", no_such_name)
+    with pytest.raises(ValueError, match=r"host 'localhost' does not resolve"):
+        ChatClient(9, host="localhost", timeout=0.5)

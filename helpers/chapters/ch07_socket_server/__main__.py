@@ -6,8 +6,9 @@
 
 ``serve`` runs an echo server (models: gevent, threads, asyncio, plain, threading, forking) and
 ``chat`` the chat server until Ctrl-C or ``--seconds`` (at most an hour), then print what they
-served; ``load`` runs the course's load generator against a port. Everything binds 127.0.0.1
-unless ``--host`` says otherwise. Try it with ``nc 127.0.0.1 8000`` from another terminal.
+served; ``load`` runs the course's load generator against a port. Everything binds 127.0.0.1;
+``--host`` takes another loopback address (127.0.0.0/8, ::1, localhost), never a wider one.
+Try it with ``nc 127.0.0.1 8000`` from another terminal.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 
-from ...course import check_int
+from ...course import LOOPBACK, check_int, check_loopback_host
+from .handle import check_control
 from .servers import BACKLOG
 
 __all__ = ["bare_echo", "serve_bare"]
@@ -27,18 +28,22 @@ def bare_echo(sock, address) -> None:
     sock.close()
 
 
-def serve_bare(control, host: str = "127.0.0.1", port: int = 0) -> dict:
+def serve_bare(control, host: str = LOOPBACK, port: int = 0) -> dict:
     """A bare ``StreamServer((host, port), bare_echo)``, started and stopped from the kernel."""
+    control = check_control(control)
+    host = check_loopback_host("host", host)
     port = check_int("port", port, 0, 65535)
     from gevent.server import StreamServer
     from gevent.socket import wait_read
 
     server = StreamServer((host, port), bare_echo, backlog=BACKLOG)
-    server.start()
-    control.ready(host=host, port=server.address[1], pids=[os.getpid()])
-    try:
-        wait_read(control.stop_fd, timeout=control.remaining())
-    except OSError:  # the lifetime ended
-        pass
-    server.stop(timeout=_GRACE_SECONDS)
+    try:  # whatever goes wrong once it listens (a bad control, an interrupt), the socket closes
+        server.start()
+        control.ready(host=host, port=server.address[1], pids=[os.getpid()])
+        try:
+            wait_read(control.stop_fd, timeout=control.remaining())
+        except OSError:  # the lifetime ended
+            pass
+    finally:
+        server.stop(timeout=_GRACE_SECONDS)
     return {"workers": []}

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ...course import check_int, check_timeout
+from ...course import check_int, check_loopback_host, check_timeout
 from . import handle as _handle
 from .prefork import DEFAULT_HOST, open_listener
 
@@ -172,6 +172,8 @@ def write_outbox(sock, client: Client) -> None:
 
 def serve_chat(control, host: str, port: int, handler_path: str | None) -> dict[str, Any]:
     """The chat server's child body: serve until stopped, return the transcript and errors."""
+    control = _handle.check_control(control)
+    host = check_loopback_host("host", host)
     port = check_int("port", port, 0, 65535)
     from gevent.pool import Pool
     from gevent.server import StreamServer
@@ -179,23 +181,29 @@ def serve_chat(control, host: str, port: int, handler_path: str | None) -> dict[
 
     chat = Chat(_load_hooks(handler_path))
     listener = open_listener(host, port)
-    listener.setblocking(False)
-    # In a pool, so that stopping waits (a second at most) for the clients leaving just then.
-    server = StreamServer(listener, lambda sock, address: serve_client(chat, sock, address),
-                          spawn=Pool())
-    server.start()
-    control.ready(host=listener.getsockname()[0], port=listener.getsockname()[1])
-    try:
-        wait_read(control.stop_fd, timeout=control.remaining())
-    except OSError:  # the lifetime ended
-        pass
-    server.stop(timeout=1.0)
+    try:  # whatever goes wrong once it listens (an interrupt, a failed report), the socket closes
+        listener.setblocking(False)
+        # In a pool, so that stopping waits (a second at most) for the clients leaving just then.
+        server = StreamServer(listener, lambda sock, address: serve_client(chat, sock, address),
+                              spawn=Pool())
+        server.start()
+        try:
+            control.ready(host=listener.getsockname()[0], port=listener.getsockname()[1])
+            try:
+                wait_read(control.stop_fd, timeout=control.remaining())
+            except OSError:  # the lifetime ended
+                pass
+        finally:
+            server.stop(timeout=1.0)
+    finally:
+        listener.close()
     return {"transcript": chat.transcript, "errors": chat.errors}
 
 
 def start_chat(port: int = 0, *, host: str = DEFAULT_HOST, handler: str | Path | None = None,
                lifetime: float = 600.0) -> _handle.ServerHandle:
     """Start the chat server in a child; ``handler`` is a file defining on_line/on_join/on_leave."""
+    host = check_loopback_host("host", host)
     port = check_int("port", port, 0, 65535)
     path = None
     if handler is not None:
@@ -211,8 +219,15 @@ class ChatClient:
 
     def __init__(self, port: int, host: str = DEFAULT_HOST, timeout: float = 5.0) -> None:
         port = check_int("port", port, 1, 65535)  # a client needs the server's own port
+        # The course's servers listen on loopback only: any other host is a typo, and a name
+        # that does not resolve would otherwise surface as a raw socket.gaierror.
+        host = check_loopback_host("host", host)
         timeout = check_timeout("timeout", timeout, 0.001, _MAX_TIMEOUT)
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        try:
+            self.sock = socket.create_connection((host, port), timeout=timeout)
+        except socket.gaierror as exc:  # "localhost" missing from /etc/hosts, say
+            raise ValueError(f"host {host!r} does not resolve on this machine ({exc.strerror}): "
+                             f"use {DEFAULT_HOST!r}") from None
         self._buffer = b""
 
     def say(self, line: str) -> None:

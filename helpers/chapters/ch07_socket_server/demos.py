@@ -24,7 +24,14 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from ...course import check_choice, check_float, check_int, usable_cores
+from ...course import (
+    LOOPBACK,
+    check_choice,
+    check_float,
+    check_int,
+    check_loopback_host,
+    usable_cores,
+)
 from ...timeline import Event, Trace
 from . import handle as _handle
 from .bare import serve_bare
@@ -38,7 +45,7 @@ __all__ = ["LOADED_MODELS", "blocking_handler", "compare_models", "load_port",
 LOADED_MODELS = (*MODELS, "bare gevent")  # what compare_models can load
 # Rounds of a comparison: 20 of 30 s for 4 models would already be 40 minutes.
 MAX_REPEATS = 20
-_HOST = "127.0.0.1"
+_HOST = LOOPBACK  # every server here runs on this machine, reached by loopback
 
 
 def _start(model: str, **options: Any) -> _handle.ServerHandle:
@@ -129,6 +136,7 @@ def load_port(port: int, connections: int = 100, size: int = 64, seconds: float 
               host: str = _HOST) -> dict[str, Any]:
     """Load one running echo server (say, one a terminal started) with the course's generator."""
     check_int("port", port, 1, 65535)
+    check_loopback_host("host", host)  # "" would load nothing and report 0 requests/s
     check_load(connections, 1, size, seconds)
     return _handle.call(load, [("server", host, port)], connections, MAX_ROUNDS, size, seconds,
                         timeout=seconds + 20)["server"]

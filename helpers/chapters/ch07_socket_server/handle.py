@@ -41,8 +41,8 @@ from ...runners import (
     wait_for_stop,
 )
 
-__all__ = ["MAX_LIFETIME", "Control", "ServerHandle", "call", "run_controlled", "start",
-           "stop_all"]
+__all__ = ["MAX_LIFETIME", "Control", "ServerHandle", "call", "check_control", "run_controlled",
+           "start", "stop_all"]
 
 # A server has at most an hour: one a reader forgot in a notebook goes away by itself.
 MAX_LIFETIME = 3600.0
@@ -75,6 +75,18 @@ class Control:
         import select
 
         select.select([self.stop_fd], [], [], self.remaining())
+
+
+def check_control(control: object) -> Control:
+    """Return `control` if it is a server child's `Control`, else raise TypeError naming it.
+
+    A server body checks it before it binds: a wrong object found only after ``listen()`` would
+    leave the listening socket open behind the error.
+    """
+    if not isinstance(control, Control):
+        raise TypeError(f"control must be the Control a server child is given (handle.start "
+                        f"makes it), got {control!r:.80}")
+    return control
 
 
 def run_controlled(module: str, name: str, lifetime: float, watch: bool, args: tuple,

@@ -30,7 +30,7 @@ import time
 from contextlib import nullcontext
 from typing import Any
 
-from ...course import check_float, check_int, check_timeout
+from ...course import LOOPBACK, check_float, check_int, check_loopback_host, check_timeout
 from .placement import cores_apart
 
 __all__ = ["MAX_CONNECTIONS", "MAX_ROUNDS", "MAX_SECONDS", "MAX_SIZE", "bad_clients",
@@ -189,6 +189,7 @@ def _check_targets(targets: list[tuple]) -> None:
         if not isinstance(target, (list, tuple)) or len(target) not in (3, 4):
             raise ValueError(f"targets must hold (name, host, port[, pids]) tuples, got "
                              f"{target!r}")
+        check_loopback_host("targets' host", target[1])
         _check_port(target[2])
 
 
@@ -237,10 +238,10 @@ class _Echo(asyncio.Protocol):
 
 async def _warm_up(connections: int, size: int) -> None:
     """Load an echo server of the generator's own, in its own loop, for `_WARM_UP_SECONDS`."""
-    server = await asyncio.get_running_loop().create_server(_Echo, "127.0.0.1", 0)
+    server = await asyncio.get_running_loop().create_server(_Echo, LOOPBACK, 0)
     try:
         port = server.sockets[0].getsockname()[1]
-        await _load_one("127.0.0.1", port, connections, MAX_ROUNDS, size, _WARM_UP_SECONDS)
+        await _load_one(LOOPBACK, port, connections, MAX_ROUNDS, size, _WARM_UP_SECONDS)
     finally:
         server.close()
         await server.wait_closed()
@@ -308,6 +309,7 @@ def _open_idle(host: str, port: int, count: int, deadline: float, held: list[soc
 def hold_idle(control, host: str, port: int, steps: list[int], server_pid: int,
               seconds: float, nofile: int) -> dict[str, Any]:
     """Hold ``steps[-1]`` idle clients, reading the server's RSS at each step (in a child)."""
+    check_loopback_host("host", host)
     _check_port(port)
     if isinstance(steps, str) or not isinstance(steps, (list, tuple)) or not steps:
         raise ValueError(f"steps must be a non-empty list of client counts, got {steps!r}")
@@ -413,6 +415,7 @@ async def _bad(host: str, port: int, watch: float, big: int) -> dict[str, Any]:
 
 def bad_clients(control, host: str, port: int, watch: float, big: int) -> dict[str, Any]:
     """Three bad clients and a good one against one server for `watch` s (run in a child)."""
+    check_loopback_host("host", host)
     _check_port(port)
     check_timeout("watch", watch, 0.001, _MAX_HOLD_SECONDS)
     check_int("big", big, 1, _MAX_BIG)

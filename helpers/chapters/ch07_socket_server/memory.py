@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ...course import check_choice, check_int
+from ...course import LOOPBACK, check_choice, check_int
 from . import handle as _handle
 from .loadgen import MAX_CONNECTIONS, hold_idle
 from .prefork import start_server
@@ -95,7 +95,7 @@ def idle_memory(models: Sequence[str] = MODELS, steps: Sequence[int] = (1_000, 4
             progress(index / len(models), f"{model}: holding {steps[-1]:,} clients")
         server = start_server(model, idle_timeout=None, connections_hint=needed)
         try:
-            held = _handle.call(hold_idle, "127.0.0.1", server.info["port"], list(steps),
+            held = _handle.call(hold_idle, LOOPBACK, server.info["port"], list(steps),
                                 server.info["pids"][0], _HOLD_SECONDS, needed,
                                 timeout=_HOLD_SECONDS + 10)
         finally:

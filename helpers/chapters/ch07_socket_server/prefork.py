@@ -28,9 +28,11 @@ import time
 from typing import Any
 
 from ...course import (
+    LOOPBACK,
     check_choice,
     check_float,
     check_int,
+    check_loopback_host,
     check_start_method,
     mp_context,
     usable_cores,
@@ -42,7 +44,7 @@ from .servers import BACKLOG, HANDLERS, MODELS, SOCKETSERVER_MODELS, Settings, r
 __all__ = ["DEFAULT_HOST", "MAX_WORKERS", "open_listener", "serve", "serve_prefork", "start_server",
            "summarize"]
 
-DEFAULT_HOST = "127.0.0.1"  # nothing in the course listens beyond this machine unless asked
+DEFAULT_HOST = LOOPBACK  # nothing in the course listens beyond this machine
 # Workers beyond a few per core only compete for the same cores; 16 bounds a typo.
 MAX_WORKERS = 16
 # A worker that is not serving this long after it started has failed (spawn start-up on a loaded
@@ -55,9 +57,14 @@ _STOP_SECONDS = 5.0
 
 
 def open_listener(host: str = DEFAULT_HOST, port: int = 0) -> socket.socket:
-    """A listening TCP socket on (host, port); a busy port is an OSError that says what to do."""
+    """A listening TCP socket on (host, port); a busy port is an OSError that says what to do.
+
+    ``host`` is a loopback address (see `check_loopback_host`): never every interface.
+    """
+    host = check_loopback_host("host", host)
     port = check_int("port", port, 0, 65535)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # "::1"
+    sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a just-stopped server's port
     try:
         sock.bind((host, port))
@@ -77,7 +84,9 @@ def serve(control, model: str = "gevent", host: str = DEFAULT_HOST, port: int = 
           workers: int = 1, settings: Settings | None = None, start_method: str | None = None,
           raise_nofile: int = 0) -> dict[str, Any]:
     """The server child's body (run by `start_server`): bind, serve until stopped, report."""
+    control = _handle.check_control(control)
     check_choice("model", model, MODELS + SOCKETSERVER_MODELS)
+    host = check_loopback_host("host", host)
     port = check_int("port", port, 0, 65535)
     workers = check_int("workers", workers, 1, MAX_WORKERS)
     if start_method is not None:
@@ -89,14 +98,17 @@ def serve(control, model: str = "gevent", host: str = DEFAULT_HOST, port: int = 
 
         raise_open_files(raise_nofile)
     listener = open_listener(host, port)
-    address = listener.getsockname()
-    if workers == 1:
-        import os
+    try:  # closed here whatever happens; closing it again after a worker or run_model did is fine
+        address = listener.getsockname()
+        if workers == 1:
+            import os
 
-        control.ready(host=address[0], port=address[1], pids=[os.getpid()])
-        return {"workers": [run_model(listener, model, settings, control.stop_fd,
-                                      control.deadline)]}
-    return serve_prefork(control, listener, model, settings, workers, start_method)
+            control.ready(host=address[0], port=address[1], pids=[os.getpid()])
+            return {"workers": [run_model(listener, model, settings, control.stop_fd,
+                                          control.deadline)]}
+        return serve_prefork(control, listener, model, settings, workers, start_method)
+    finally:
+        listener.close()
 
 
 def serve_prefork(control, listener: socket.socket, model: str, settings: Settings, workers: int,
@@ -188,10 +200,11 @@ def start_server(model: str = "gevent", port: int = 0, *, host: str = DEFAULT_HO
     """
     check_choice("model", model, MODELS + SOCKETSERVER_MODELS)
     port = check_int("port", port, 0, 65535)
+    host = check_loopback_host("host", host)
     try:
         ipaddress.IPv4Address(host)
     except ValueError:
-        raise ValueError(f"host must be an IPv4 address such as {DEFAULT_HOST!r}, "
+        raise ValueError(f"host must be an IPv4 loopback address such as {DEFAULT_HOST!r}, "
                          f"got {host!r}") from None
     workers = check_int("workers", workers, 1, MAX_WORKERS)
     check_choice("handler", handler, HANDLERS)

@@ -42,14 +42,24 @@ def plot_waits(result: dict[str, Any], ax) -> list:
                          title="Client B connects while client A stays (time from A's connect)")
 
 
+def _check_results(results: object) -> dict[str, dict[str, Any]]:
+    """`compare_models`' figures: a non-empty dict of model name -> that model's figures."""
+    if not isinstance(results, dict) or not results or \
+            not all(isinstance(figures, dict) for figures in results.values()):
+        raise ValueError("results must hold at least one model's figures (compare_models' "
+                         f"value: a dict of model -> figures), got {results!r:.80}")
+    return results
+
+
 def plot_load(results: dict[str, dict[str, Any]], axes) -> list:
     """Left: requests per second by model. Right: latency by percentile (log scale)."""
+    _check_results(results)
     return plot_rps(results, axes[0]) + plot_latency(results, axes[1])
 
 
 def plot_rps(results: dict[str, dict[str, Any]], ax) -> list:
     """Requests per second by model, the figure on each bar."""
-    names = list(results)
+    names = list(_check_results(results))
     artists = [ax.bar(names, [results[n]["rps"] for n in names],
                       color=[_COLORS.get(n, "#777777") for n in names])]
     for index, name in enumerate(names):
@@ -64,6 +74,7 @@ def plot_rps(results: dict[str, dict[str, Any]], ax) -> list:
 
 def plot_latency(results: dict[str, dict[str, Any]], ax) -> list:
     """Latency by percentile of requests, one line per model (log scale), p50 and p99 marked."""
+    _check_results(results)
     artists = []
     for name, figures in results.items():
         sample = figures["sample us"]
