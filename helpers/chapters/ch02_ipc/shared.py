@@ -14,6 +14,7 @@ through a Manager. What each costs per access and per MiB, measured side by side
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -29,9 +30,22 @@ from helpers.runners.cleanup import ignore_sigint, release_semaphores, unlink_sh
 
 from ._common import Table, format_bytes, started
 
-__all__ = ["access_costs", "leak_warning", "per_mib_costs", "share_array_demo"]
+__all__ = ["access_costs", "check_shape", "leak_warning", "per_mib_costs", "share_array_demo",
+           "shared_memory_room"]
 
 _BATCHES = 5  # access costs: the best of this many batches
+# Where Linux keeps SharedMemory blocks: a tmpfs in RAM. A block larger than its free space is
+# still created (the file is sparse), and the first write to a page that finds no room kills the
+# writer with SIGBUS (a notebook's kernel dies) and leaves the block behind. So a demo's block
+# must fit, with room to spare for everyone else who needs the space (other kernels' blocks and
+# semaphores): at most the free space less a tenth of it, and less 64 MiB at the very least.
+_SHM_FOLDER = "/dev/shm"
+_SHM_SPARE_FRACTION = 0.1
+_SHM_SPARE_BYTES = 64 << 20
+# An array of more dimensions than this is a typo here, not a lesson.
+_MAX_DIMENSIONS = 8
+# format_bytes' own bound (half a terabyte); a larger figure is printed in plain bytes.
+_MAX_FORMATTED = 5e11
 
 
 # -- workers: the targets of the chapter's Process calls (module level, so every start method finds
@@ -180,10 +194,44 @@ def per_mib_costs(rates: dict[str, float]) -> Table:
     return rows
 
 
-def share_array_demo(shape: tuple = (1000, 1000), *, start_method: str | None = None) -> dict:
+def shared_memory_room() -> int | None:
+    """Bytes a new SharedMemory block may take now: the free space of /dev/shm less a margin.
+
+    None where there is no /dev/shm to measure (macOS keeps POSIX shared memory elsewhere).
+    """
+    try:
+        stats = os.statvfs(_SHM_FOLDER)
+    except (OSError, AttributeError):  # no such folder, or no statvfs (Windows)
+        return None
+    free = stats.f_bavail * stats.f_frsize
+    return max(0, free - max(int(free * _SHM_SPARE_FRACTION), _SHM_SPARE_BYTES))
+
+
+def check_shape(shape: object, itemsize: int = 8) -> tuple[int, ...]:
+    """`shape` as a tuple of positive ints whose array (of `itemsize`-byte items) fits in shared
+    memory now (see `shared_memory_room`); else ValueError naming shape, before any allocation."""
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, (tuple, list)) or \
+            not 1 <= len(shape) <= _MAX_DIMENSIONS or \
+            not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape):
+        raise ValueError(f"shape must be a tuple of 1 to {_MAX_DIMENSIONS} positive integers, "
+                         f"got {shape!r:.80}")
+    check_int("itemsize", itemsize, 1, 64)
+    nbytes = math.prod(shape) * itemsize  # Python ints: no overflow, unlike np.prod
+    room = shared_memory_room()
+    if room is not None and nbytes > room:
+        needs = format_bytes(nbytes) if nbytes <= _MAX_FORMATTED else f"{nbytes:.3g} bytes"
+        raise ValueError(f"shape {tuple(shape)} needs {needs} of shared memory, more than "
+                         f"{_SHM_FOLDER} can spare now ({format_bytes(min(room, _MAX_FORMATTED))})"
+                         f": choose a smaller shape")
+    return tuple(shape)
+
+
+def share_array_demo(shape: tuple[int, ...] = (1000, 1000), *,
+                     start_method: str | None = None) -> dict:
     """A child fills a numpy array that lives in shared memory; the kernel sees it, uncopied."""
+    shape = check_shape(shape)  # before allocating: a block past /dev/shm's room is a SIGBUS
     ctx = mp_context(check_start_method(start_method))
-    block = shared_memory.SharedMemory(create=True, size=int(np.prod(shape)) * 8)
+    block = shared_memory.SharedMemory(create=True, size=math.prod(shape) * 8)
     try:
         array = np.ndarray(shape, np.float64, buffer=block.buf)
         array[:] = 0.0
