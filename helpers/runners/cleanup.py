@@ -207,6 +207,11 @@ def close_queue(queue: Any, *, drain: bool = True) -> int:
         thread.join(_FEEDER_JOIN_SECONDS)
         if thread.is_alive() and cancel is not None:
             cancel()  # its data has no reader: do not let interpreter exit wait for it
+    elif hasattr(queue, "_notempty"):  # a Queue never put to: no feeder will close its pipe
+        for end in ("_reader", "_writer"):  # (close() leaves both to garbage collection, which
+            connection = _private(queue, end)  # a traceback holding the queue puts off)
+            if connection is not None:
+                connection.close()
     return drained
 
 

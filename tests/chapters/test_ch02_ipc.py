@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import _thread
 import threading
+import time
 
+import psutil
 import pytest
 from _timing import skip_if_busy
 from matplotlib.figure import Figure
@@ -128,6 +130,33 @@ def test_round_trips_come_back_for_every_channel(start_method):
         assert 0 < float(row["median round trip"].split()[0]) < 100_000  # µs: under 0.1 s
 
 
+def test_an_unpicklable_message_is_refused_at_once_naming_it(start_method):
+    # Before: the Queue's feeder thread only printed the PicklingError; the kernel waited the
+    # child's whole 30 s and got a bare queue.Empty. The autouse fixture checks for semaphores.
+    started = time.perf_counter()
+    with pytest.raises(TypeError, match=r"message must be picklable to cross a Queue or a Pipe"):
+        round_trips(10, start_method=start_method, message=lambda: 0)
+    assert time.perf_counter() - started < 2.0
+
+
+@pytest.mark.parametrize("after", [0.3, 1.0])  # while a child starts; while messages fly
+def test_an_interrupt_during_round_trips_closes_every_end(after):
+    round_trips(10)  # the fork server and resource tracker start once, keeping their pipes
+    process = psutil.Process()
+    fds_before = process.num_fds()
+    timer = threading.Timer(after, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt) as caught:
+            round_trips(100_000, message=b"x" * 4096)
+    finally:
+        timer.cancel()
+    # The traceback holds every frame's locals (the pipe ends among them): only a `finally`
+    # that closed them leaves the process with the descriptors it had.
+    assert caught.value is not None
+    assert process.num_fds() <= fds_before
+
+
 # -- 4. pickling ---------------------------------------------------------------------------------
 def test_out_of_band_pickle_holds_only_a_header():
     rows = {r["payload"]: r for r in pickling_costs(1 << 20, repeat=1)}
@@ -219,6 +248,33 @@ def test_an_interrupt_leaves_no_process_and_no_segment(after):
 
 
 # -- 6. sharing without copying ------------------------------------------------------------------
+def test_a_block_beyond_the_room_in_dev_shm_is_refused_before_it_is_made(monkeypatch):
+    # A block past /dev/shm's free space is created sparse, and the first write that finds no
+    # page kills the kernel with SIGBUS: here /dev/shm "has" 100 MiB free, 36 MiB to spare.
+    import os
+    from types import SimpleNamespace
+
+    from helpers.chapters.ch02_ipc import shared
+
+    monkeypatch.setattr(os, "statvfs", lambda path: SimpleNamespace(f_bavail=25_600,
+                                                                     f_frsize=4096))
+    made = []
+    monkeypatch.setattr(shared.shared_memory, "SharedMemory",
+                        lambda *a, **k: made.append(k) or pytest.fail("a block was made"))
+    with pytest.raises(ValueError, match=r"shape \(10000, 1000\) needs 76.3 MiB of shared "
+                                         r"memory, more than /dev/shm can spare now"):
+        share_array_demo((10_000, 1_000))
+    assert made == []
+    assert shared.shared_memory_room() == (100 - 64) << 20
+
+
+@pytest.mark.parametrize("shape", [(), (0,), (10, -1), (2.5,), "ab", [True], None, (1,) * 9,
+                                   (10**6, 10**6, 10**6)])
+def test_a_bad_or_huge_shape_is_refused_naming_it(shape):
+    with pytest.raises(ValueError, match=r"^shape "):
+        share_array_demo(shape)
+
+
 def test_value_array_shared_memory_shareable_list_and_manager(start_method):
     ctx = mp_context(start_method)
     counter, numbers = ctx.Value("i", 0), ctx.Array("d", 3)

@@ -41,6 +41,7 @@ __all__ = [
     "pickle_failures",
     "pickling_costs",
     "queue_anatomy",
+    "check_picklable",
     "round_trips",
     "run_feeder_error",
 ]
@@ -184,6 +185,7 @@ def round_trips(rounds: int = 1000, *, start_method: str | None = None,
                 message: Any = b"x" * 64) -> Table:
     """Ping-pong: the kernel sends `message`, a child sends it back, `rounds` times per kind."""
     check_int("rounds", rounds, 10, 100_000)
+    check_picklable("message", message)
     ctx = mp_context(check_start_method(start_method))
     rows = Table()
     for kind in PING_KINDS:
@@ -194,11 +196,27 @@ def round_trips(rounds: int = 1000, *, start_method: str | None = None,
     return rows
 
 
+def check_picklable(name: str, value: Any) -> Any:
+    """Return `value` if it can cross a Queue or a Pipe, else raise TypeError naming `name`.
+
+    Pickled here, in the caller: a Queue pickles in its feeder thread, which only prints the
+    error, so an unpicklable message would otherwise surface as a `queue.Empty` after the
+    receiver's whole timeout.
+    """
+    try:
+        ForkingPickler.dumps(value)  # what Queue, Pipe and Pool use to pickle
+    except Exception as exc:  # PicklingError, TypeError, AttributeError: any refusal
+        reason = str(exc).split(" at 0x")[0]
+        raise TypeError(f"{name} must be picklable to cross a Queue or a Pipe "
+                        f"({type(exc).__name__}: {reason}), got {value!r:.80}") from None
+    return value
+
+
 def ping_pong(ctx: Any, kind: str, rounds: int, message: Any) -> list[float]:
     if kind == "Pipe":
         mine, theirs = ctx.Pipe()
         send, recv = mine.send, mine.recv
-        args, owners = (kind, theirs, theirs), []
+        args, owners = (kind, theirs, theirs), [mine, theirs]
     else:
         make = ctx.Queue if kind == "Queue" else ctx.SimpleQueue
         to_child, from_child = make(), make()
@@ -217,12 +235,12 @@ def ping_pong(ctx: Any, kind: str, rounds: int, message: Any) -> list[float]:
                 recv()
                 times.append((time.perf_counter_ns() - t) / 1000)
             send(None)
-    finally:
+    finally:  # on any way out (an error, a timeout, an interrupt) every end is closed
         for owner in owners:
             if kind == "Queue":
                 close_queue(owner)
             else:
-                owner.close()
+                owner.close()  # a Connection, or a SimpleQueue's two ends
         release_semaphores(*owners)
     return times
 
