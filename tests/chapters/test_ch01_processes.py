@@ -434,3 +434,32 @@ def test_exercise_01_3_finds_out_why_a_worker_cannot_find_the_function(monkeypat
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(lost.parent)])
     feedback = check("01.3", module.cube)  # imported here, but the worker's sys.path lacks it
     assert not feedback and "sys.path" in repr(feedback), repr(feedback)
+
+
+# -- paths a child writes to are checked where they enter ------------------------------------------
+@pytest.mark.parametrize("path", ["", "no/such/folder/beat", "folder-slash/"])
+@pytest.mark.parametrize("call", ["heartbeat", "parent_with_daemon", "stderr_to_file"])
+def test_a_path_in_no_existing_folder_is_refused_and_nothing_is_written(call, path, tmp_path,
+                                                                        monkeypatch):
+    from helpers.chapters.ch01_processes import lifecycle, scripts
+
+    monkeypatch.chdir(tmp_path)  # before: "" + ".partial" became a file of the current folder
+    monkeypatch.setattr(sys, "stderr", sys.stderr)  # restored even if stderr_to_file took it
+    calls = {"heartbeat": lambda: scripts.heartbeat(path, 0.1),
+             "parent_with_daemon": lambda: scripts.parent_with_daemon(None, path, 0.1),
+             "stderr_to_file": lambda: lifecycle.stderr_to_file(path, print)}
+    with pytest.raises(ValueError, match=r"^path must be the path of a file in an existing folder"):
+        calls[call]()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("path", [3, None, b"beat"])
+def test_a_path_that_is_not_a_string_is_a_type_error(path):
+    # An int would be opened as a file *descriptor*: stderr_to_file(3, ...) wrote to fd 3.
+    from helpers.chapters.ch01_processes import lifecycle, scripts
+
+    for call in (lambda: scripts.heartbeat(path, 0.1),
+                 lambda: scripts.parent_with_daemon(None, path, 0.1),
+                 lambda: lifecycle.stderr_to_file(path, print)):
+        with pytest.raises(TypeError, match=r"^path must be the path of a file"):
+            call()

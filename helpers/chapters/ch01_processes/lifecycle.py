@@ -56,6 +56,7 @@ __all__ = [
     "exit_code_cases",
     "exits_with_3",
     "hello_process",
+    "check_file_path",
     "introduce",
     "measure_start_costs",
     "pid_alive",
@@ -131,8 +132,26 @@ def waits(ready, seconds: float) -> None:
     time.sleep(seconds)
 
 
+def check_file_path(name: str, value: object) -> str:
+    """Return `value` if it names a file to write in an existing folder, else raise naming it.
+
+    A path is a non-empty ``str`` (or ``os.PathLike``): an int would be taken by ``open`` for a
+    file *descriptor*, and ``""`` turns into a file of the current folder once a suffix is added.
+    """
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be the path of a file (a str), got {value!r:.80}")
+    folder = os.path.dirname(value)
+    if not value or value.endswith(os.sep) or not os.path.isdir(folder or "."):
+        raise ValueError(f"{name} must be the path of a file in an existing folder, "
+                         f"got {value!r:.200}")
+    return value
+
+
 def stderr_to_file(path: str, target: Callable[..., Any], *args: Any) -> Any:
     """Point this child's stderr at the file `path` (a dying traceback becomes data), run target."""
+    path = check_file_path("path", path)
     check_callable("target", target)
     # Line-buffered and never closed: it must outlive `target` to receive the traceback.
     sys.stderr = open(path, "w", encoding="utf-8", buffering=1)

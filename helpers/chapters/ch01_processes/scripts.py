@@ -45,6 +45,8 @@ from helpers.course import (
 )
 from helpers.runners import close_queue, release_semaphores, run_patched, stop_processes
 
+from .lifecycle import check_file_path
+
 __all__ = [
     "OrphanReport",
     "ScriptRun",
@@ -244,6 +246,7 @@ class OrphanReport:
 
 def heartbeat(path: str, seconds: float) -> None:
     """The daemon: write its pid and the time into `path` every 50 ms, for `seconds` at most."""
+    path = check_file_path("path", path)
     check_float("seconds", seconds, 0.0, _MAX_DAEMON_SECONDS)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -257,6 +260,7 @@ def parent_with_daemon(results, path: str, seconds: float) -> None:
     """The parent: start a daemon child that beats into `path`, report its pid, then wait."""
     import multiprocessing
 
+    path = check_file_path("path", path)
     check_float("seconds", seconds, 0.0, _MAX_DAEMON_SECONDS)
     # This process is single-threaded, so fork is safe for its child where the OS has it.
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
