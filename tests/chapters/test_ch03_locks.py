@@ -420,3 +420,12 @@ def test_a_worker_that_dies_before_the_start_releases_the_others(monkeypatch):
     assert w.errors[0] == "died without reporting (exit code 3)"
     assert "BrokenBarrierError" in w.errors[1]
     assert time.perf_counter() - started < 10  # not the workers' 20 s barrier timeout
+
+
+@pytest.mark.parametrize(("lane", "error"), [("", ValueError), ("   ", ValueError),
+                                             ("x" * 61, ValueError), (3, TypeError),
+                                             (None, TypeError), (["worker"], TypeError)])
+def test_workers_refuse_a_lane_that_is_not_a_name(lane, error):
+    with pytest.raises(error, match=r"^lane must be"):
+        Workers(lane=lane)
+    assert Workers(lane="counter").lanes() == []  # a name is fine; no worker has started

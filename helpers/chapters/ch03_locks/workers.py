@@ -52,6 +52,8 @@ __all__ = ["MAX_WORKERS", "WAIT_SECONDS", "Workers", "checked", "spin"]
 
 # The most processes one demo may start: the demos need 2-4; a typo must not fork-bomb a laptop.
 MAX_WORKERS = 16
+# A lane name is a label on a plot: longer than this, it would push the timeline off the figure.
+_MAX_LANE = 60
 # How long any wait inside a worker may last before it gives up with TimeoutError. The demos'
 # real waits are well under a second; on a loaded machine several times that. Longer means stuck.
 WAIT_SECONDS = 20.0
@@ -128,6 +130,12 @@ class Workers:
     def __init__(self, start_method: str | None = None, *, lane: str = "worker") -> None:
         self.start_method = check_start_method(start_method)
         self.ctx = mp_context(self.start_method)
+        if not isinstance(lane, str):
+            raise TypeError(f"lane must be a string (the name of each worker's lane), "
+                            f"got {lane!r:.80}")
+        if not lane.strip() or len(lane) > _MAX_LANE:
+            raise ValueError(f"lane must be a non-empty name of at most {_MAX_LANE} characters, "
+                             f"got {lane!r:.80}")
         self.lane = lane
         self.processes: list[Any] = []
         self.values: dict[int, Any] = {}
