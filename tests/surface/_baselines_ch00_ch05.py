@@ -25,6 +25,7 @@ def baselines() -> dict:
         "waits": {"ready": None},
         "parent_with_daemon": {"results": None, "path": str(script.with_suffix(".beat"))},
         "stderr_to_file": {"path": str(script.with_suffix(".err")), "target": print},
+        "check_shape": {"shape": (2, 2)},  # ch02's shape check: a small array fits anywhere
         "helpers.chapters.ch01_processes.demo": ch01_demo,
         "helpers.chapters.ch01_processes.speedup.demo": ch01_demo,
         "helpers.chapters.ch04_pools.demo": ch04_demo,

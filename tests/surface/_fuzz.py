@@ -2,10 +2,11 @@
 
 Run by tests/surface/test_public_surface.py as ``python _fuzz.py MODULE ...`` in a subprocess, so
 that a hang, a crash or a leftover process cannot harm the test run. For every parameter whose
-annotation says int, float, a sequence, a callable or one of the course's choice names, each bad
-value of its kind is passed in place of a valid value (the defaults, or `BASELINES`), and the
-outcome recorded: the exception type and message, "returned" or "hung". After each call, any
-child process still alive is recorded (and killed), so the test can say what was left behind.
+annotation says int, float, a sequence, a callable or one of the course's choice names, and every
+``host``, each bad value of its kind (for a host: every interface, another machine) is passed in
+place of a valid value (the defaults, or `BASELINES`), and the outcome recorded: the exception
+type and message, "returned" or "hung". After each call, any child process still alive is
+recorded (and killed), so the test can say what was left behind.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ BAD = {
     "sequence": [[], "ab"],
     "callable": [3],
     "choice": ["no-such-choice", 3],
+    # Every interface ("" and 0.0.0.0), another machine, not a string: the course binds and
+    # connects on loopback only.
+    "host": ["", "0.0.0.0", "192.0.2.1", 3],
 }
 # Parameters that are choices from a fixed set, whatever their annotation says.
 CHOICE_NAMES = {"start_method", "kind", "mode", "yield_with", "distribution", "model", "channel",
@@ -154,6 +158,8 @@ def _kind_of(parameter: inspect.Parameter) -> str | None:
     text = str(parameter.annotation)
     if name in CHOICE_NAMES:
         return "choice"
+    if name == "host":
+        return "host"
     if name in FREE or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
         return None
     if "Callable" in text or name in ("fn", "before", "on_result", "on_dispatch", "runner"):
