@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from helpers.course import LOOPBACK
+
 from . import Point, exercise
 
 __all__ = ["serve_handler_file"]
@@ -153,7 +155,7 @@ def serve_handler_file(control, path: str) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         loop.add_reader(control.stop_fd, stop.set)
-        server = await asyncio.start_server(module.handle, "127.0.0.1", 0)
+        server = await asyncio.start_server(module.handle, LOOPBACK, 0)
         control.ready(port=server.sockets[0].getsockname()[1], idle=idle)
         try:
             await asyncio.wait_for(stop.wait(), control.remaining())
@@ -205,7 +207,7 @@ def _idle(answer):
     idle = server.info["idle"]
     watch = 3 * idle  # the good client keeps talking three idle timeouts long
     try:
-        seen = server_child.call(bad_clients, "127.0.0.1", server.info["port"], watch,
+        seen = server_child.call(bad_clients, LOOPBACK, server.info["port"], watch,
                                  _BIG_LINE, timeout=watch + 20)
     finally:
         try:

@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from helpers.course import check_callable, check_int, check_timeout
+from helpers.course import LOOPBACK, check_callable, check_int, check_timeout
 from helpers.timeline import Event, Trace
 
 from .cleanup import stop_processes
@@ -209,7 +209,7 @@ def dask_client(workers: int = 2, threads_per_worker: int = 1, *,
                 yield client
             return
         with start_cluster(LocalCluster, workers, threads_per_worker=threads_per_worker,
-                           processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                           processes=True, host=LOOPBACK, dashboard_address=f"{LOOPBACK}:0",
                            scheduler_port=0, timeout=timeout) as cluster:
             client = Client(cluster, timeout=timeout)
             try:

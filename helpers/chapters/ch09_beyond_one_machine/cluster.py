@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from helpers.course import check_int, check_timeout
+from helpers.course import LOOPBACK, check_int, check_timeout
 from helpers.runners.dask import quiet_dask
 
 __all__ = ["CliCluster", "cli_cluster", "scheduler_command", "worker_command"]
@@ -69,9 +69,9 @@ def _dask_cli() -> list[str]:
 
 def scheduler_command(scheduler_file: str, *, dashboard: bool = True) -> list[str]:
     """The scheduler's command line: 127.0.0.1, a free port, its address written to a file."""
-    return [*_dask_cli(), "scheduler", "--host", "127.0.0.1", "--port", "0",
+    return [*_dask_cli(), "scheduler", "--host", LOOPBACK, "--port", "0",
             "--scheduler-file", scheduler_file,
-            *(["--dashboard-address", "127.0.0.1:0"] if dashboard else ["--no-dashboard"]),
+            *(["--dashboard-address", f"{LOOPBACK}:0"] if dashboard else ["--no-dashboard"]),
             "--idle-timeout", f"{_IDLE_TIMEOUT_SECONDS}s"]
 
 
@@ -79,7 +79,7 @@ def worker_command(address: str, name: str, threads: int = 1) -> list[str]:
     """One worker's command line: joins the scheduler at `address`, listens on 127.0.0.1."""
     check_int("threads", threads, 1, 4)
     return [*_dask_cli(), "worker", address, "--name", name, "--nthreads", str(threads),
-            "--nworkers", "1", "--host", "127.0.0.1", "--no-dashboard",
+            "--nworkers", "1", "--host", LOOPBACK, "--no-dashboard",
             "--death-timeout", f"{_DEATH_TIMEOUT_SECONDS}s", "--memory-limit", "0"]
 
 
