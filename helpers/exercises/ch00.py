@@ -278,7 +278,7 @@ _VISIT_RUNS = 3
 # Then a stress run: sleeps skipped, threads made to switch as often as the interpreter lets
 # them (every ~10 µs), many visits each. A read-add-write with no gap between the read and the
 # write that is not locked loses here too, though it rarely does at the default 5 ms.
-_STRESS_VISITS, _STRESS_SWITCH_S = 2_000, 1e-5
+_STRESS_VISITS, _STRESS_SWITCH_S = 10_000, 1e-5
 
 
 def _recording_sleep(spans: list[tuple[int, int, int]], skip: dict[str, bool]):
@@ -329,9 +329,11 @@ def _visit_in_threads(visit, pages: list[str]) -> tuple[int, int, Exception | No
 
     counts: dict[str, int] = {}
     errors: list[Exception] = []
+    together = threading.Barrier(_VISIT_THREADS)  # all start at once: a short run still races
 
     def body():
         try:
+            together.wait(timeout=10)
             visit(counts, list(pages))
         except Exception as exc:  # the reader's error is feedback
             errors.append(exc)
