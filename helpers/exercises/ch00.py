@@ -1,7 +1,8 @@
 """Checks for chapter 00 (start here, and part b, threads): CPU-bound or I/O-bound, which modes
 help, code that threads really run at once, and a thread race fixed with a lock.
 
-- 00.1 and 00.2 ask what the timelines showed;
+- 00.1 and 00.2 ask what the timelines showed; 00.5 (``00b_threads``) asks for a prediction of
+  the convoy's median lateness at a 2 ms switch interval and compares it with a run;
 - 00.3 runs the reader's ``compress_all(blocks, threads)`` (a module written with ``%%writefile``)
   with 2 threads, recording every ``zlib.compress`` call it makes (thread, wall span, CPU time),
   and judges from that record: right output, two threads, calls in progress together, and more
@@ -404,3 +405,45 @@ def _visits(answer):
                            "where the shared dict is read and written")
     else:
         yield Point(True, "threads fetched at the same time: the lock covers only the count")
+
+
+# -- 00.5 ------------------------------------------------------------------------------------
+# The switch interval the reader predicts for, and how the prediction is judged: against the
+# median lateness measured right then, within this share of it (or this many ms, whichever is
+# larger): timer slack and the probe's own run add a little to the interval.
+_PREDICT_SWITCH_S = 0.002
+_PREDICT_SHARE, _PREDICT_SLACK_MS = 0.3, 0.4
+_PREDICT_SAMPLES = 60  # about 0.2 s of 1 ms sleeps beside the neighbour
+
+
+@exercise("00.5", "Predict how late the I/O thread wakes")
+def _predict_convoy(answer):
+    import math
+
+    from helpers.chapters.ch00b_threads import convoy
+
+    if isinstance(answer, bool) or not isinstance(answer, (int, float)) or \
+            not math.isfinite(answer) or answer < 0:
+        yield Point(False, "answer should be a number of milliseconds, like 0.3 or 12")
+        return
+    run = convoy(_PREDICT_SAMPLES, 0.001, neighbour=True, switch_interval_s=_PREDICT_SWITCH_S)
+    alone = convoy(_PREDICT_SAMPLES, 0.001, neighbour=False)
+    measured = run.p50_ms
+    if alone.p50_ms > 0.5 * _PREDICT_SWITCH_S * 1000:
+        yield Point.unsure(f"the I/O thread woke {alone.p50_ms:.2f} ms late even alone: other "
+                           "programs are taking the cores, so this run cannot judge your "
+                           "prediction. Run the check again when it is quieter")
+        return
+    close = abs(answer - measured) <= max(_PREDICT_SHARE * measured, _PREDICT_SLACK_MS)
+    if close:
+        yield Point(True, f"you predicted {answer:g} ms; the I/O thread woke {measured:.2f} ms "
+                          "late (median): about one switch interval, the time a thread waits "
+                          "before it asks the running one to drop the GIL")
+    elif answer < measured:
+        yield Point(False, f"you predicted {answer:g} ms; it woke {measured:.2f} ms late "
+                           "(median). Its sleep ends on time — what must it have before it "
+                           "can run Python again, and how long does it wait before asking?")
+    else:
+        yield Point(False, f"you predicted {answer:g} ms; it woke only {measured:.2f} ms late "
+                           "(median). How long does a waiting thread let the holder run before "
+                           "it asks for the GIL, with the interval this run sets?")

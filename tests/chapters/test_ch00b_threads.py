@@ -151,3 +151,17 @@ def test_exercise_00_4_says_what_is_wrong_without_the_answer(monkeypatch, tmp_pa
     feedback = check("00.4", str(no_fetch))
     assert feedback.wrong and "no fetch was seen" in repr(feedback), repr(feedback)
     assert not check("00.4", str(tmp_path / "missing.py"))
+
+
+@pytest.mark.timeout(60)
+def test_exercise_00_5_judges_a_prediction_against_a_run(monkeypatch):
+    _reader(monkeypatch)
+    assert not check("00.5", ...).answered
+    assert not check("00.5", "two")
+    feedback = check("00.5", solution(NOTEBOOK, "check(\"00.5\"", None))
+    if feedback.inconclusive:
+        pytest.skip(f"the machine is too busy to time a wake-up: {feedback!r}")
+    assert feedback, repr(feedback)
+    for wrong in (0.0, 100.0):
+        feedback = check("00.5", wrong)
+        assert feedback.inconclusive or feedback.wrong, repr(feedback)
