@@ -35,15 +35,19 @@ def race_counts(threads: int = _THREADS, increments: int = _INCREMENTS) -> tuple
 
 
 def convoy_ratio(samples: int = _SAMPLES, rounds: int = _ROUNDS) -> dict[str, float]:
-    """Median p99 (ms) alone, beside a CPU-bound thread, and beside it at 0.5 ms; their ratio."""
-    alone, beside, shorter = [], [], []
+    """Median p99 (ms) alone, beside a CPU-bound thread, and beside it at 0.5 ms; their ratio;
+    and the share of its time the neighbour ran (well under 0.8: other programs took its core)."""
+    alone, beside, shorter, shares = [], [], [], []
     for _ in range(rounds):
         alone.append(convoy(samples, _PERIOD_S, neighbour=False).p99_ms)
-        beside.append(convoy(samples, _PERIOD_S, neighbour=True).p99_ms)
+        run = convoy(samples, _PERIOD_S, neighbour=True)
+        beside.append(run.p99_ms)
+        shares.append(run.neighbour_cpu_share)
         shorter.append(convoy(samples, _PERIOD_S, neighbour=True,
                               switch_interval_s=0.0005).p99_ms)
     figures = {"alone": statistics.median(alone), "beside": statistics.median(beside),
-               "beside at 0.5 ms": statistics.median(shorter)}
+               "beside at 0.5 ms": statistics.median(shorter),
+               "neighbour share": statistics.median(shares)}
     figures["ratio"] = figures["beside"] / max(figures["alone"], 1e-6)
     return figures
 
@@ -56,6 +60,8 @@ def measure(report) -> None:
     figures = convoy_ratio()
     report("convoy_p99_ratio", figures["ratio"], "x the I/O thread's p99 alone", ">= 5")
     report("convoy_switch_interval", sys.getswitchinterval() * 1000, "ms (the switch interval)")
+    report("convoy_neighbour_cpu_share", figures["neighbour share"],
+           "of its time the CPU-bound neighbour ran (under 0.8: the machine starved it)")
     report("convoy_p99_alone", figures["alone"], "ms late (I/O thread alone, p99)")
     report("convoy_p99_beside_cpu", figures["beside"], "ms late (beside a CPU-bound thread, p99)")
     report("convoy_p99_beside_cpu_0_5ms", figures["beside at 0.5 ms"],

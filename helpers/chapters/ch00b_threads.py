@@ -32,6 +32,7 @@ from helpers.timeline import Recorder, Trace, plot_timeline
 __all__ = [
     "MAX_INCREMENTS",
     "MAX_THREADS",
+    "NEIGHBOUR_SHARE_NEEDED",
     "VARIANTS",
     "ConvoyResult",
     "Counter",
@@ -54,6 +55,11 @@ _TIMEOUT_SECONDS = 60.0
 # The probe sleeps at most this long per sample, and takes at most this many samples.
 _MAX_PERIOD_S, _MAX_SAMPLES = 0.05, 5_000
 # sys.setswitchinterval accepts any positive float; below 10 µs a thread does little but switch.
+# A neighbour that ran less than this share of its time was starved of a core by other programs:
+# it then waits for the GIL more than it holds it, and the I/O thread finds the GIL free — no
+# convoy to see. On a quiet machine it runs about 95 % of the time (it waits only for the probe's
+# short turns).
+NEIGHBOUR_SHARE_NEEDED = 0.8
 _MIN_SWITCH_S, _MAX_SWITCH_S = 1e-5, 0.1
 
 
@@ -186,6 +192,15 @@ class ConvoyResult:
     switch_interval_s: float
     late_ms: list[float]
     trace: Trace
+    # The neighbour's CPU time over its wall time (None alone). A neighbour the OS starved of a
+    # core (a busy machine) leaves the GIL free, and the I/O thread is then not late: no convoy.
+    neighbour_cpu_share: float | None = None
+
+    @property
+    def starved(self) -> bool:
+        """The neighbour got too little of a core to show a convoy (a busy machine)."""
+        share = self.neighbour_cpu_share
+        return share is not None and share < NEIGHBOUR_SHARE_NEEDED
 
     @property
     def p50_ms(self) -> float:
@@ -198,8 +213,14 @@ class ConvoyResult:
 
     def __str__(self) -> str:
         beside = "beside a CPU-bound thread" if self.neighbour else "alone"
-        return (f"I/O thread {beside} (switch interval {self.switch_interval_s * 1000:.1f} "
+        text = (f"I/O thread {beside} (switch interval {self.switch_interval_s * 1000:.1f} "
                 f"ms): woke late by p50 {self.p50_ms:.3f} ms, p99 {self.p99_ms:.3f} ms")
+        if self.neighbour_cpu_share is not None:
+            text += f"; the CPU thread ran {self.neighbour_cpu_share:.0%} of the time"
+        if self.starved:
+            text += " (other programs took its core: a convoy cannot show now)"
+        return text
+
 
 
 def convoy(samples: int = 100, period_s: float = 0.001, neighbour: bool = True,
@@ -211,6 +232,7 @@ def convoy(samples: int = 100, period_s: float = 0.001, neighbour: bool = True,
     if switch_interval_s is not None:
         check_float("switch_interval_s", switch_interval_s, _MIN_SWITCH_S, _MAX_SWITCH_S)
     previous, stop, late, recordings = sys.getswitchinterval(), threading.Event(), [], []
+    share: list[float] = []
 
     def probe():
         rec = Recorder.for_thread(cpus=False)
@@ -218,8 +240,9 @@ def convoy(samples: int = 100, period_s: float = 0.001, neighbour: bool = True,
         recordings.append(rec.recording())
 
     def hog():
-        rec = Recorder.for_thread(cpus=False)
+        rec, cpu, wall = Recorder.for_thread(cpus=False), time.thread_time(), time.perf_counter()
         spin_until(stop, rec)
+        share.append((time.thread_time() - cpu) / max(time.perf_counter() - wall, 1e-9))
         recordings.append(rec.recording())
 
     threads = [threading.Thread(target=probe, name="I/O thread")]
@@ -243,7 +266,8 @@ def convoy(samples: int = 100, period_s: float = 0.001, neighbour: bool = True,
     trace = Trace()
     for recording in recordings:
         trace.extend(recording)
-    return ConvoyResult(neighbour, interval, [ns / 1e6 for ns in late], trace)
+    return ConvoyResult(neighbour, interval, [ns / 1e6 for ns in late], trace,
+                        share[0] if share else None)
 
 
 def plot_convoy(result: ConvoyResult, ax=None, *, first_ms: float = 60.0):

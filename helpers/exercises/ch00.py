@@ -426,13 +426,19 @@ def _predict_convoy(answer):
             not math.isfinite(answer) or answer < 0:
         yield Point(False, "answer should be a number of milliseconds, like 0.3 or 12")
         return
-    run = convoy(_PREDICT_SAMPLES, 0.001, neighbour=True, switch_interval_s=_PREDICT_SWITCH_S)
-    alone = convoy(_PREDICT_SAMPLES, 0.001, neighbour=False)
+    for _ in range(_ATTEMPTS):  # a run the machine disturbed is tried again
+        run = convoy(_PREDICT_SAMPLES, 0.001, neighbour=True, switch_interval_s=_PREDICT_SWITCH_S)
+        alone = convoy(_PREDICT_SAMPLES, 0.001, neighbour=False)
+        # Starved of a core, the neighbour leaves the GIL free: a short wait then says nothing.
+        starved = run.starved and run.p50_ms < 0.5 * _PREDICT_SWITCH_S * 1000
+        if not starved and alone.p50_ms <= 0.5 * _PREDICT_SWITCH_S * 1000:
+            break
     measured = run.p50_ms
-    if alone.p50_ms > 0.5 * _PREDICT_SWITCH_S * 1000:
-        yield Point.unsure(f"the I/O thread woke {alone.p50_ms:.2f} ms late even alone: other "
-                           "programs are taking the cores, so this run cannot judge your "
-                           "prediction. Run the check again when it is quieter")
+    if starved or alone.p50_ms > 0.5 * _PREDICT_SWITCH_S * 1000:
+        yield Point.unsure(f"the CPU thread ran {run.neighbour_cpu_share:.0%} of the time and "
+                           f"the I/O thread alone woke {alone.p50_ms:.2f} ms late: other programs "
+                           "are taking the cores, so this run cannot judge your prediction. Run "
+                           "the check again when it is quieter")
         return
     close = abs(answer - measured) <= max(_PREDICT_SHARE * measured, _PREDICT_SLACK_MS)
     if close:

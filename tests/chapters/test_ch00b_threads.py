@@ -59,6 +59,12 @@ def test_an_io_thread_beside_a_cpu_bound_one_wakes_late_and_a_short_interval_hel
     assert len(alone.late_ms) == 60 and {e.lane.split(" [")[0] for e in beside.trace} == {
         "I/O thread", "CPU thread"}
     ratio = beside.p99_ms / max(alone.p99_ms, 1e-6)
+    shown = ratio > 3 and faster.p50_ms < 0.5 * beside.p50_ms
+    if not shown and (beside.starved or faster.starved):
+        # Starved of a core by other programs, the neighbour waits for the GIL more than it
+        # holds it: the run's own evidence that it could not show a convoy.
+        pytest.skip(f"inconclusive: the CPU thread ran {beside.neighbour_cpu_share:.0%} and "
+                    f"{faster.neighbour_cpu_share:.0%} of the time\n{alone}\n{beside}")
     skip_if_busy(ratio, "p99 beside a CPU-bound thread / alone", at_most=3)
     assert ratio > 3, f"{alone}\n{beside}"
     # The wait is about one switch interval: at a tenth of it, the median is clearly shorter.
