@@ -61,6 +61,10 @@ _MAX_PERIOD_S, _MAX_SAMPLES = 0.05, 5_000
 # short turns).
 NEIGHBOUR_SHARE_NEEDED = 0.8
 _MIN_SWITCH_S, _MAX_SWITCH_S = 1e-5, 0.1
+# A sleep(0) step hands the GIL over, tens of µs with 4 to 8 threads: past this many per thread a
+# panel run takes more than a few seconds (8 threads locked: about 3 s at 5,000 each on a slow
+# core). The call and bare loops go to 300,000 (a few tenths of a second).
+_PANEL_SLEEP_INCREMENTS = 5_000
 
 
 class Counter:
@@ -280,12 +284,16 @@ def plot_convoy(result: ConvoyResult, ax=None, *, first_ms: float = 60.0):
     shown = [e for e in result.trace.events if e.start_ns < end]
     clipped = Trace([e if e.end_ns <= end else type(e)(e.lane, e.label, e.kind, e.start_ns, end,
                                                        e.pid, e.cpu) for e in shown])
-    return plot_timeline(clipped, ax, title=str(result))
+    return plot_timeline(clipped, ax, title=str(result).split(";")[0])
 
 
 def _panel_demo(fig, progress, *, threads: int, increments: int, variant: str,
                 switch_ms: float) -> str:
     """Panel demo: the chosen loop in threads, with the chosen switch interval."""
+    if "sleep(0)" in variant and increments > _PANEL_SLEEP_INCREMENTS:
+        raise ValueError(f"increments must be at most {_PANEL_SLEEP_INCREMENTS:,} with a sleep(0) "
+                         f"loop (each step gives the GIL away: larger runs take minutes), got "
+                         f"{increments:,}")
     progress(0.1, "counting…")
     previous = sys.getswitchinterval()
     try:
@@ -305,7 +313,7 @@ def make_panel():
     return Panel(
         "Threads adding to one counter",
         [Int("threads", 1, 8, 4),
-         Choice("increments", [1_000, 5_000, 20_000], 1_000 if QUICK else 5_000,
+         Choice("increments", [1_000, 5_000, 20_000, 100_000, 300_000], 1_000 if QUICK else 5_000,
                 label="increments per thread"),
          Choice("variant", list(VARIANTS), "read, sleep(0), write", label="loop"),
          Float("switch_ms", 0.1, 20.0, 5.0, step=0.1, label="switch interval (ms)")],

@@ -20,10 +20,10 @@ NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def test_read_sleep_write_loses_updates_and_the_lock_loses_none():
-    racy = th.count_in_threads(th.add_with_gap, 4, 500)
-    assert racy.expected == 2_000 and racy.lost > 0, str(racy)
-    locked = th.count_in_threads(th.add_locked, 4, 500)
-    assert locked.counted == locked.expected == 2_000 and locked.lost == 0, str(locked)
+    racy = th.count_in_threads(th.add_with_gap, 4, 2_000)
+    assert racy.expected == 8_000 and racy.lost > 0, str(racy)
+    locked = th.count_in_threads(th.add_locked, 4, 2_000)
+    assert locked.counted == locked.expected == 8_000 and locked.lost == 0, str(locked)
     # Each thread recorded its own span, in a lane of its own.
     assert len(locked.trace.lanes()) == 4
     assert all(len(locked.trace.select(lane=lane, kind="run")) == 1
@@ -98,6 +98,8 @@ def test_the_panel_runs_and_puts_the_switch_interval_back():
                         switch_ms=0.5)
     assert "0 lost" in summary and sys.getswitchinterval() == before
     assert "lost" in panel.run(variant="read, sleep(0), write")
+    with pytest.raises(ValueError, match="increments"):  # minutes of sleep(0): refused at once
+        panel.run(increments=300_000)
 
 
 def _starting_module(tmp_path) -> str:
