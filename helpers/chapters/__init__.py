@@ -3,6 +3,7 @@
 | package / module          | chapter                                                   |
 |---------------------------|-----------------------------------------------------------|
 | ``ch00_start_here``       | 00: the machine, reading a timeline, the GIL              |
+| ``ch00b_threads``         | 00b: threads, lost updates and a Lock, the convoy effect  |
 | ``ch01_processes``        | 01: processes, start methods, exit codes, speed-up        |
 | ``ch02_ipc``              | 02: queues, pipes, pickling, shared memory, managers      |
 | ``ch03_locks``            | 03: lost updates, locks and the other primitives          |

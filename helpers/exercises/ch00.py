@@ -1,12 +1,17 @@
-"""Checks for chapter 00 (start here): CPU-bound or I/O-bound, which modes help, and code that
-threads really run at once.
+"""Checks for chapter 00 (start here, and part b, threads): CPU-bound or I/O-bound, which modes
+help, code that threads really run at once, and a thread race fixed with a lock.
 
-- 00.1 and 00.2 ask what the timelines showed;
+- 00.1 and 00.2 ask what the timelines showed; 00.5 (``00b_threads``) asks for a prediction of
+  the convoy's median lateness at a 2 ms switch interval and compares it with a run;
 - 00.3 runs the reader's ``compress_all(blocks, threads)`` (a module written with ``%%writefile``)
   with 2 threads, recording every ``zlib.compress`` call it makes (thread, wall span, CPU time),
   and judges from that record: right output, two threads, calls in progress together, and more
   than one core's worth of CPU per second. Where the machine gave the threads one core only, it
-  says "inconclusive", never ✓.
+  says "inconclusive", never ✓;
+- 00.4 (``00b_threads``) runs the reader's ``visit(counts, pages)`` in 6 threads on one dict,
+  recording every ``time.sleep`` it makes: no visit may be lost (also in a stress run with the
+  sleeps skipped and threads switching every 10 µs), and two threads' fetches (the waits) must
+  have overlapped — a lock held around the wait too loses nothing but serialises the threads.
 
 `load_function` is how every chapter's write-code exercise reads the reader's module::
 
@@ -259,3 +264,192 @@ def _compress(answer):
                            f"gave them only {cores:.1f} cores' worth of CPU (other programs are "
                            "using the cores), so it cannot show that they ran on two cores at "
                            "once. Run the check again when it is quieter")
+
+
+# -- 00.4 ------------------------------------------------------------------------------------
+# The check's run: this many threads, each visiting the pages below. Every visit "fetches" the
+# page (the reader's time.sleep), so threads that may wait at the same time finish in about a
+# thread's share of the waits; two pages, so the threads collide on the same key all the time.
+_VISIT_THREADS = 6
+_VISIT_PAGES = ("home", "news") * 15
+# A wait this long (seconds) is a fetch, not the sleep(0) between a read and a write.
+_FETCH_AT_LEAST = 0.0005
+# The check runs this many times: a lost update in any run is one too many.
+_VISIT_RUNS = 3
+# Then a stress run: sleeps skipped, threads made to switch as often as the interpreter lets
+# them (every ~10 µs), many visits each. A read-add-write with no gap between the read and the
+# write that is not locked loses here too, though it rarely does at the default 5 ms.
+_STRESS_VISITS, _STRESS_SWITCH_S = 10_000, 1e-5
+
+
+def _recording_sleep(spans: list[tuple[int, int, int]], skip: dict[str, bool]):
+    """A stand-in for the time module whose ``sleep`` records ``(thread, start ns, end ns)`` of
+    every wait of at least `_FETCH_AT_LEAST` seconds (and skips every sleep while
+    ``skip["fetch"]``: the stress run is about the read and the write, not the waits)."""
+    import threading
+    import types
+
+    numbers, mine = itertools.count(), threading.local()
+
+    def sleep(seconds, /):
+        if skip["fetch"]:
+            return None
+        started = time.perf_counter_ns()
+        try:
+            return time.sleep(seconds)
+        finally:
+            if seconds >= _FETCH_AT_LEAST:
+                if not hasattr(mine, "number"):
+                    mine.number = next(numbers)
+                spans.append((mine.number, started, time.perf_counter_ns()))
+
+    stand_in = types.ModuleType("time")
+    stand_in.__dict__.update({k: v for k, v in vars(time).items() if not k.startswith("__")})
+    stand_in.sleep = sleep
+    return stand_in, sleep
+
+
+def _spy_on_sleep(fn) -> tuple[list[tuple[int, int, int]], dict[str, bool]]:
+    """Make the reader's module call a recording time.sleep; return the list of its waits and
+    the switch that skips the fetches."""
+    spans: list[tuple[int, int, int]] = []
+    skip = {"fetch": False}
+    stand_in, sleep = _recording_sleep(spans, skip)
+    module = fn.__globals__
+    for name, value in list(module.items()):
+        if value is time:
+            module[name] = stand_in
+        elif value is time.sleep:
+            module[name] = sleep
+    return spans, skip
+
+
+def _visit_in_threads(visit, pages: list[str]) -> tuple[int, int, Exception | None]:
+    """``(expected, counted, error)`` of one run of `visit` in `_VISIT_THREADS` threads."""
+    import threading
+
+    counts: dict[str, int] = {}
+    errors: list[Exception] = []
+    together = threading.Barrier(_VISIT_THREADS)  # all start at once: a short run still races
+
+    def body():
+        try:
+            together.wait(timeout=10)
+            visit(counts, list(pages))
+        except Exception as exc:  # the reader's error is feedback
+            errors.append(exc)
+
+    threads = [threading.Thread(target=body, daemon=True) for _ in range(_VISIT_THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    if any(thread.is_alive() for thread in threads):
+        return 0, 0, TimeoutError("a thread was still visiting after 30 s (a lock never released?)")
+    counted = sum(v for v in counts.values() if isinstance(v, int))
+    return _VISIT_THREADS * len(pages), counted, errors[0] if errors else None
+
+
+def _waits_overlapped(spans: list[tuple[int, int, int]]) -> bool:
+    by_thread: dict[int, list[tuple[int, int]]] = {}
+    for thread, start, end in spans:
+        by_thread.setdefault(thread, []).append((start, end))
+    lanes = list(by_thread.values())
+    return any(_overlap_ns(a, b) > 0 for i, a in enumerate(lanes) for b in lanes[i + 1:])
+
+
+@exercise("00.4", "Fix a thread race with a Lock")
+def _visits(answer):
+    visit, points = load_function(answer, "visit", 2)
+    yield from points
+    if visit is None:
+        return
+    import sys
+
+    spans, skip = _spy_on_sleep(visit)
+    worst = 0
+    for _ in range(_VISIT_RUNS):
+        expected, counted, error = _visit_in_threads(visit, list(_VISIT_PAGES))
+        if error is not None:
+            yield Point(False, f"visit(counts, pages) raised {type(error).__name__}: {error}")
+            return
+        worst = max(worst, expected - counted)
+    fetched = list(spans)
+    previous = sys.getswitchinterval()
+    stress = list(_VISIT_PAGES[:2]) * (_STRESS_VISITS // 2)
+    try:
+        skip["fetch"] = True
+        sys.setswitchinterval(_STRESS_SWITCH_S)
+        for _ in range(_VISIT_RUNS):
+            if worst:
+                break
+            expected, counted, error = _visit_in_threads(visit, stress)
+            worst = max(worst, expected - counted) if error is None else worst
+    finally:
+        skip["fetch"] = False
+        sys.setswitchinterval(previous)
+    spans = fetched
+    if worst:
+        yield Point(False, f"{worst:,} of {expected:,} visits were lost: two threads read the "
+                           "same count, and the second write overwrote the first. What must one "
+                           "thread finish before another may read?")
+    else:
+        yield Point(True, f"{_VISIT_THREADS} threads, {_VISIT_RUNS} runs, and again with threads "
+                          "switching every 10 µs: every visit counted, none lost")
+    if not spans:
+        yield Point(False, "no fetch was seen: keep the time.sleep(FETCH_SECONDS) that stands "
+                           "for downloading the page (the check watches it)")
+    elif not _waits_overlapped(spans):
+        yield Point(False, "no two threads ever fetched at the same time: the lock is held "
+                           "while a thread waits, so the others queue behind it. Hold it only "
+                           "where the shared dict is read and written")
+    else:
+        yield Point(True, "threads fetched at the same time: the lock covers only the count")
+
+
+# -- 00.5 ------------------------------------------------------------------------------------
+# The switch interval the reader predicts for, and how the prediction is judged: against the
+# median lateness measured right then, within this share of it (or this many ms, whichever is
+# larger): timer slack and the probe's own run add a little to the interval.
+_PREDICT_SWITCH_S = 0.002
+_PREDICT_SHARE, _PREDICT_SLACK_MS = 0.3, 0.4
+_PREDICT_SAMPLES = 60  # about 0.2 s of 1 ms sleeps beside the neighbour
+
+
+@exercise("00.5", "Predict how late the I/O thread wakes")
+def _predict_convoy(answer):
+    import math
+
+    from helpers.chapters.ch00b_threads import convoy
+
+    if isinstance(answer, bool) or not isinstance(answer, (int, float)) or \
+            not math.isfinite(answer) or answer < 0:
+        yield Point(False, "answer should be a number of milliseconds, like 0.3 or 12")
+        return
+    for _ in range(_ATTEMPTS):  # a run the machine disturbed is tried again
+        run = convoy(_PREDICT_SAMPLES, 0.001, neighbour=True, switch_interval_s=_PREDICT_SWITCH_S)
+        alone = convoy(_PREDICT_SAMPLES, 0.001, neighbour=False)
+        # Starved of a core, the neighbour leaves the GIL free: a short wait then says nothing.
+        starved = run.starved and run.p50_ms < 0.5 * _PREDICT_SWITCH_S * 1000
+        if not starved and alone.p50_ms <= 0.5 * _PREDICT_SWITCH_S * 1000:
+            break
+    measured = run.p50_ms
+    if starved or alone.p50_ms > 0.5 * _PREDICT_SWITCH_S * 1000:
+        yield Point.unsure(f"the CPU thread ran {run.neighbour_cpu_share:.0%} of the time and "
+                           f"the I/O thread alone woke {alone.p50_ms:.2f} ms late: other programs "
+                           "are taking the cores, so this run cannot judge your prediction. Run "
+                           "the check again when it is quieter")
+        return
+    close = abs(answer - measured) <= max(_PREDICT_SHARE * measured, _PREDICT_SLACK_MS)
+    if close:
+        yield Point(True, f"you predicted {answer:g} ms; the I/O thread woke {measured:.2f} ms "
+                          "late (median): about one switch interval, the time a thread waits "
+                          "before it asks the running one to drop the GIL")
+    elif answer < measured:
+        yield Point(False, f"you predicted {answer:g} ms; it woke {measured:.2f} ms late "
+                           "(median). Its sleep ends on time — what must it have before it "
+                           "can run Python again, and how long does it wait before asking?")
+    else:
+        yield Point(False, f"you predicted {answer:g} ms; it woke only {measured:.2f} ms late "
+                           "(median). How long does a waiting thread let the holder run before "
+                           "it asks for the GIL, with the interval this run sets?")

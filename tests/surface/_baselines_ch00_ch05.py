@@ -1,4 +1,4 @@
-"""Valid arguments for chapters 00, 01, 04 and 05's public callables with required parameters
+"""Valid arguments for chapters 00, 00b, 01, 04 and 05's public callables with required parameters
 (see _fuzz.py)."""
 
 from __future__ import annotations
@@ -39,6 +39,18 @@ def baselines() -> dict:
         "with_waits": {"recording": Trace()},
         "plot_sleepers": {"run": _sleepers_run(), "axes": Figure().subplots(2, 1)},
         "load_function": {"answer": str(script), "name": "f", "params": 1},
+        **_ch00b_baselines(),
+    }
+
+
+def _ch00b_baselines() -> dict:
+    from helpers.chapters.ch00b_threads import ConvoyResult, add_bare
+    from helpers.timeline import Trace
+
+    return {
+        "count_in_threads": {"add": add_bare, "threads": 1, "increments": 1},
+        "convoy": {"samples": 1, "period_s": 0.0001},
+        "plot_convoy": {"result": ConvoyResult(False, 0.005, [0.1], Trace())},
     }
 
 
