@@ -9,7 +9,10 @@
   plain ``time.sleep`` calls overlap;
 - 05.4 (05c) predicts what a ``Pool`` does: the answer is ``{"seconds": …, "most at once": …}``;
 - 05.5 (05c) runs the reader's ``fetch_all(fetch, names, limit, timeout)``: bounded concurrency,
-  a timeout per fetch, results in order, a deadline for the whole.
+  a timeout per fetch, results in order, a deadline for the whole;
+- 05.6 (05d) runs the reader's ``async def fetch_all(fetch, urls, limit)`` on a fresh event loop
+  in a thread (the kernel's loop is busy running the cell): the most fetches in flight, the
+  results in order, a failure that reaches the caller, and no task left pending after it.
 
 Data flow of 05.1 and 05.5 (05.3 the same, but in a child Python, since it patches)::
 
@@ -345,3 +348,120 @@ def _fetch_all(answer):
     yield Point(not still, "no fetch was left running afterwards" if not still else
                 f"{len(still)} fetches were still running after fetch_all returned: a greenlet "
                 "you give up on keeps running until it is killed")
+
+
+# -- 05.6 ------------------------------------------------------------------------------------
+# Twelve fetches, three at a time, each 50 ms: four waves, about 0.2 s. "page 4" fails after 10 ms,
+# while the first wave is still out, so a right answer cancels the other fetches early.
+ASYNC_URLS = tuple(f"http://127.0.0.1/page/{i}" for i in range(12))
+ASYNC_LIMIT, _ASYNC_FETCH_SECONDS = 3, 0.05
+_ASYNC_BROKEN, _ASYNC_BROKEN_AFTER = "http://127.0.0.1/page/4", 0.01
+# The check's bound on each call: a right answer takes 0.2 s; a wrong one that serialises the
+# fetches 0.6 s. Past this, the run says nothing about the code: "inconclusive".
+_ASYNC_CALL_LIMIT = 10.0
+
+
+class BrokenPage(ConnectionError):
+    """What the check's fetch raises for its one broken page."""
+
+
+async def _trial(fetch_all, broken: bool) -> dict:
+    import asyncio
+
+    state = {"now": 0, "most": 0}
+
+    async def fetch(url):
+        state["now"] += 1
+        state["most"] = max(state["most"], state["now"])
+        try:
+            if broken and url == _ASYNC_BROKEN:
+                await asyncio.sleep(_ASYNC_BROKEN_AFTER)
+                raise BrokenPage(f"{url} is broken")
+            await asyncio.sleep(_ASYNC_FETCH_SECONDS)
+            return f"<{url}>"
+        finally:
+            state["now"] -= 1
+
+    me = asyncio.current_task()
+    started = time.perf_counter()
+    outcome: dict = {}
+    try:
+        outcome["value"] = await asyncio.wait_for(fetch_all(fetch, list(ASYNC_URLS), ASYNC_LIMIT),
+                                                  _ASYNC_CALL_LIMIT)
+    except asyncio.TimeoutError:
+        outcome["timeout"] = True
+    except BaseException as exc:  # noqa: BLE001 - the reader's error is data here
+        outcome["error"] = exc
+    outcome["seconds"] = time.perf_counter() - started
+    outcome["most"] = state["most"]
+    outcome["pending"] = sorted(t.get_name() for t in asyncio.all_tasks()
+                                if t is not me and not t.done())
+    outcome["in flight"] = state["now"]
+    others = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+    for task in others:  # leave nothing behind: the loop closes after this
+        task.cancel()
+    if others:
+        await asyncio.wait(others, timeout=_ASYNC_CALL_LIMIT)
+    return outcome
+
+
+def _holds(error: BaseException, kind: type) -> bool:
+    """`error` is a `kind`, or an exception group with one inside."""
+    if isinstance(error, kind):
+        return True
+    return any(_holds(e, kind) for e in getattr(error, "exceptions", ()) or ())
+
+
+@exercise("05.6", "A bounded fetch that stops at the first failure")
+def _bounded_fetch(answer):
+    import inspect
+
+    from helpers.chapters.ch05_coroutines import run_in_thread
+
+    fetch_all, points = load_function(answer, "fetch_all", 3)
+    yield from points
+    if fetch_all is None:
+        return
+    if not inspect.iscoroutinefunction(fetch_all):
+        yield Point(False, "fetch_all should be an `async def` function: the check awaits it")
+        return
+    fine = run_in_thread(_trial, fetch_all, False, timeout=_ASYNC_CALL_LIMIT + 5)
+    failing = run_in_thread(_trial, fetch_all, True, timeout=_ASYNC_CALL_LIMIT + 5)
+    if fine.get("timeout") or failing.get("timeout"):
+        yield Point.unsure(f"fetch_all did not return within {_ASYNC_CALL_LIMIT:g} s: on a busy "
+                           "machine that says nothing, try again (does anything wait without end?)")
+        return
+    if "error" in fine:
+        yield Point(False, f"with every page fine, fetch_all raised "
+                           f"{type(fine['error']).__name__}: {fine['error']}")
+    else:
+        expected = [f"<{url}>" for url in ASYNC_URLS]
+        right = fine["value"] == expected
+        yield Point(right, "with every page fine, the pages come back in the order of `urls`"
+                    if right else "with every page fine, the result should be the list of pages "
+                    f"in the order of `urls`, got {fine['value']!r:.80}")
+    most = max(fine["most"], failing["most"])
+    if most > ASYNC_LIMIT:
+        yield Point(False, f"{most} fetches ran at once with limit {ASYNC_LIMIT}: what makes a "
+                           "task wait for a free slot?")
+    elif fine["most"] < ASYNC_LIMIT:
+        yield Point(False, f"at most {fine['most']} fetch ran at once with limit {ASYNC_LIMIT}: "
+                           "the fetches should overlap, up to `limit` (tasks, not one await "
+                           "after another)")
+    else:
+        yield Point(True, f"at most {most} fetches in flight, as `limit` says")
+    error = failing.get("error")
+    if error is None:
+        yield Point(False, "a fetch raised, yet fetch_all returned: the failure should reach "
+                           "the caller")
+    elif _holds(error, BrokenPage):
+        yield Point(True, f"the broken page's error reached the caller ({type(error).__name__})")
+    else:
+        yield Point(False, f"fetch_all raised {type(error).__name__}: {error}, not the fetch's "
+                           "own error")
+    left = failing["pending"]
+    yield Point(not left and not failing["in flight"],
+                "no task was left running after the failure" if not left and
+                not failing["in flight"] else
+                f"{len(left)} tasks ({failing['in flight']} fetches) were still running when "
+                "fetch_all raised: who cancels the other fetches, and waits for them to end?")
