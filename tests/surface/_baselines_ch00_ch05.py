@@ -38,7 +38,16 @@ def baselines() -> dict:
         "with_waits": {"recording": Trace()},
         "plot_sleepers": {"run": _sleepers_run(), "axes": Figure().subplots(2, 1)},
         "load_function": {"answer": str(script), "name": "f", "params": 1},
+        # 05d (asyncio): a port on this machine where nothing listens; a coroutine that returns.
+        "fetch_page": {"url": "http://127.0.0.1:9/page/0"},
+        "crawl_pages": {"start_url": "http://127.0.0.1:9/page/0"},
+        "run_in_thread": {"coro_fn": _returns},
+        "plot_tasks": {"recordings": {"empty": Trace()}, "axes": [Figure().subplots()]},
     }
+
+
+async def _returns() -> None:
+    return None
 
 
 def _sleepers_run():

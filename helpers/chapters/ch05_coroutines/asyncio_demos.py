@@ -54,6 +54,9 @@ _MAX_PAGES = 20_000
 # At most this many requests at once: far above the site's capacity and the open-file limit
 # a reader's machine gives a process by default.
 _MAX_LIMIT = 5_000
+# local_site: a page answers within a second at most; slower pages make a crawl too slow for a
+# notebook cell.
+_MAX_LATENCY = 1.0
 # A panel run: at most this many tasks (each gets a lane) and this long a step.
 _MAX_TASKS = 100
 # What the panel's blocking task does: nothing; block the loop; or block in a thread.
@@ -245,5 +248,5 @@ def local_site(pages: int = 50, latency: float = 0.05, capacity: int = 1_000):
     from helpers.chapters.ch06_crawler import Site
 
     return Site(check_int("pages", pages, 1, _MAX_PAGES),
-                latency=check_float("latency", latency, 0.0, 5.0),
+                latency=check_float("latency", latency, 0.0, _MAX_LATENCY),
                 capacity=check_int("capacity", capacity, 1, 10_000))
