@@ -12,7 +12,10 @@
   a timeout per fetch, results in order, a deadline for the whole;
 - 05.6 (05d) runs the reader's ``async def fetch_all(fetch, urls, limit)`` on a fresh event loop
   in a thread (the kernel's loop is busy running the cell): the most fetches in flight, the
-  results in order, a failure that reaches the caller, and no task left pending after it.
+  results in order, a failure that reaches the caller, and no task left pending after it;
+- 05.7 (05d) runs the reader's ``async def sum_of_squares(numbers)`` beside a 10 ms ticker task on
+  a fresh event loop (05.1 in asyncio): the right sum, the ticker on time, little cost. The ticker
+  first runs alone: when it is late by itself, the machine is too busy to judge ("inconclusive").
 
 Data flow of 05.1 and 05.5 (05.3 the same, but in a child Python, since it patches)::
 
@@ -465,3 +468,109 @@ def _bounded_fetch(answer):
                 not failing["in flight"] else
                 f"{len(left)} tasks ({failing['in flight']} fetches) were still running when "
                 "fetch_all raised: who cancels the other fetches, and waits for them to end?")
+
+
+# -- 05.7 ------------------------------------------------------------------------------------
+_TICK_SECONDS = 0.01  # the ticker of 05d's "Blocking the loop", every 10 ms
+# Before the reader's function runs, the ticker runs alone this long: its own lateness is the
+# machine's noise. Above half the limit, a late ticker says nothing about the reader's code.
+_QUIET_SECONDS = 0.1
+
+
+async def _crunch_trial(sum_of_squares, numbers) -> dict:
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    lateness: list[float] = []
+    stop = asyncio.Event()
+
+    async def ticker():
+        due = loop.time()
+        while not stop.is_set():
+            due += _TICK_SECONDS
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            lateness.append(1000 * (loop.time() - due))
+
+    def p90(values):
+        ordered = sorted(values) or [0.0]
+        return ordered[int(0.9 * (len(ordered) - 1))]
+
+    clock = asyncio.create_task(ticker())
+    outcome: dict = {}
+    try:
+        await asyncio.sleep(_QUIET_SECONDS)
+        outcome["quiet ms"] = p90(lateness)
+        lateness.clear()
+        started = time.perf_counter()
+        outcome["returned"] = await asyncio.wait_for(sum_of_squares(numbers), _CALL_LIMIT_SECONDS)
+        outcome["seconds"] = time.perf_counter() - started
+        await asyncio.sleep(3 * _TICK_SECONDS)  # the ticks the work delayed are counted too
+    except asyncio.TimeoutError:
+        outcome["error"] = (f"sum_of_squares did not return within {_CALL_LIMIT_SECONDS:g} s, "
+                            "many times the work's own time: each trip through the loop costs "
+                            "time — how much work between two?")
+    except Exception as exc:  # noqa: BLE001 - the reader's error is data here
+        outcome["error"] = f"sum_of_squares raised {type(exc).__name__}: {exc}"
+    finally:
+        stop.set()
+        clock.cancel()
+        await asyncio.gather(clock, return_exceptions=True)
+    outcome["late ms"] = p90(lateness)
+    return outcome
+
+
+@exercise("05.7", "A sum of squares that keeps the loop on time")
+def _polite_async(answer):
+    import inspect
+
+    from helpers.chapters.ch05_coroutines import run_in_thread
+
+    sum_of_squares, points = load_function(answer, "sum_of_squares", 1)
+    yield from points
+    if sum_of_squares is None:
+        return
+    if not inspect.iscoroutinefunction(sum_of_squares):
+        yield Point(False, "sum_of_squares should be an `async def` function: the check awaits "
+                           "it beside the ticker")
+        return
+    numbers, bare = _squares_workload()
+    expected = len(numbers) * (len(numbers) - 1) * (2 * len(numbers) - 1) // 6
+    best = None
+    for _ in range(_ATTEMPTS):
+        run = run_in_thread(_crunch_trial, sum_of_squares, numbers,
+                            timeout=_CALL_LIMIT_SECONDS + 5)
+        if "error" in run:
+            yield Point(False, run["error"])
+            return
+        if best is None or run["late ms"] < best["late ms"]:
+            best = run
+        if run["late ms"] <= LATENESS_LIMIT_MS and run["seconds"] <= _SLOWDOWN_LIMIT * bare + 0.1:
+            best = run
+            break
+    if best["returned"] != expected:
+        yield Point(False, f"sum_of_squares(range({len(numbers):_})) returned "
+                           f"{best['returned']!r:.60}, not the sum of the squares: are some "
+                           "numbers left out or counted twice where one chunk ends and the next "
+                           "begins?")
+    elif best["seconds"] < 0.5 * bare:
+        yield Point(False, "sum_of_squares took far less time than adding the squares one by "
+                           "one: the exercise is to keep the loop running while computing")
+    else:
+        yield Point(True, f"sum_of_squares(range({len(numbers):_})) computed the right sum")
+    late = best["late ms"]
+    if late <= LATENESS_LIMIT_MS:
+        yield Point(True, f"90 % of the ticks were at most {late:.1f} ms late (limit "
+                          f"{LATENESS_LIMIT_MS:.0f} ms)")
+    elif best["quiet ms"] > LATENESS_LIMIT_MS / 2:
+        yield Point.unsure(f"the ticker was {best['quiet ms']:.0f} ms late on its own, before "
+                           "your function ran: the machine is too busy to judge; try again")
+    else:
+        yield Point(False, f"90 % of the ticks were up to {late:.0f} ms late (limit "
+                           f"{LATENESS_LIMIT_MS:.0f} ms): where does your function let the loop "
+                           "run the ticker? (the section \"Blocking the loop\")")
+    if best["seconds"] <= _SLOWDOWN_LIMIT * bare + 0.1:
+        yield Point(True, "keeping the loop free cost little next to the work")
+    else:
+        yield Point(False, f"the work took {best['seconds'] / bare:.1f}× as long as without the "
+                           "loop: each trip through the loop costs time — how much work between "
+                           "two?")

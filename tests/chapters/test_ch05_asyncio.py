@@ -256,3 +256,24 @@ def test_exercise_solution_passes_and_wrong_versions_are_told_why(tmp_path):
     plain = tmp_path / "plain.py"
     plain.write_text("def fetch_all(fetch, urls, limit):\n    return []\n")
     assert "async def" in repr(check("05.6", str(plain)))
+
+
+def test_exercise_05_7_keeps_the_ticker_on_time_and_tells_a_blocking_sum(tmp_path):
+    assert not check("05.7", ...).wrong
+    right = check("05.7", solution("05d_asyncio.ipynb", "def sum_of_squares", tmp_path))
+    if not right:
+        assert right.inconclusive, repr(right)  # a busy machine: never a ✗ for the solution
+    starting = tmp_path / "blocking.py"
+    starting.write_text("async def sum_of_squares(numbers):\n"
+                        "    return sum(n * n for n in numbers)\n")
+    feedback = check("05.7", str(starting))
+    assert feedback.wrong or feedback.inconclusive
+    text = repr(feedback)
+    assert "late" in text and "sleep(0)" not in text and "to_thread" not in text
+    formula = tmp_path / "formula.py"
+    formula.write_text("async def sum_of_squares(numbers):\n    n = len(numbers)\n"
+                       "    return n * (n - 1) * (2 * n - 1) // 6\n")
+    assert "far less time" in repr(check("05.7", str(formula)))
+    plain = tmp_path / "plain.py"
+    plain.write_text("def sum_of_squares(numbers):\n    return 0\n")
+    assert "async def" in repr(check("05.7", str(plain)))
