@@ -9,7 +9,13 @@
   plain ``time.sleep`` calls overlap;
 - 05.4 (05c) predicts what a ``Pool`` does: the answer is ``{"seconds": …, "most at once": …}``;
 - 05.5 (05c) runs the reader's ``fetch_all(fetch, names, limit, timeout)``: bounded concurrency,
-  a timeout per fetch, results in order, a deadline for the whole.
+  a timeout per fetch, results in order, a deadline for the whole;
+- 05.6 (05d) runs the reader's ``async def fetch_all(fetch, urls, limit)`` on a fresh event loop
+  in a thread (the kernel's loop is busy running the cell): the most fetches in flight, the
+  results in order, a failure that reaches the caller, and no task left pending after it;
+- 05.7 (05d) runs the reader's ``async def sum_of_squares(numbers)`` beside a 10 ms ticker task on
+  a fresh event loop (05.1 in asyncio): the right sum, the ticker on time, little cost. The ticker
+  first runs alone: when it is late by itself, the machine is too busy to judge ("inconclusive").
 
 Data flow of 05.1 and 05.5 (05.3 the same, but in a child Python, since it patches)::
 
@@ -345,3 +351,226 @@ def _fetch_all(answer):
     yield Point(not still, "no fetch was left running afterwards" if not still else
                 f"{len(still)} fetches were still running after fetch_all returned: a greenlet "
                 "you give up on keeps running until it is killed")
+
+
+# -- 05.6 ------------------------------------------------------------------------------------
+# Twelve fetches, three at a time, each 50 ms: four waves, about 0.2 s. "page 4" fails after 10 ms,
+# while the first wave is still out, so a right answer cancels the other fetches early.
+ASYNC_URLS = tuple(f"http://127.0.0.1/page/{i}" for i in range(12))
+ASYNC_LIMIT, _ASYNC_FETCH_SECONDS = 3, 0.05
+_ASYNC_BROKEN, _ASYNC_BROKEN_AFTER = "http://127.0.0.1/page/4", 0.01
+# The check's bound on each call: a right answer takes 0.2 s; a wrong one that serialises the
+# fetches 0.6 s. Past this, the run says nothing about the code: "inconclusive".
+_ASYNC_CALL_LIMIT = 10.0
+
+
+class BrokenPage(ConnectionError):
+    """What the check's fetch raises for its one broken page."""
+
+
+async def _trial(fetch_all, broken: bool) -> dict:
+    import asyncio
+
+    state = {"now": 0, "most": 0}
+
+    async def fetch(url):
+        state["now"] += 1
+        state["most"] = max(state["most"], state["now"])
+        try:
+            if broken and url == _ASYNC_BROKEN:
+                await asyncio.sleep(_ASYNC_BROKEN_AFTER)
+                raise BrokenPage(f"{url} is broken")
+            await asyncio.sleep(_ASYNC_FETCH_SECONDS)
+            return f"<{url}>"
+        finally:
+            state["now"] -= 1
+
+    me = asyncio.current_task()
+    started = time.perf_counter()
+    outcome: dict = {}
+    try:
+        outcome["value"] = await asyncio.wait_for(fetch_all(fetch, list(ASYNC_URLS), ASYNC_LIMIT),
+                                                  _ASYNC_CALL_LIMIT)
+    except asyncio.TimeoutError:
+        outcome["timeout"] = True
+    except BaseException as exc:  # noqa: BLE001 - the reader's error is data here
+        outcome["error"] = exc
+    outcome["seconds"] = time.perf_counter() - started
+    outcome["most"] = state["most"]
+    outcome["pending"] = sorted(t.get_name() for t in asyncio.all_tasks()
+                                if t is not me and not t.done())
+    outcome["in flight"] = state["now"]
+    others = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+    for task in others:  # leave nothing behind: the loop closes after this
+        task.cancel()
+    if others:
+        await asyncio.wait(others, timeout=_ASYNC_CALL_LIMIT)
+    return outcome
+
+
+def _holds(error: BaseException, kind: type) -> bool:
+    """`error` is a `kind`, or an exception group with one inside."""
+    if isinstance(error, kind):
+        return True
+    return any(_holds(e, kind) for e in getattr(error, "exceptions", ()) or ())
+
+
+@exercise("05.6", "A bounded fetch that stops at the first failure")
+def _bounded_fetch(answer):
+    import inspect
+
+    from helpers.chapters.ch05_coroutines import run_in_thread
+
+    fetch_all, points = load_function(answer, "fetch_all", 3)
+    yield from points
+    if fetch_all is None:
+        return
+    if not inspect.iscoroutinefunction(fetch_all):
+        yield Point(False, "fetch_all should be an `async def` function: the check awaits it")
+        return
+    fine = run_in_thread(_trial, fetch_all, False, timeout=_ASYNC_CALL_LIMIT + 5)
+    failing = run_in_thread(_trial, fetch_all, True, timeout=_ASYNC_CALL_LIMIT + 5)
+    if fine.get("timeout") or failing.get("timeout"):
+        yield Point.unsure(f"fetch_all did not return within {_ASYNC_CALL_LIMIT:g} s: on a busy "
+                           "machine that says nothing, try again (does anything wait without end?)")
+        return
+    if "error" in fine:
+        yield Point(False, f"with every page fine, fetch_all raised "
+                           f"{type(fine['error']).__name__}: {fine['error']}")
+    else:
+        expected = [f"<{url}>" for url in ASYNC_URLS]
+        right = fine["value"] == expected
+        yield Point(right, "with every page fine, the pages come back in the order of `urls`"
+                    if right else "with every page fine, the result should be the list of pages "
+                    f"in the order of `urls`, got {fine['value']!r:.80}")
+    most = max(fine["most"], failing["most"])
+    if most > ASYNC_LIMIT:
+        yield Point(False, f"{most} fetches ran at once with limit {ASYNC_LIMIT}: what makes a "
+                           "task wait for a free slot?")
+    elif fine["most"] < ASYNC_LIMIT:
+        yield Point(False, f"at most {fine['most']} fetch ran at once with limit {ASYNC_LIMIT}: "
+                           "the fetches should overlap, up to `limit` (tasks, not one await "
+                           "after another)")
+    else:
+        yield Point(True, f"at most {most} fetches in flight, as `limit` says")
+    error = failing.get("error")
+    if error is None:
+        yield Point(False, "a fetch raised, yet fetch_all returned: the failure should reach "
+                           "the caller")
+    elif _holds(error, BrokenPage):
+        yield Point(True, f"the broken page's error reached the caller ({type(error).__name__})")
+    else:
+        yield Point(False, f"fetch_all raised {type(error).__name__}: {error}, not the fetch's "
+                           "own error")
+    left = failing["pending"]
+    yield Point(not left and not failing["in flight"],
+                "no task was left running after the failure" if not left and
+                not failing["in flight"] else
+                f"{len(left)} tasks ({failing['in flight']} fetches) were still running when "
+                "fetch_all raised: who cancels the other fetches, and waits for them to end?")
+
+
+# -- 05.7 ------------------------------------------------------------------------------------
+_TICK_SECONDS = 0.01  # the ticker of 05d's "Blocking the loop", every 10 ms
+# Before the reader's function runs, the ticker runs alone this long: its own lateness is the
+# machine's noise. Above half the limit, a late ticker says nothing about the reader's code.
+_QUIET_SECONDS = 0.1
+
+
+async def _crunch_trial(sum_of_squares, numbers) -> dict:
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    lateness: list[float] = []
+    stop = asyncio.Event()
+
+    async def ticker():
+        due = loop.time()
+        while not stop.is_set():
+            due += _TICK_SECONDS
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            lateness.append(1000 * (loop.time() - due))
+
+    def p90(values):
+        ordered = sorted(values) or [0.0]
+        return ordered[int(0.9 * (len(ordered) - 1))]
+
+    clock = asyncio.create_task(ticker())
+    outcome: dict = {}
+    try:
+        await asyncio.sleep(_QUIET_SECONDS)
+        outcome["quiet ms"] = p90(lateness)
+        lateness.clear()
+        started = time.perf_counter()
+        outcome["returned"] = await asyncio.wait_for(sum_of_squares(numbers), _CALL_LIMIT_SECONDS)
+        outcome["seconds"] = time.perf_counter() - started
+        await asyncio.sleep(3 * _TICK_SECONDS)  # the ticks the work delayed are counted too
+    except asyncio.TimeoutError:
+        outcome["error"] = (f"sum_of_squares did not return within {_CALL_LIMIT_SECONDS:g} s, "
+                            "many times the work's own time: each trip through the loop costs "
+                            "time — how much work between two?")
+    except Exception as exc:  # noqa: BLE001 - the reader's error is data here
+        outcome["error"] = f"sum_of_squares raised {type(exc).__name__}: {exc}"
+    finally:
+        stop.set()
+        clock.cancel()
+        await asyncio.gather(clock, return_exceptions=True)
+    outcome["late ms"] = p90(lateness)
+    return outcome
+
+
+@exercise("05.7", "A sum of squares that keeps the loop on time")
+def _polite_async(answer):
+    import inspect
+
+    from helpers.chapters.ch05_coroutines import run_in_thread
+
+    sum_of_squares, points = load_function(answer, "sum_of_squares", 1)
+    yield from points
+    if sum_of_squares is None:
+        return
+    if not inspect.iscoroutinefunction(sum_of_squares):
+        yield Point(False, "sum_of_squares should be an `async def` function: the check awaits "
+                           "it beside the ticker")
+        return
+    numbers, bare = _squares_workload()
+    expected = len(numbers) * (len(numbers) - 1) * (2 * len(numbers) - 1) // 6
+    best = None
+    for _ in range(_ATTEMPTS):
+        run = run_in_thread(_crunch_trial, sum_of_squares, numbers,
+                            timeout=_CALL_LIMIT_SECONDS + 5)
+        if "error" in run:
+            yield Point(False, run["error"])
+            return
+        if best is None or run["late ms"] < best["late ms"]:
+            best = run
+        if run["late ms"] <= LATENESS_LIMIT_MS and run["seconds"] <= _SLOWDOWN_LIMIT * bare + 0.1:
+            best = run
+            break
+    if best["returned"] != expected:
+        yield Point(False, f"sum_of_squares(range({len(numbers):_})) returned "
+                           f"{best['returned']!r:.60}, not the sum of the squares: are some "
+                           "numbers left out or counted twice where one chunk ends and the next "
+                           "begins?")
+    elif best["seconds"] < 0.5 * bare:
+        yield Point(False, "sum_of_squares took far less time than adding the squares one by "
+                           "one: the exercise is to keep the loop running while computing")
+    else:
+        yield Point(True, f"sum_of_squares(range({len(numbers):_})) computed the right sum")
+    late = best["late ms"]
+    if late <= LATENESS_LIMIT_MS:
+        yield Point(True, f"90 % of the ticks were at most {late:.1f} ms late (limit "
+                          f"{LATENESS_LIMIT_MS:.0f} ms)")
+    elif best["quiet ms"] > LATENESS_LIMIT_MS / 2:
+        yield Point.unsure(f"the ticker was {best['quiet ms']:.0f} ms late on its own, before "
+                           "your function ran: the machine is too busy to judge; try again")
+    else:
+        yield Point(False, f"90 % of the ticks were up to {late:.0f} ms late (limit "
+                           f"{LATENESS_LIMIT_MS:.0f} ms): where does your function let the loop "
+                           "run the ticker? (the section \"Blocking the loop\")")
+    if best["seconds"] <= _SLOWDOWN_LIMIT * bare + 0.1:
+        yield Point(True, "keeping the loop free cost little next to the work")
+    else:
+        yield Point(False, f"the work took {best['seconds'] / bare:.1f}× as long as without the "
+                           "loop: each trip through the loop costs time — how much work between "
+                           "two?")

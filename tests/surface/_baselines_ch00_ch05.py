@@ -39,6 +39,11 @@ def baselines() -> dict:
         "with_waits": {"recording": Trace()},
         "plot_sleepers": {"run": _sleepers_run(), "axes": Figure().subplots(2, 1)},
         "load_function": {"answer": str(script), "name": "f", "params": 1},
+        # 05d (asyncio): a port on this machine where nothing listens; a coroutine that returns.
+        "fetch_page": {"url": "http://127.0.0.1:9/page/0"},
+        "crawl_pages": {"start_url": "http://127.0.0.1:9/page/0"},
+        "run_in_thread": {"coro_fn": _returns},
+        "plot_tasks": {"recordings": {"empty": Trace()}, "axes": [Figure().subplots()]},
         **_ch00b_baselines(),
     }
 
@@ -52,6 +57,10 @@ def _ch00b_baselines() -> dict:
         "convoy": {"samples": 1, "period_s": 0.0001},
         "plot_convoy": {"result": ConvoyResult(False, 0.005, [0.1], Trace())},
     }
+
+
+async def _returns() -> None:
+    return None
 
 
 def _sleepers_run():

@@ -193,7 +193,11 @@ def _alarm(signum, frame):
 def _attempt(fn, kwargs) -> dict:
     try:
         result = fn(**kwargs)
-        if hasattr(result, "__enter__") and hasattr(result, "__exit__"):
+        if inspect.iscoroutine(result):  # an async def validates when it first runs
+            import asyncio
+
+            asyncio.run(result)
+        elif hasattr(result, "__enter__") and hasattr(result, "__exit__"):
             with result:  # a context manager validates on entry
                 pass
         return {"outcome": "returned"}

@@ -24,11 +24,13 @@ from helpers.timeline import KIND_COLORS, Event, Trace, plot_timeline
 from helpers.widgets import Choice, Int, Panel
 
 from .api_demos import producer_consumer
+from .asyncio_demos import BLOCKING, run_in_thread, task_demo
 from .patching_demos import DISTRIBUTIONS, pool_sleepers
 
 __all__ = ["HUB_LEGEND", "alive_counts", "hub_split", "make_panel", "plot_runs", "plot_sleepers",
-           "with_waits"]
+           "plot_tasks", "with_waits"]
 
+_LOOP_LANE = "event loop"  # TaskRecorder's lane for the asyncio loop's idle time
 _NOT_WAITING = ("main", "hub")  # lanes whose gaps are not waits: the cell itself and the loop
 # The panel draws at most this many lanes: more stop being readable at the panel's 4 in height.
 _PANEL_LANES = 12
@@ -212,6 +214,25 @@ def plot_runs(runs: dict[str, Any], axes=None) -> list:
     return artists
 
 
+def plot_tasks(recordings: dict[str, Trace], axes=None) -> list:
+    """One timeline per asyncio recording (`helpers.timeline.TaskRecorder`), with the time each
+    task was switched out drawn between its steps. Returns the artists."""
+    if not isinstance(recordings, dict) or not recordings or not all(
+            isinstance(t, Trace) for t in recordings.values()):
+        raise ValueError(f"recordings must be a non-empty dict of title -> Trace, "
+                         f"got {recordings!r:.80}")
+    traces = [with_waits(t, skip=(_LOOP_LANE,)) for t in recordings.values()]
+    made = axes is None
+    axes = _axes(len(traces), axes, heights=[_row_height(len(t.lanes())) for t in traces])
+    artists = []
+    for ax, title, trace in zip(axes, recordings, traces):
+        artists += _ticks_visible(plot_timeline(trace, ax, title=title))
+    if made:
+        for ax in axes[:-1]:
+            ax.set_xlabel("")
+    return artists
+
+
 def plot_sleepers(run: Run, axes=None, *, sample: int = 8) -> list:
     """A sample of lanes (first greenlets, main, hub) above the count of greenlets alive."""
     if not isinstance(run, Run):
@@ -281,14 +302,37 @@ def _queue_demo(fig, progress, *, items: int, consumers: int, maxsize: int,
             f"{consumers} consumers is about {items * work_ms / 1000 / consumers:.2f} s")
 
 
-PARTS = ("coroutines", "gevent_api")
+def _asyncio_demo(fig, progress, *, tasks: int, limit: int, blocking: str) -> str:
+    progress(0.1, "running the tasks on a fresh event loop…")
+    trace, measured = run_in_thread(task_demo, tasks, limit, blocking, timeout=60)
+    lanes = len(trace.lanes())
+    fig.set_size_inches(11, _row_height(lanes) + 0.6)
+    title = f"{tasks} tasks, Semaphore({limit}), blocking: {blocking}"
+    plot_tasks({f"{title}: {measured['seconds']:.2f} s": trace}, [fig.subplots()])
+    return (f"{tasks} tasks of 3 × 50 ms through Semaphore({limit}) in "
+            f"{measured['seconds']:.2f} s; at most {measured['most at once']} at once")
+
+
+PARTS = ("coroutines", "gevent_api", "asyncio")
 
 
 def make_panel(part: str = "coroutines") -> Panel:
     """The chapter's panels. ``"coroutines"`` (05b_patching): tasks sleeping with plain
     ``time.sleep`` in a ``Pool``, in a child, patched or not. ``"gevent_api"`` (05c_gevent_api):
-    a producer and consumers around a bounded ``Queue``, in this kernel."""
+    a producer and consumers around a bounded ``Queue``, in this kernel. ``"asyncio"``
+    (05d_asyncio): tasks through a ``Semaphore`` beside a task that blocks the loop or a thread,
+    on a fresh event loop in a thread (a button's callback cannot await the kernel's loop)."""
     check_choice("part", part, PARTS)
+    if part == "asyncio":
+        return Panel(
+            "asyncio: tasks through a Semaphore, beside a task that blocks or not",
+            [
+                Int("tasks", 1, 40, default=8),
+                Int("limit", 1, 40, default=3, label="Semaphore size"),
+                Choice("blocking", list(BLOCKING), default="none", label="blocking task"),
+            ],
+            _asyncio_demo,
+        )
     if part == "gevent_api":
         return Panel(
             "gevent: a producer, consumers and a bounded Queue",
