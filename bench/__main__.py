@@ -60,8 +60,8 @@ __all__ = [
 
 # The course's modules first (foundation, then the chapters in course order), then any other
 # module alphabetically.
-ORDER = ("foundation", "threads", "processes", "pools", "coroutines", "asyncio_tasks", "ipc",
-         "locks", "crawler", "socket_server", "choosing", "dask", "cells")
+ORDER = ("foundation", "threads", "processes", "pools", "coroutines", "asyncio_tasks",
+         "asyncio_chapter", "ipc", "locks", "crawler", "socket_server", "choosing", "dask", "cells")
 OK, MISSED, NO_BAR = "ok", "MISSED", "-"
 # How often the load average is read while the modules run: the 1-minute average moves slowly,
 # so a sample every few seconds follows it closely and costs nothing.
