@@ -219,3 +219,29 @@ def test_the_panel_runs_a_model_and_checks_it_against_the_site():
 def test_bad_parameters_name_themselves(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+def test_the_editable_copy_crawls_like_the_original_and_keeps_the_readers_edits(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from helpers.chapters.ch06_crawler.crawler import CrawlResult, write_editable_copy
+
+    script = write_editable_copy(str(tmp_path / "my_crawler.py"))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    with Site(30, latency=0.01, failure_rate=0.3, hang=5.0, seed=19) as site:
+        done = subprocess.run([sys.executable, script, site.start_url, "8", "0.2"], env=env,
+                              capture_output=True, text=True, timeout=60)
+        served, sitemap = site.served(), site.sitemap
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = CrawlResult(**json.loads(done.stdout.splitlines()[-1]))
+    assert all(verify(result, served, sitemap).values())
+    assert result.peak_in_flight > 1  # patched: the greenlets' requests overlapped
+    Path(script).write_text("# mine\n")
+    assert Path(write_editable_copy(script)).read_text() == "# mine\n"
+    assert "def crawl_gevent" in Path(write_editable_copy(script, replace=True)).read_text()
+    with pytest.raises(ValueError, match="path"):
+        write_editable_copy(str(tmp_path / "my_crawler.txt"))

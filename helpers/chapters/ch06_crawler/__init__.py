@@ -31,6 +31,7 @@ from .crawler import (
     links_in,
     new_crawl,
     verify,
+    write_editable_copy,
 )
 from .models import (
     MODELS,
@@ -53,6 +54,8 @@ __plumbing__ = (
     "SiteSpec",  # the test site's parameters (pages, latencies, faults, seed)
     "build_sitemap",  # draws the test site's pages and links from a seed: the answer key
     "check_lines",  # formats verify()'s {check: passed} as ✓/✗ lines
+    "CrawlResult",  # the record a crawl returns (outcomes, attempts, seconds): data to check
+    "write_editable_copy",  # copies crawl_gevent's shown source into a script the reader edits
 )
 
 _LAZY = {name: ".views" for name in ("OUTCOME_LEGEND", "check_lines", "crawl_live", "make_panel",
@@ -110,4 +113,5 @@ __all__ = [
     "run_model",
     "throughput_sweep",
     "verify",
+    "write_editable_copy",
 ]

@@ -54,6 +54,7 @@ __all__ = [
     "links_in",
     "new_crawl",
     "verify",
+    "write_editable_copy",
 ]
 
 # Up to this many requests in flight: far beyond what one loopback site needs to show its limit,
@@ -383,3 +384,56 @@ def verify(result: CrawlResult, served, sitemap, retries: int | None = None) -> 
         "no page requested that the crawl does not report": set(served.by_path) - left
         == set(result.outcomes),
     }
+
+
+# The script `write_editable_copy` writes around crawl_gevent's source: patch first, the names the
+# crawler uses, and a main that prints the CrawlResult as JSON for the notebook to check.
+_COPY_HEAD = '''"""Your copy of the course's crawl_gevent: change it, save, run the cell again.
+
+It runs as a script, patched first: python my_crawler.py START_URL POOL REQUEST_TIMEOUT
+"""
+from __future__ import annotations
+
+from gevent import monkey
+
+monkey.patch_all()  # first: before anything imports socket, ssl or time
+
+import dataclasses
+import json
+import sys
+from contextlib import nullcontext
+from typing import Any
+
+from helpers.chapters.ch06_crawler.crawler import (
+    MAX_PAGES,
+    STOP,
+    fetch_once,
+    fetch_with_retries,
+    new_crawl,
+)
+from helpers.timeline import TracedResult
+
+
+'''
+_COPY_TAIL = '''
+
+if __name__ == "__main__":
+    run = crawl_gevent(sys.argv[1], int(sys.argv[2]), request_timeout=float(sys.argv[3]))
+    print(json.dumps(dataclasses.asdict(run.value)))
+'''
+
+
+def write_editable_copy(path: str, *, replace: bool = False) -> str:
+    """Write `crawl_gevent`'s source as a script at `path` (a ``.py`` file) for the reader to edit.
+
+    An existing file is kept (the reader's edits stay) unless `replace`. Returns `path`.
+    """
+    import inspect
+    import os
+
+    if not isinstance(path, (str, os.PathLike)) or not str(path).endswith(".py"):
+        raise ValueError(f"path must be the path of a .py file, got {path!r}")
+    if replace or not os.path.exists(path):
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(_COPY_HEAD + inspect.getsource(crawl_gevent) + _COPY_TAIL)
+    return str(path)
