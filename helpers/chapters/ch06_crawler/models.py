@@ -1,8 +1,11 @@
 """The same crawl, three more ways: serial, a thread pool, asyncio — and what each costs in memory.
 
-Each crawler here shares `crawler.CrawlState` (visited set, outcomes, spans) and the retry
-policy with `crawler.crawl_gevent`, so the four differ only in how they wait (and asyncio in its
-HTTP client: urllib3 has no asyncio interface)::
+Each crawler here shares `crawler.CrawlState` (visited set, outcomes, lanes, clock, spans),
+`crawler.new_crawl` (the parameter checks) and the retry policy with `crawler.crawl_gevent`, so
+the four differ only in how they wait (and asyncio in its HTTP client: urllib3 has no asyncio
+interface). The page shows `crawl_threads`, and for asyncio `crawl_with_tasks`,
+`fetch_with_retries_async` and `fetch_async` (`crawl_asyncio` only checks and calls
+``asyncio.run``)::
 
     model     runs in                       bounds concurrency with       HTTP client
     serial    one loop                      (one request at a time)       urllib3
