@@ -348,6 +348,7 @@ def crawl_patched_late(start_url: str, concurrency: int = 20, *, request_timeout
 
     from gevent import monkey
 
+    new_crawl(start_url, concurrency, request_timeout, retries, backoff, MAX_PAGES, 60.0)  # checks
     early_sleep = time.sleep  # taken before patch_all(), as an import at the top of a module is
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
