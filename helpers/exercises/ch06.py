@@ -1,11 +1,12 @@
 """Checks for chapter 06 (the crawler).
 
 - 06.1 bounds the requests in flight *per host*. The answer is the path of a module the reader
-  wrote (``%%writefile {SCRATCH}/host_limit.py``) defining ``HostLimiter(per_host)`` with a method
-  ``slot(url)``, a context manager that every request of the crawler runs inside. The check
-  starts two local sites and crawls both at once in one patched child, through one limiter::
+  wrote (``%%writefile {WORK}/host_limit.py``, ``WORK = work_folder("ch06")``) defining
+  ``HostLimiter(per_host)`` with a method ``slot(url)``, a context manager that every request of
+  the crawler runs inside. The check starts two local sites and crawls both at once in one
+  patched child, through one limiter::
 
-      kernel: check("06.1", f"{SCRATCH}/host_limit.py")
+      kernel: check("06.1", f"{WORK}/host_limit.py")
         ├─ Site A, Site B (two ports of 127.0.0.1: two hosts, as urlsplit(url).netloc tells)
         └─ run_patched(run_limited, path, [A, B]) ──► child: import the module by path,
               two crawl_gevent(..., limiter=counting(HostLimiter(3))) side by side
@@ -13,16 +14,17 @@
 
   and says what is right or wrong: too many at once on a host, too few (one limit shared by all
   hosts), a slot never given back (the crawl stalls), every page fetched once.
-- 06.2 predicts the least time a crawl can take: the answer is ``{"pool 10": seconds,
-  "pool 100": seconds}`` for the site of `PREDICT_PAGES` pages of `PREDICT_LATENCY` s each,
-  checked against ``max(ceil(pages / pool), depth) × latency`` from its sitemap.
+- 06.2 reasons backwards from the bound on a crawl's time, ``max(ceil(pages / pool), depth) ×
+  latency``: the answer is ``{"pool": n, "seconds": t}``, the smallest pool with which the bound
+  is as low as any pool makes it, and that least time, for the site of `PREDICT_PAGES` pages of
+  `PREDICT_LATENCY` s each. Right: ``n = ceil(pages / depth)`` (one fewer and the pool needs one
+  round more than the depth), ``t = depth × latency``.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import os
-import tempfile
+import math
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,7 +33,7 @@ from urllib.parse import urlsplit
 
 from . import Point, exercise
 
-__all__ = ["PREDICT_LATENCY", "PREDICT_PAGES", "run_limited", "scratch_dir"]
+__all__ = ["PREDICT_LATENCY", "PREDICT_PAGES", "run_limited"]
 
 PER_HOST = 3  # the limit the check asks for
 POOL = 20  # each crawl's pool: far above the limit, so only the limiter can hold it back
@@ -40,18 +42,10 @@ PAGES, LATENCY = 40, 0.05  # each site: 40 pages of 50 ms, about 1 s of crawling
 # crawl, and the check says so instead of waiting.
 _CHILD_SECONDS = 20.0
 _CRAWL_SECONDS = 5.0
-# 06.2: the site to reason about (the default seed), and the pool sizes asked about.
+# 06.2: the site to reason about (the default seed: 6 rounds deep, so the answer is a pool of 20).
 PREDICT_PAGES, PREDICT_LATENCY = 120, 0.05
-_PREDICT_POOLS = (10, 100)
-# 06.2: a prediction within 15 % of the bound counts: the reasoning matters, not the digits.
-_PREDICT_TOLERANCE = 0.15
-
-
-def scratch_dir() -> str:
-    """A folder outside the course's files for the modules a reader writes (made if missing)."""
-    path = os.path.join(tempfile.gettempdir(), "cores-coroutines-ch06")
-    os.makedirs(path, exist_ok=True)
-    return path
+# 06.2: a least time within 5 % counts (rounding); the pool must be exact: it is a count.
+_PREDICT_TOLERANCE = 0.05
 
 
 class _Counting:
@@ -121,7 +115,7 @@ def _per_host(answer):
 
     if not isinstance(answer, (str, Path)):
         yield Point(False, "answer should be the path of your module, such as "
-                           "f\"{SCRATCH}/host_limit.py\" (the name after %%writefile)")
+                           "f\"{WORK}/host_limit.py\" (the name after %%writefile)")
         return
     path = Path(answer).resolve()
     problem = _load_error(path)
@@ -173,38 +167,49 @@ def _per_host(answer):
                            "urlsplit(url).netloc")
 
 
-@exercise("06.2", "The least time a crawl can take")
-def _predict(answer):
-    import math
+def _rounds(pages: int, pool: int, depth: int) -> int:
+    """The bound's rounds: the pool's limit or the depth, whichever is larger."""
+    return max(math.ceil(pages / pool), depth)
 
+
+@exercise("06.2", "The smallest pool that reaches the least time")
+def _smallest_pool(answer):
     from ..chapters.ch06_crawler.sitemap import SiteSpec, build_sitemap
 
-    keys = [f"pool {size}" for size in _PREDICT_POOLS]
-    if not isinstance(answer, dict) or set(keys) - set(answer):
-        yield Point(False, f"answer should be a dict with keys {keys}")
+    if not isinstance(answer, dict) or {"pool", "seconds"} - set(answer):
+        yield Point(False, 'answer should be a dict {"pool": a number of greenlets, '
+                           '"seconds": the least time}')
+        return
+    pool, seconds = answer["pool"], answer["seconds"]
+    if isinstance(pool, bool) or not isinstance(pool, int) or pool < 1:
+        yield Point(False, f"'pool' should be a whole number of greenlets (1 or more), "
+                           f"got {pool!r}")
+        return
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        yield Point(False, f"'seconds' should be a number of seconds, got {seconds!r}")
         return
     sitemap = build_sitemap(SiteSpec(pages=PREDICT_PAGES, latency=PREDICT_LATENCY))
     depth = sitemap.depth()
-    for size, key in zip(_PREDICT_POOLS, keys):
-        said = answer[key]
-        if isinstance(said, bool) or not isinstance(said, (int, float)):
-            yield Point(False, f"'{key}' should be a number of seconds, got {said!r}")
-            continue
-        by_pool = math.ceil(PREDICT_PAGES / size)
-        bound = max(by_pool, depth) * PREDICT_LATENCY
-        if abs(said - bound) <= _PREDICT_TOLERANCE * bound:
-            limit = "the pool" if by_pool >= depth else "the depth of the site"
-            yield Point(True, f"{key}: {bound:.2f} s — here {limit} sets the number of rounds")
-        elif abs(said - sitemap.serial_seconds()) <= _PREDICT_TOLERANCE * sitemap.serial_seconds():
-            yield Point(False, f"{key}: that is the serial time; {size} requests are in flight "
-                               "at once")
-        elif by_pool < depth and said <= by_pool * PREDICT_LATENCY * (1 + _PREDICT_TOLERANCE):
-            yield Point(False, f"{key}: pages / pool is not the limit here: a page cannot be "
-                               "fetched before a link to it has been read (how many rounds deep "
-                               "is the site?)")
-        elif by_pool > depth and said <= depth * PREDICT_LATENCY * (1 + _PREDICT_TOLERANCE):
-            yield Point(False, f"{key}: the site is that deep, but only {size} requests run at "
-                               "once: how many rounds do all the pages need?")
-        else:
-            yield Point(False, f"{key}: {said!r} s is not it: count the rounds of requests, "
-                               "each one latency long")
+    least = depth * PREDICT_LATENCY
+    smallest = math.ceil(PREDICT_PAGES / depth)
+    if abs(seconds - least) <= _PREDICT_TOLERANCE * least:
+        yield Point(True, f"seconds: {least:.2f} s, {depth} rounds of {PREDICT_LATENCY} s: the "
+                          "depth of the site, which no pool size shortens")
+    elif abs(seconds - sitemap.serial_seconds()) <= _PREDICT_TOLERANCE * sitemap.serial_seconds():
+        yield Point(False, "seconds: that is the serial time; with a large pool, what is left "
+                           "of the bound?")
+    else:
+        yield Point(False, f"seconds: {seconds!r} s is not it: with a pool as large as you like, "
+                           "how many rounds of requests does the crawl still need?")
+    rounds = _rounds(PREDICT_PAGES, pool, depth)
+    if pool == smallest:
+        yield Point(True, f"pool: {pool} — {PREDICT_PAGES} pages in rounds of {pool} take "
+                          f"{rounds} rounds, no more than the depth; with {pool - 1} they would "
+                          f"take {_rounds(PREDICT_PAGES, pool - 1, depth)}")
+    elif pool < smallest:
+        yield Point(False, f"pool: with {pool}, {PREDICT_PAGES} pages need "
+                           f"{math.ceil(PREDICT_PAGES / pool)} rounds of {pool}: more than the "
+                           f"{depth} rounds of the site's depth")
+    else:
+        yield Point(False, f"pool: {pool} reaches the least time, but so does a smaller pool: "
+                           "which is the smallest whose rounds of pages fit in the depth?")

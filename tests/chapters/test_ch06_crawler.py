@@ -10,9 +10,12 @@ import pytest
 from _timing import busy, skip_if_busy
 
 from helpers.chapters.ch06_crawler.crawler import (
+    CrawlState,
     RetryPolicy,
     crawl_gevent,
     crawl_patched_late,
+    fetch_with_retries,
+    new_crawl,
     verify,
 )
 from helpers.chapters.ch06_crawler.models import MODELS, hold_requests, run_model, throughput_sweep
@@ -43,6 +46,40 @@ def test_each_model_crawls_exactly_what_the_site_can_serve(faulty_results, model
     assert "after 3 attempts" in next(r for r in result.failures.values() if "timed out" in r)
     # All four crawls of the same site found the same pages with the same outcomes.
     assert result.outcomes == faulty_results["gevent"][0].value.outcomes
+    # One lane per worker slot, never more than the pool's 8 (serial: one).
+    assert 1 <= len(run.trace.lanes()) <= (1 if model == "serial" else 8)
+
+
+def test_fetch_with_retries_backs_off_twice_as_long_each_time_then_gives_up():
+    state = CrawlState("http://127.0.0.1:9/page/0")
+    asked, slept = [], []
+    links = fetch_with_retries(state, "/page/0", RetryPolicy(retries=2, backoff=0.1),
+                               lambda url: (asked.append(url), ("500", b""))[1], slept.append)
+    assert links == []
+    assert asked == ["http://127.0.0.1:9/page/0"] * 3  # the first try and two retries
+    assert slept == [0.1, 0.2]  # backoff, then twice that; none after the last try
+    assert state.outcomes == {"/page/0": "500"} and state.attempts == {"/page/0": 3}
+    kinds = [event.kind for event in state.result("test", 1).recording.events]
+    assert kinds == ["lock", "wait", "lock", "wait", "lock"]
+
+
+def test_fetch_with_retries_admits_each_new_link_once_and_stops_retrying_on_an_answer():
+    state = CrawlState("http://127.0.0.1:9/page/0")
+    page = b'<a href="/page/0"></a><a href="/page/1"></a><a href="/page/1"></a>'
+    replies = iter([("reset", b""), ("200", page)])
+    links = fetch_with_retries(state, "/page/0", RetryPolicy(backoff=0.0),
+                               lambda url: next(replies), lambda seconds: None)
+    assert links == ["/page/1"]  # page 0 is the start, admitted already; page 1 once
+    assert state.attempts == {"/page/0": 2} and state.outcomes == {"/page/0": "200"}
+
+
+def test_a_visit_draws_in_the_lowest_free_lane():
+    state = CrawlState("http://127.0.0.1:9/page/0")
+    first, second = state.started(), state.started()
+    assert (first, second) == ("worker 0", "worker 1")
+    state.finished("/page/0", "200", 1, first)
+    assert state.started() == "worker 0"  # the lowest free slot again, as a pool fills its slots
+    assert state.peak_in_flight == 2
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +209,9 @@ def test_the_panel_runs_a_model_and_checks_it_against_the_site():
 @pytest.mark.parametrize(("call", "name"), [
     (lambda: crawl_gevent("http://127.0.0.1:1/page/0", 0), "concurrency"),
     (lambda: RetryPolicy(retries=-1), "retries"),
+    (lambda: new_crawl("http://127.0.0.1:1/page/0", 1, 1.0, 1, 0.0, 0, 1.0), "max_pages"),
+    (lambda: new_crawl("http://127.0.0.1:1/page/0", 1, 1.0, 1, 0.0, 1, 0.0), "time_limit"),
+    (lambda: new_crawl("http://127.0.0.1:1/", 1, 1.0, 1, 0.0, 1, 1.0), "start_url"),
     (lambda: RetryPolicy(request_timeout=0), "request_timeout"),
     (lambda: run_model("fibers", "http://127.0.0.1:1/page/0"), "model"),
     (lambda: hold_requests("serial", "http://127.0.0.1:1", 1), "model"),
@@ -179,3 +219,29 @@ def test_the_panel_runs_a_model_and_checks_it_against_the_site():
 def test_bad_parameters_name_themselves(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+def test_the_editable_copy_crawls_like_the_original_and_keeps_the_readers_edits(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from helpers.chapters.ch06_crawler.crawler import CrawlResult, write_editable_copy
+
+    script = write_editable_copy(str(tmp_path / "my_crawler.py"))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    with Site(30, latency=0.01, failure_rate=0.3, hang=5.0, seed=19) as site:
+        done = subprocess.run([sys.executable, script, site.start_url, "8", "0.2"], env=env,
+                              capture_output=True, text=True, timeout=60)
+        served, sitemap = site.served(), site.sitemap
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = CrawlResult(**json.loads(done.stdout.splitlines()[-1]))
+    assert all(verify(result, served, sitemap).values())
+    assert result.peak_in_flight > 1  # patched: the greenlets' requests overlapped
+    Path(script).write_text("# mine\n")
+    assert Path(write_editable_copy(script)).read_text() == "# mine\n"
+    assert "def crawl_gevent" in Path(write_editable_copy(script, replace=True)).read_text()
+    with pytest.raises(ValueError, match="path"):
+        write_editable_copy(str(tmp_path / "my_crawler.txt"))

@@ -47,7 +47,7 @@ def _solution() -> str:
     for cell in _cells():
         text = "".join(cell["source"])
         if cell["cell_type"] == "markdown" and "<details>" in text and "HostLimiter" in text:
-            block = re.search(r"```python\n%%writefile \{SCRATCH\}/host_limit.py\n(.*?)```", text,
+            block = re.search(r"```python\n%%writefile \{WORK\}/host_limit.py\n(.*?)```", text,
                               re.S)
             return block.group(1)
     raise AssertionError("the notebook has no solution for exercise 06.1")
@@ -79,7 +79,7 @@ def test_a_wrong_limiter_is_told_what_is_wrong(tmp_path, as_a_reader, source, to
     assert told in repr(feedback)
 
 
-def test_the_notebooks_prediction_passes_and_the_wrong_bounds_are_told(as_a_reader):
+def test_the_notebooks_smallest_pool_passes_and_wrong_answers_are_told(as_a_reader):
     from helpers.chapters.ch06_crawler import SiteSpec, build_sitemap
     from helpers.exercises.ch06 import PREDICT_LATENCY, PREDICT_PAGES
 
@@ -92,12 +92,21 @@ def test_the_notebooks_prediction_passes_and_the_wrong_bounds_are_told(as_a_read
     exec(solution, namespace)
     assert check("06.2", namespace["answer"]).passed
     depth = build_sitemap(SiteSpec(pages=PREDICT_PAGES)).depth()
-    only_pages = {"pool 10": PREDICT_PAGES / 10 * PREDICT_LATENCY,
-                  "pool 100": PREDICT_PAGES / 100 * PREDICT_LATENCY}
-    assert depth > 2  # so the pool of 100 is not the limit, and the answer above is wrong
-    feedback = repr(check("06.2", only_pages))
-    assert "pool 100: pages / pool is not the limit" in feedback
-    assert "serial time" in repr(check("06.2", {"pool 10": 6.0, "pool 100": 6.0}))
+    smallest, least = namespace["answer"]["pool"], depth * PREDICT_LATENCY
+    # The bound really is flat from there on and one round longer just below it.
+    assert max(-(-PREDICT_PAGES // smallest), depth) == depth
+    assert -(-PREDICT_PAGES // (smallest - 1)) == depth + 1
+    too_small = repr(check("06.2", {"pool": smallest - 1, "seconds": least}))
+    assert "more than the" in too_small and "rounds of the site's depth" in too_small
+    too_big = repr(check("06.2", {"pool": 2 * smallest, "seconds": least}))
+    assert "so does a smaller pool" in too_big
+    copied = repr(check("06.2", {"pool": smallest, "seconds": PREDICT_PAGES / smallest
+                                 * PREDICT_LATENCY * 2}))
+    assert "how many rounds of requests does the crawl still need" in copied
+    assert not check("06.2", {"pool": smallest, "seconds": 2 * least}).passed
+    serial = build_sitemap(SiteSpec(pages=PREDICT_PAGES, latency=PREDICT_LATENCY)).serial_seconds()
+    assert "serial time" in repr(check("06.2", {"pool": smallest, "seconds": serial}))
+    assert "whole number" in repr(check("06.2", {"pool": 20.0, "seconds": least}))
 
 
 def test_unanswered_and_malformed_answers_never_raise(as_a_reader, tmp_path):
@@ -110,7 +119,15 @@ def test_unanswered_and_malformed_answers_never_raise(as_a_reader, tmp_path):
 
 def test_the_exercise_cells_follow_the_convention():
     sources = ["".join(c["source"]) for c in _cells() if c["cell_type"] == "code"]
-    assert any(s.startswith("answer = ...") for s in sources)
-    assert any(s.strip() == 'check("06.1", answer)' for s in sources)
-    assert any(s.strip() == 'check("06.2", answer)' for s in sources)
+    # The answer and its check in one cell, starting unanswered.
+    for exercise in ("06.1", "06.2"):
+        last = f'check("{exercise}", answer)'
+        assert any(s.startswith("answer = ...") and s.rstrip().endswith(last)
+                   for s in sources), exercise
+    markdown = ["".join(c["source"]) for c in _cells() if c["cell_type"] == "markdown"]
+    solutions = [m for m in markdown if "<details>" in m]
+    assert len(solutions) == 2
+    assert all("<summary>Solution (open it after you have tried)</summary>" in m
+               for m in solutions)
+    assert all(m.count("```python") == 1 for m in solutions)
     assert not any("BoundedSemaphore(per_host)" in s for s in sources)  # the solution is not run

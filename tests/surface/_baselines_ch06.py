@@ -20,9 +20,11 @@ def baselines() -> dict:
     nowhere = "http://127.0.0.1:9"  # the discard port: nothing listens, nothing is sent
     return {
         "fetch_once": {"http": urllib3.PoolManager(), "url": nowhere + "/page/0"},
-        "fetch_with_retries": {"state": CrawlState(nowhere, 1), "path": "/page/0", "lane": "w",
+        "fetch_with_retries": {"state": CrawlState(nowhere + "/page/0", 1), "path": "/page/0",
                                "policy": RetryPolicy(), "fetch": lambda url: ("404", b""),
                                "sleep": lambda seconds: None},
+        "new_crawl": {"start_url": nowhere + "/page/0", "concurrency": 1, "request_timeout": 1.0,
+                      "retries": 1, "backoff": 0.0, "max_pages": 1, "time_limit": 1.0},
         "verify": {"result": CrawlResult("gevent", 1), "served": Served(),
                    "sitemap": build_sitemap(SiteSpec(pages=1))},
         "run_model": {"model": "gevent", "start_url": nowhere + "/page/0"},

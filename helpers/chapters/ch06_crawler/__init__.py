@@ -3,9 +3,10 @@ with gevent (patched, in a child) and with asyncio — checked against what the 
 
     sitemap.py   SiteSpec, build_sitemap: the site's pages, links, latencies and faults (a seed)
     site.py      Site: the site served by a gevent WSGI server in a child process (and its CLI)
-    crawler.py   crawl_gevent, CrawlResult, verify: the real crawler and its check
-    models.py    crawl_serial, crawl_threads, crawl_asyncio, run_model, throughput_sweep,
-                 hold_requests: the other models, each in a fresh child
+    crawler.py   fetch_once, fetch_with_retries, crawl_gevent (the page shows them), CrawlState
+                 and new_crawl (the bookkeeping behind them), CrawlResult, verify: its check
+    models.py    crawl_serial, crawl_threads, crawl_with_tasks (asyncio), run_model,
+                 throughput_sweep, hold_requests: the other models, each in a fresh child
     views.py     plot_requests, plot_totals, plot_throughput, plot_memory, crawl_live, make_panel
 
 The views (matplotlib, ipywidgets) and the site load on first use: every child process that
@@ -19,6 +20,7 @@ import importlib
 from .crawler import (
     RETRIED,
     SPAN_KINDS,
+    STOP,
     CrawlResult,
     CrawlState,
     RetryPolicy,
@@ -27,7 +29,9 @@ from .crawler import (
     fetch_once,
     fetch_with_retries,
     links_in,
+    new_crawl,
     verify,
+    write_editable_copy,
 )
 from .models import (
     MODELS,
@@ -35,11 +39,24 @@ from .models import (
     crawl_reporting,
     crawl_serial,
     crawl_threads,
+    crawl_with_tasks,
+    fetch_async,
+    fetch_with_retries_async,
     hold_requests,
     run_model,
     throughput_sweep,
 )
 from .sitemap import FAULTS, LATENCIES, Page, Sitemap, SiteSpec, build_sitemap, page_path
+
+# Not the lesson, so the page need not show their source (tests/test_code_on_page.py):
+__plumbing__ = (
+    "Site",  # the local test site: a gevent WSGI server in a child process (infrastructure)
+    "SiteSpec",  # the test site's parameters (pages, latencies, faults, seed)
+    "build_sitemap",  # draws the test site's pages and links from a seed: the answer key
+    "check_lines",  # formats verify()'s {check: passed} as ✓/✗ lines
+    "CrawlResult",  # the record a crawl returns (outcomes, attempts, seconds): data to check
+    "write_editable_copy",  # copies crawl_gevent's shown source into a script the reader edits
+)
 
 _LAZY = {name: ".views" for name in ("OUTCOME_LEGEND", "check_lines", "crawl_live", "make_panel",
                                       "plot_memory", "plot_requests", "plot_throughput",
@@ -60,6 +77,7 @@ __all__ = [
     "OUTCOME_LEGEND",
     "RETRIED",
     "SPAN_KINDS",
+    "STOP",
     "CrawlResult",
     "CrawlState",
     "Page",
@@ -78,11 +96,15 @@ __all__ = [
     "crawl_reporting",
     "crawl_serial",
     "crawl_threads",
+    "crawl_with_tasks",
+    "fetch_async",
     "fetch_once",
     "fetch_with_retries",
+    "fetch_with_retries_async",
     "hold_requests",
     "links_in",
     "make_panel",
+    "new_crawl",
     "page_path",
     "plot_memory",
     "plot_requests",
@@ -91,4 +113,5 @@ __all__ = [
     "run_model",
     "throughput_sweep",
     "verify",
+    "write_editable_copy",
 ]

@@ -1,8 +1,11 @@
 """The same crawl, three more ways: serial, a thread pool, asyncio — and what each costs in memory.
 
-Each crawler here shares `crawler.CrawlState` (visited set, outcomes, spans) and the retry
-policy with `crawler.crawl_gevent`, so the four differ only in how they wait (and asyncio in its
-HTTP client: urllib3 has no asyncio interface)::
+Each crawler here shares `crawler.CrawlState` (visited set, outcomes, lanes, clock, spans),
+`crawler.new_crawl` (the parameter checks) and the retry policy with `crawler.crawl_gevent`, so
+the four differ only in how they wait (and asyncio in its HTTP client: urllib3 has no asyncio
+interface). The page shows `crawl_threads`, and for asyncio `crawl_with_tasks`,
+`fetch_with_retries_async` and `fetch_async` (`crawl_asyncio` only checks and calls
+``asyncio.run``)::
 
     model     runs in                       bounds concurrency with       HTTP client
     serial    one loop                      (one request at a time)       urllib3
@@ -30,30 +33,26 @@ from .crawler import (
     MAX_CONCURRENCY,
     MAX_PAGES,
     RETRIED,
+    STOP,
     CrawlState,
     RetryPolicy,
     crawl_gevent,
     fetch_once,
     fetch_with_retries,
     links_in,
+    new_crawl,
 )
 
+# The coroutine functions (crawl_with_tasks, fetch_with_retries_async, fetch_async) are public
+# too, but not listed: a call only makes a coroutine, so they check nothing until awaited; their
+# entry point, crawl_asyncio, checks every parameter first.
 __all__ = ["MODELS", "crawl_asyncio", "crawl_reporting", "crawl_serial", "crawl_threads",
            "hold_requests", "run_model", "throughput_sweep"]
 
 MODELS = ("serial", "threads", "gevent", "asyncio")  # in the order the chapter shows them
-_STOP = None  # put on the threads' frontier when nothing is queued or in flight: the crawl is done
 # How often the memory sampler reads the process's resident size: often enough to catch the peak
 # of a 1 s hold, rare enough to cost nothing.
 _SAMPLE_SECONDS = 0.01
-
-
-def _checked(concurrency: int, request_timeout: float, retries: int, backoff: float, max_pages: int,
-             time_limit: float) -> RetryPolicy:
-    check_int("concurrency", concurrency, 1, MAX_CONCURRENCY)
-    check_int("max_pages", max_pages, 1, MAX_PAGES)
-    check_float("time_limit", time_limit, 0.1, 3600.0)
-    return RetryPolicy(request_timeout, retries, backoff)
 
 
 def crawl_serial(start_url: str, concurrency: int = 1, *, request_timeout: float = 2.0,
@@ -62,20 +61,17 @@ def crawl_serial(start_url: str, concurrency: int = 1, *, request_timeout: float
     """One request at a time (`concurrency` is ignored); stops starting pages after `time_limit`."""
     import urllib3
 
-    policy = _checked(concurrency, request_timeout, retries, backoff, max_pages, time_limit)
-    base, _, first = start_url.partition("/page/")
-    state = CrawlState(base, max_pages)
+    policy, state = new_crawl(start_url, concurrency, request_timeout, retries, backoff,
+                              max_pages, time_limit)
     http = urllib3.PoolManager(maxsize=1)
-    frontier = deque(["/page/" + first])
-    state.admit(frontier[0])
-    started = time.perf_counter()
-    while frontier and time.perf_counter() - started < time_limit:
+    frontier = deque([state.first])
+    while frontier and state.time_left() > 0:
         path = frontier.popleft()
         frontier.extend(fetch_with_retries(
-            state, path, "main", policy,
-            lambda url: fetch_once(http, url, policy.request_timeout), time.sleep))
+            state, path, policy, lambda url: fetch_once(http, url, policy.request_timeout),
+            time.sleep))
     http.clear()
-    return state.result("serial", 1, time.perf_counter() - started, list(frontier))
+    return state.result("serial", 1, list(frontier))
 
 
 def crawl_threads(start_url: str, concurrency: int = 50, *, request_timeout: float = 2.0,
@@ -86,23 +82,22 @@ def crawl_threads(start_url: str, concurrency: int = 50, *, request_timeout: flo
 
     import urllib3
 
-    policy = _checked(concurrency, request_timeout, retries, backoff, max_pages, time_limit)
-    base, _, first = start_url.partition("/page/")
-    state = CrawlState(base, max_pages)
-    http = urllib3.PoolManager(maxsize=concurrency)
+    policy, state = new_crawl(start_url, concurrency, request_timeout, retries, backoff,
+                              max_pages, time_limit)  # checks every parameter
+    http = urllib3.PoolManager(maxsize=concurrency)  # one connection pool, thread-safe
     frontier: queue.Queue = queue.Queue()
-    pending, lock = [1], threading.Lock()
+    frontier.put(state.first)
+    pending, lock = [1], threading.Lock()  # paths queued or in flight, and its guard
 
     def visit(path: str) -> None:
         new: list[str] = []
         try:
-            if time.perf_counter() >= deadline:  # queued in the executor past the time limit
-                with lock:
-                    state.unfinished.append(path)
-                return
-            new = fetch_with_retries(state, path, threading.current_thread().name, policy,
-                                     lambda url: fetch_once(http, url, policy.request_timeout),
-                                     time.sleep)
+            if state.time_left() > 0:  # (a visit queued in the executor past the limit: skipped)
+                new = fetch_with_retries(state, path, policy,
+                                         lambda url: fetch_once(http, url, policy.request_timeout),
+                                         time.sleep)  # blocks this thread only; the GIL is free
+            else:
+                state.skipped(path)
         finally:
             with lock:
                 pending[0] += len(new) - 1
@@ -110,30 +105,26 @@ def crawl_threads(start_url: str, concurrency: int = 50, *, request_timeout: flo
             for link in new:
                 frontier.put(link)
             if done:
-                frontier.put(_STOP)
+                frontier.put(STOP)  # nothing queued, nothing in flight: the crawl is done
 
-    started = time.perf_counter()
-    deadline = started + time_limit
-    state.admit("/page/" + first)
-    frontier.put("/page/" + first)
-    executor = ThreadPoolExecutor(concurrency, thread_name_prefix="worker")
+    executor = ThreadPoolExecutor(concurrency)
     try:
-        while time.perf_counter() < deadline:
+        while state.time_left() > 0:
             try:
-                path = frontier.get(timeout=max(0.0, deadline - time.perf_counter()))
+                path = frontier.get(timeout=state.time_left())
             except queue.Empty:
                 break
-            if path is _STOP:
+            if path is STOP:
                 break
-            executor.submit(visit, path)
+            executor.submit(visit, path)  # queued in the executor until a thread is free
     finally:
         executor.shutdown(wait=True)  # visits queued past the time limit return at once
         http.clear()
-    unfinished = [p for p in list(frontier.queue) if p is not _STOP]
-    return state.result("threads", concurrency, time.perf_counter() - started, unfinished)
+    return state.result("threads", concurrency, list(frontier.queue))
 
 
-async def _fetch_async(client: Any, url: str) -> tuple[str, bytes]:
+async def fetch_async(client: Any, url: str) -> tuple[str, bytes]:
+    """One GET with httpx's asyncio client: ``(outcome, body)``, as `fetch_once` for urllib3."""
     import httpx
 
     try:
@@ -147,62 +138,61 @@ async def _fetch_async(client: Any, url: str) -> tuple[str, bytes]:
     return ("500" if reply.status_code >= 500 else str(reply.status_code)), reply.content
 
 
-async def _crawl_asyncio(start_url: str, concurrency: int, policy: RetryPolicy, max_pages: int,
-                         time_limit: float) -> TracedResult:
+async def fetch_with_retries_async(state: CrawlState, path: str, policy: RetryPolicy,
+                                   client: Any) -> list[str]:
+    """`fetch_with_retries` for asyncio: the same steps, each wait an ``await``."""
+    import asyncio
+
+    lane = state.started()
+    outcome, body, attempt, done = "refused", b"", 0, False
+    try:
+        for attempt in range(1, policy.retries + 2):
+            start = time.perf_counter_ns()
+            outcome, body = await fetch_async(client, state.base_url + path)
+            state.span(lane, f"{path} {outcome}", outcome, start, time.perf_counter_ns())
+            if outcome not in RETRIED or attempt > policy.retries:
+                break
+            start = time.perf_counter_ns()
+            await asyncio.sleep(policy.backoff * 2 ** (attempt - 1))
+            state.span(lane, f"{path} backoff", "backoff", start, time.perf_counter_ns())
+        done = True
+    finally:  # a task cancelled by the time limit leaves its path unfinished
+        state.finished(path, outcome if done else None, attempt, lane)
+    return [link for link in links_in(body) if state.admit(link)] if outcome == "200" else []
+
+
+async def crawl_with_tasks(state: CrawlState, policy: RetryPolicy,
+                           concurrency: int) -> TracedResult:
+    """The asyncio crawl: `concurrency` worker tasks take paths from an ``asyncio.Queue``."""
     import asyncio
 
     import httpx
 
-    base, _, first = start_url.partition("/page/")
-    state = CrawlState(base, max_pages)
     frontier: asyncio.Queue = asyncio.Queue()
+    frontier.put_nowait(state.first)
 
-    async def worker(lane: str, client: httpx.AsyncClient) -> None:
+    async def worker(client: httpx.AsyncClient) -> None:
         while True:
             path = await frontier.get()
             try:
-                state.started()
-                outcome, body, attempt, done = "refused", b"", 0, False
-                try:
-                    for attempt in range(1, policy.retries + 2):
-                        start = time.perf_counter_ns()
-                        outcome, body = await _fetch_async(client, state.base_url + path)
-                        state.span(lane, f"{path} {outcome}", outcome, start,
-                                   time.perf_counter_ns())
-                        if outcome not in RETRIED or attempt > policy.retries:
-                            break
-                        start = time.perf_counter_ns()
-                        await asyncio.sleep(policy.backoff * 2 ** (attempt - 1))
-                        state.span(lane, f"{path} backoff", "backoff", start,
-                                   time.perf_counter_ns())
-                    done = True
-                finally:  # a task cancelled by the time limit leaves its path unfinished
-                    state.finished(path, outcome if done else None, attempt)
-                if outcome == "200":
-                    for link in links_in(body):
-                        if state.admit(link):
-                            frontier.put_nowait(link)
+                for link in await fetch_with_retries_async(state, path, policy, client):
+                    frontier.put_nowait(link)
             finally:
                 frontier.task_done()
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=0)
-    started = time.perf_counter()
     async with httpx.AsyncClient(limits=limits, timeout=policy.request_timeout) as client:
-        state.admit("/page/" + first)
-        frontier.put_nowait("/page/" + first)
-        workers = [asyncio.create_task(worker(f"worker {k}", client)) for k in range(concurrency)]
-        try:
-            await asyncio.wait_for(frontier.join(), time_limit)
+        workers = [asyncio.create_task(worker(client)) for _ in range(concurrency)]
+        try:  # join: every admitted path visited, or the time limit
+            await asyncio.wait_for(frontier.join(), max(state.time_left(), 0.001))
         except asyncio.TimeoutError:
-            pass
+            pass  # what is left in the frontier is reported unfinished
         finally:
             for task in workers:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
-    unfinished = []
-    while not frontier.empty():
-        unfinished.append(frontier.get_nowait())
-    return state.result("asyncio", concurrency, time.perf_counter() - started, unfinished)
+    left = [frontier.get_nowait() for _ in range(frontier.qsize())]
+    return state.result("asyncio", concurrency, left)
 
 
 def crawl_asyncio(start_url: str, concurrency: int = 50, *, request_timeout: float = 2.0,
@@ -211,8 +201,9 @@ def crawl_asyncio(start_url: str, concurrency: int = 50, *, request_timeout: flo
     """`concurrency` worker tasks sharing an ``asyncio.Queue`` frontier and one httpx client."""
     import asyncio
 
-    policy = _checked(concurrency, request_timeout, retries, backoff, max_pages, time_limit)
-    return asyncio.run(_crawl_asyncio(start_url, concurrency, policy, max_pages, time_limit))
+    policy, state = new_crawl(start_url, concurrency, request_timeout, retries, backoff,
+                              max_pages, time_limit)
+    return asyncio.run(crawl_with_tasks(state, policy, concurrency))
 
 
 _CRAWLERS = {"serial": crawl_serial, "threads": crawl_threads, "gevent": crawl_gevent,
@@ -357,10 +348,10 @@ async def _hold_asyncio(urls: list[str], timeout: float,
 
     limits = httpx.Limits(max_connections=len(urls), max_keepalive_connections=0)
     async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
-        await _fetch_async(client, warm_up)
+        await fetch_async(client, warm_up)
         sampler = _PeakSampler()
         started = time.perf_counter()
-        outcomes = await asyncio.gather(*(_fetch_async(client, url) for url in urls))
+        outcomes = await asyncio.gather(*(fetch_async(client, url) for url in urls))
         seconds = time.perf_counter() - started
         grown = sampler.stop()
     return [outcome for outcome, _ in outcomes], grown, seconds

@@ -74,8 +74,10 @@ def plot_requests(trace: Trace, ax=None, *, max_lanes: int = _MAX_LANES, title: 
     handles = [Patch(color=KIND_COLORS[kind], label=name) for name, kind in OUTCOME_LEGEND
                if kind in used]
     if handles:
+        # Titled: the colours are the course timeline's kinds, but here each means an outcome.
         artists.append(ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0),
-                                 frameon=False, fontsize=11))
+                                 frameon=False, fontsize=11, title="request outcome",
+                                 title_fontsize=11))
     return artists
 
 
