@@ -202,3 +202,17 @@ def test_plot_kill_draws_the_kill_and_hatches_only_the_recomputed_tasks():
     assert lines and lines[-1].get_xdata()[0] == pytest.approx(120.0, abs=1.0)  # ms on the axis
     assert any("SIGKILL worker-a" in t.get_text() for t in ax.texts)
     assert "1 task recomputed" in ax.get_title()
+
+
+@pytest.mark.parametrize(("call", "name"), [
+    (lambda: worker_command("127.0.0.1:1", "worker-a"), "address"),
+    (lambda: worker_command("tcp://10.0.0.5:8786", "worker-a"), "address"),
+    (lambda: worker_command("tcp://127.0.0.1:x", "worker-a"), "address"),
+    (lambda: worker_command("tcp://127.0.0.1:1", "a b; rm"), "name"),
+    (lambda: worker_command("tcp://127.0.0.1:1", 3), "name"),
+    (lambda: scheduler_command(""), "scheduler_file"),
+    (lambda: scheduler_command("/no/such/folder/s.json"), "scheduler_file"),
+])
+def test_the_commands_refuse_what_they_cannot_use(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from helpers.course import LOOPBACK, check_int, check_timeout
+from helpers.course import LOOPBACK, check_int, check_loopback_host, check_timeout
 from helpers.runners.dask import quiet_dask
 
 __all__ = ["CliCluster", "cli_cluster", "scheduler_command", "worker_command"]
@@ -69,6 +69,10 @@ def _dask_cli() -> list[str]:
 
 def scheduler_command(scheduler_file: str, *, dashboard: bool = True) -> list[str]:
     """The scheduler's command line: 127.0.0.1, a free port, its address written to a file."""
+    if not isinstance(scheduler_file, str) or not scheduler_file.endswith(".json") or \
+            not Path(scheduler_file).parent.is_dir():
+        raise ValueError("scheduler_file must be the path of a .json file in a folder that "
+                         f"exists, got {scheduler_file!r}")
     return [*_dask_cli(), "scheduler", "--host", LOOPBACK, "--port", "0",
             "--scheduler-file", scheduler_file,
             *(["--dashboard-address", f"{LOOPBACK}:0"] if dashboard else ["--no-dashboard"]),
@@ -78,6 +82,15 @@ def scheduler_command(scheduler_file: str, *, dashboard: bool = True) -> list[st
 def worker_command(address: str, name: str, threads: int = 1) -> list[str]:
     """One worker's command line: joins the scheduler at `address`, listens on 127.0.0.1."""
     check_int("threads", threads, 1, 4)
+    host, _, port = address.removeprefix("tcp://").rpartition(":") \
+        if isinstance(address, str) and address.startswith("tcp://") else ("", "", "")
+    if not port.isdigit():
+        raise ValueError(f"address must be a scheduler address such as 'tcp://127.0.0.1:8786', "
+                         f"got {address!r}")
+    check_loopback_host("address", host)  # the course's clusters never leave this machine
+    if not isinstance(name, str) or not name.replace("-", "").isalnum() or len(name) > 40:
+        raise ValueError(f"name must be a worker name of letters, digits and '-' (at most 40), "
+                         f"got {name!r}")
     return [*_dask_cli(), "worker", address, "--name", name, "--nthreads", str(threads),
             "--nworkers", "1", "--host", LOOPBACK, "--no-dashboard",
             "--death-timeout", f"{_DEATH_TIMEOUT_SECONDS}s", "--memory-limit", "0"]
