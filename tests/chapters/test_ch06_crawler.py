@@ -245,3 +245,15 @@ def test_the_editable_copy_crawls_like_the_original_and_keeps_the_readers_edits(
     assert "def crawl_gevent" in Path(write_editable_copy(script, replace=True)).read_text()
     with pytest.raises(ValueError, match="path"):
         write_editable_copy(str(tmp_path / "my_crawler.txt"))
+
+
+@pytest.mark.parametrize("url", ["http://10.1.2.3:80/page/0", "http://192.0.2.1:8000/page/0",
+                                 "http://example.com:80/page/0", "http://0.0.0.0:80/page/0"])
+def test_a_crawler_refuses_a_site_beyond_this_machine(url):
+    """The course's crawlers talk only to the course's site on this machine: a start URL on any
+    other host is refused before a single request leaves."""
+    from helpers.chapters.ch06_crawler import crawl_gevent, crawl_threads
+
+    for crawl in (crawl_gevent, crawl_threads):
+        with pytest.raises(ValueError, match="host"):
+            crawl(url)

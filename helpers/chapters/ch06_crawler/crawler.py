@@ -36,8 +36,9 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
-from ...course import check_callable, check_float, check_int
+from ...course import check_callable, check_float, check_int, check_loopback_host
 from ...timeline import Event, Trace, TracedResult
 
 __all__ = [
@@ -234,9 +235,13 @@ def new_crawl(start_url: str, concurrency: int, request_timeout: float, retries:
     policy = RetryPolicy(request_timeout, retries, backoff)
     check_int("max_pages", max_pages, 1, MAX_PAGES)
     check_float("time_limit", time_limit, 0.1, 3600.0)
-    if not isinstance(start_url, str) or "/page/" not in start_url:
+    parts = urlsplit(start_url) if isinstance(start_url, str) else None
+    if parts is None or parts.scheme != "http" or not parts.hostname or \
+            not parts.path.startswith("/page/"):
         raise ValueError(f"start_url must be a page's URL (http://HOST:PORT/page/N), "
                          f"got {start_url!r}")
+    # The course's crawlers crawl the course's own site, on this machine, and nothing else.
+    check_loopback_host("start_url's host", parts.hostname)
     return policy, CrawlState(start_url, max_pages, time_limit)
 
 
