@@ -6,8 +6,9 @@ untraced, side by side in one run.
 - the ``asyncio.sleep(0)`` ping-pong between two tasks (one step per sleep and nothing else: the
   worst case for a recorder), untraced, recorded, and under a no-op instrumentation (a task
   factory whose proxy only forwards each step, without reading the clock): the proxy's own call
-  is the floor any per-step recorder pays. Bars: ``asyncio_trace_overhead`` (recorded /
-  untraced) ≤ 1.3, or ``asyncio_trace_vs_noop_floor`` (recorded / the no-op, same rounds) ≤ 1.15;
+  is the floor any per-step recorder pays. Bar: ``asyncio_trace_overhead`` (recorded /
+  untraced) ≤ 1.3; ``asyncio_trace_vs_noop_floor`` (recorded / the no-op, same rounds) is shown
+  beside it, the alternative measure should the floor itself rise above 1.3 on some machine;
 - 10,000 tasks sleeping 1 s, recorded against untraced: ``tasks_10k_trace_overhead`` ≤ 1.05.
 
 Ping-pong figures are medians over rounds of untraced, the two instrumented runs (rotating which
@@ -134,7 +135,7 @@ def measure(report) -> None:
     report("asyncio_trace_overhead", ratios["recorder"], "x untraced (sleep(0) ping-pong)",
            "<= 1.3")
     report("asyncio_trace_vs_noop_floor", ratios["recorder vs floor"],
-           "x a forwarding proxy that records nothing (the floor)", "<= 1.15")
+           "x a forwarding proxy that records nothing (the floor)")
     report("asyncio_trace_floor_noop", ratios["no-op"], "x untraced (a proxy's own cost)")
     ratio, untraced = sleepers_ratio()
     report("tasks_10k_trace_overhead", ratio, "x untraced (10,000 tasks sleeping 1 s)", "<= 1.05")
