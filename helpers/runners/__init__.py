@@ -45,6 +45,7 @@ _HOME = {
     "idle_until_stopped": "isolated",
     "ignore_sigint": "cleanup",
     "interrupt_after": "pools",
+    "kill_process_group": "cleanup",
     "known_models": "comparison",
     "plot_comparison": "comparison",
     "process_executor": "pools",
@@ -96,6 +97,7 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
     from .cleanup import (  # noqa: F401
         close_queue,
         ignore_sigint,
+        kill_process_group,
         release_semaphores,
         stop_at_kernel_shutdown,
         stop_executor,

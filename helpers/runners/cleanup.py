@@ -11,6 +11,8 @@ Every runner and every chapter demo ends through these functions, in a ``finally
                      release_semaphores(*owners)   unlink named semaphores now, not at GC time
                      unlink_shared_memory(*blocks) close + unlink, once, whoever made them
                      stop_server(server)           stop accepting, close the socket
+                     kill_process_group(pgid)      SIGKILL a child's whole group, sparing the
+                                                   resource trackers, which clean up after it
     and in every worker: ignore_sigint()           the kernel's interrupt reaches the parent only
     and when the kernel shuts down: stop_multiprocessing_servers()   the fork server and the
                      resource tracker, asked to exit (see `stop_at_kernel_shutdown`)
@@ -37,6 +39,7 @@ __all__ = [
     "TERMINATE_GRACE_SECONDS",
     "close_queue",
     "ignore_sigint",
+    "kill_process_group",
     "release_semaphores",
     "stop_at_kernel_shutdown",
     "stop_executor",
@@ -56,6 +59,11 @@ _MAX_GRACE_SECONDS = 60.0
 _REAP_SECONDS = 5.0
 # A queue's feeder thread flushes what was put; it gets this long before we stop waiting for it.
 _FEEDER_JOIN_SECONDS = 1.0
+# The largest process id Linux hands out (pid_max can be raised to 2**22, no further).
+_MAX_PID = 2**22
+# A resource tracker whose owners were killed unlinks what they left and exits at once; this long
+# is ample before it is killed too.
+_TRACKER_EXIT_SECONDS = 2.0
 # While draining, how long one read waits for an item the feeder is still writing.
 _DRAIN_POLL_SECONDS = 0.05
 # How deep `release_semaphores` looks inside an owner (a Pool holds queues that hold locks).
@@ -382,3 +390,41 @@ def _stopping_first(original):
         return result
 
     return shutdown_request
+
+
+def kill_process_group(pgid: int) -> None:
+    """SIGKILL every process of group `pgid` (a child started in a session of its own), and wait.
+
+    multiprocessing's resource trackers in the group are spared at first: a tracker notices that
+    every process that held its pipe is gone, unlinks the named semaphores and shared memory they
+    left registered, and exits. Killed with the rest, it would leave those in ``/dev/shm`` for
+    good (three semaphores per killed pool, seen piling up by the dozen). Whatever of the group
+    is still there after `_TRACKER_EXIT_SECONDS` is killed too.
+    """
+    import os
+
+    import psutil
+
+    if isinstance(pgid, bool) or not isinstance(pgid, int) or not 1 < pgid <= _MAX_PID:
+        raise ValueError(f"pgid must be the process group id of a child (an int from 2 to "
+                         f"{_MAX_PID}), got {pgid!r}")
+    members, trackers = [], []
+    for process in psutil.process_iter():
+        try:
+            if os.getpgid(process.pid) != pgid:
+                continue
+            is_tracker = "resource_tracker" in " ".join(process.cmdline())
+        except (OSError, psutil.Error):
+            continue
+        (trackers if is_tracker else members).append(process)
+    for process in members:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(members, timeout=_REAP_SECONDS)
+    psutil.wait_procs(trackers, timeout=_TRACKER_EXIT_SECONDS)
+    try:
+        os.killpg(pgid, signal.SIGKILL)  # anything left, a stuck tracker included
+    except (ProcessLookupError, PermissionError):
+        pass

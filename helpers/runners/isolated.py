@@ -41,10 +41,10 @@ or a clean memory baseline.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import pickle
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -57,6 +57,7 @@ from typing import Any
 from helpers.course import check_float, check_timeout
 from helpers.timeline import Trace
 
+from .cleanup import kill_process_group
 from .run import Run
 
 __all__ = ["IsolatedChild", "PatchedChildError", "PatchedTimeout", "idle_until_stopped",
@@ -177,13 +178,11 @@ def _qualified(fn: Callable[..., Any]) -> tuple[str, str]:
 def _kill(proc: subprocess.Popen) -> None:
     """Kill the child and its process group, then reap it: nothing is left behind."""
     if proc.poll() is None:
-        try:
-            if os.name == "posix":
-                os.killpg(proc.pid, signal.SIGKILL)
-            else:  # pragma: no cover - Windows
+        if os.name == "posix":
+            kill_process_group(proc.pid)  # its own session: the group id is its pid
+        else:  # pragma: no cover - Windows
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 proc.kill()
-        except (ProcessLookupError, PermissionError):
-            pass
     try:
         proc.wait(timeout=_REAP_SECONDS)
     except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL always lands

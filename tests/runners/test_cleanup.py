@@ -232,3 +232,43 @@ def test_a_kernel_that_started_processes_shuts_down_at_once_and_leaves_no_folder
     assert process.returncode == 0, f"the kernel was killed ({process.returncode})"
     assert time.monotonic() - started < 4.5
     assert list(tmp_path.iterdir()) == []
+
+
+_HOLDS_SEMAPHORES = """
+import multiprocessing, sys, time
+if __name__ == "__main__":
+    ctx = multiprocessing.get_context("spawn")
+    queue, lock = ctx.Queue(), ctx.Lock()  # named semaphores, registered with the tracker
+    print("ready", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_kill_process_group_lets_the_tracker_unlink_what_the_group_left(tmp_path):
+    """Killing a whole group with one killpg takes its resource tracker too, and the named
+    semaphores its processes made stay in /dev/shm for ever; kill_process_group spares the
+    tracker until it has unlinked them."""
+    import subprocess
+    import sys
+
+    from _leftovers import segments, unowned_new_segments
+
+    from helpers.runners import kill_process_group
+
+    script = tmp_path / "holds.py"
+    script.write_text(_HOLDS_SEMAPHORES)
+    before = segments()
+    child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                             start_new_session=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        assert len(segments() - before) >= 3  # the queue's and the lock's semaphores
+        kill_process_group(child.pid)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait(10)
+        child.stdout.close()
+    assert unowned_new_segments(before) == []
+    with pytest.raises(ValueError, match="pgid"):
+        kill_process_group(1)

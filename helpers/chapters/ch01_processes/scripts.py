@@ -43,7 +43,13 @@ from helpers.course import (
     mp_context,
     quiet_fork_warnings,
 )
-from helpers.runners import close_queue, release_semaphores, run_patched, stop_processes
+from helpers.runners import (
+    close_queue,
+    kill_process_group,
+    release_semaphores,
+    run_patched,
+    stop_processes,
+)
 
 from .lifecycle import check_file_path
 
@@ -166,8 +172,7 @@ def run_script(path: str | os.PathLike, *args: str, timeout: float = _SCRIPT_TIM
                         break
         finally:
             if code is None:  # timed out, stopped early, or interrupted: the whole group goes
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(child.pid, signal.SIGKILL)
+                kill_process_group(child.pid)  # its own session: the group id is its pid
                 child.wait(timeout=5)
         out.seek(0)
         err.seek(0)

@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ...course import check_float, check_int
+from ...runners.cleanup import kill_process_group
 from .sitemap import Sitemap, SiteSpec, build_sitemap, page_path
 
 __all__ = ["LOOPBACK", "Served", "Site", "SiteError"]  # main() is the command line's
@@ -285,10 +286,7 @@ def main(argv: list[str] | None = None) -> int:
 # -- the parent: a handle that starts, queries and stops the child -----------------------------
 def _kill(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        kill_process_group(proc.pid)  # its own session: the group id is its pid
     try:
         proc.wait(timeout=_STOP_TIMEOUT)
     except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL cannot be ignored

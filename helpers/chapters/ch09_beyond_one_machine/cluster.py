@@ -22,7 +22,6 @@ Their logs go to files in a temporary directory (shown on request), never to the
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers.course import LOOPBACK, check_int, check_loopback_host, check_timeout
+from helpers.runners.cleanup import kill_process_group
 from helpers.runners.dask import quiet_dask
 
 __all__ = ["CliCluster", "cli_cluster", "scheduler_command", "worker_command"]
@@ -122,30 +122,17 @@ class CliCluster:
     def kill_worker(self, name: str) -> None:
         """SIGKILL worker `name` and its nanny at once, as if its machine lost power.
 
-        Their resource tracker (multiprocessing's, started by the nanny) is spared: it sees its
-        owners go and unlinks the named semaphores they left in /dev/shm, then exits by itself.
-        A machine that lost power takes those with it; this one would keep them for ever.
+        Their resource tracker (multiprocessing's, started by the nanny) is spared by
+        `kill_process_group` until it has unlinked the named semaphores they left in /dev/shm: a
+        machine that lost power takes those with it; this one would keep them for ever.
         """
-        import psutil
-
         process = self.processes.get(name)
         if process is None or not name.startswith("worker"):
             raise ValueError(f"name must be one of the workers {sorted(self.processes)[1:]}, "
                              f"got {name!r}")
-        if process.poll() is not None:
-            return
-        try:
-            group = [psutil.Process(process.pid),
-                     *psutil.Process(process.pid).children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return
-        trackers = [p for p in group if _is_resource_tracker(p)]
-        for member in group:
-            if member not in trackers:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    member.kill()
+        if process.poll() is None:
+            kill_process_group(process.pid)  # its own session: the group id is its pid
         process.wait(_TERM_GRACE_SECONDS)
-        psutil.wait_procs(trackers, timeout=_TERM_GRACE_SECONDS)
 
     def log(self, name: str) -> str:
         """What process `name` logged (for a curious reader; the cell never shows it)."""
@@ -163,13 +150,6 @@ class CliCluster:
             except psutil.Error:
                 found[name] = []
         return found
-
-
-def _is_resource_tracker(process) -> bool:
-    try:
-        return "resource_tracker" in " ".join(process.cmdline())
-    except Exception:  # gone, or not ours to read: not a tracker we can spare
-        return False
 
 
 def _signal_group(process: subprocess.Popen, sig: int) -> None:
@@ -192,11 +172,8 @@ def _stop_all(processes: dict[str, subprocess.Popen]) -> None:
         except subprocess.TimeoutExpired:
             pass
     for process in processes.values():
-        # A group may outlive its leader (the nanny's worker): signal it even if the leader is gone.
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        # A group may outlive its leader (the nanny's worker): kill it even if the leader is gone.
+        kill_process_group(process.pid)
         try:
             process.wait(_TERM_GRACE_SECONDS)
         except subprocess.TimeoutExpired:
