@@ -176,12 +176,13 @@ def test_a_site_dropped_without_stop_is_killed_when_collected():
     assert _gone(pid)
 
 
-def test_the_site_stops_by_itself_when_the_process_that_started_it_dies():
+def test_the_site_stops_by_itself_when_the_process_that_started_it_dies(tmp_path):
     script = ("import os, sys\nfrom helpers.chapters.ch06_crawler.site import Site\n"
               "site = Site(10).start()\nprint(site.pid, flush=True)\nos._exit(0)\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=30, check=True)
+                          timeout=30, check=True, env={**os.environ, "TMPDIR": str(tmp_path)})
     assert _gone(int(done.stdout.split()[0]), within=5.0)
+    assert list(tmp_path.iterdir()) == []  # its log, ready and report files went with it
 
 
 def test_the_command_line_serves_until_interrupted_and_rejects_bad_values():

@@ -12,10 +12,13 @@ valid for one parameter (an empty list of processes to stop, -1 as an exit code)
 from __future__ import annotations
 
 import json
+import os
 import pkgutil
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -87,8 +90,15 @@ def _records(module: str) -> list[dict]:
     group = _group(module)
     if group not in _RESULTS:
         members = [m for m in _public_modules() if _group(m) == group]
-        done = subprocess.run([sys.executable, str(_FUZZ), *members], capture_output=True,
-                              text=True, timeout=_GROUP_SECONDS)
+        # Thousands of calls with odd values make files (scripts, scratch folders) along the
+        # way: they go to a temporary folder of their own, removed afterwards.
+        scratch = tempfile.mkdtemp(prefix="cc-surface-")
+        try:
+            done = subprocess.run([sys.executable, str(_FUZZ), *members], capture_output=True,
+                                  text=True, timeout=_GROUP_SECONDS,
+                                  env={**os.environ, "TMPDIR": scratch})
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
         assert done.returncode == 0, done.stderr[-3000:]
         _RESULTS[group] = json.loads(done.stdout.strip().splitlines()[-1])
     return _RESULTS[group][module]
@@ -111,7 +121,8 @@ def test_the_fuzz_finds_a_missing_check(tmp_path):
     done = subprocess.run([sys.executable, "-c",
                            f"import sys; sys.path[:0] = [{str(tmp_path)!r}, "
                            f"{str(_FUZZ.parent)!r}]; import _fuzz; _fuzz.main('cc_fuzz_probe')"],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "TMPDIR": str(tmp_path)})
     records = json.loads(done.stdout.strip().splitlines()[-1])["cc_fuzz_probe"]
     assert {r["parameter"] for r in records} == {"count", "seconds"}
     assert all(_problem(r) for r in records), "a function without checks passed the fuzz"

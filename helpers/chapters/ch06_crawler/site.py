@@ -29,6 +29,7 @@ import argparse
 import errno
 import json
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -162,6 +163,11 @@ class _App:
                 f"<a href='/_served'>/_served</a></p><pre>{spec}</pre></body></html>\n")
 
 
+# The folder `Site` makes for one child's log, ready and report files (the child removes it
+# itself when it outlives the process that started it).
+_FILES_PREFIX = "cc-site-"
+
+
 def _handler_class():
     from gevent.pywsgi import WSGIHandler
 
@@ -211,10 +217,13 @@ def _serve(spec: SiteSpec, host: str, port: int, ready_file: str | None,
     for signum in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(signum, stopping.set)
 
+    orphaned = []
+
     def watch() -> None:
         started = time.monotonic()
         while not stopping.is_set():
             if parent_pid is not None and os.getppid() != parent_pid:
+                orphaned.append(True)
                 stopping.set()  # the notebook that started us is gone
             if lifetime is not None and time.monotonic() - started > lifetime:
                 stopping.set()
@@ -229,7 +238,13 @@ def _serve(spec: SiteSpec, host: str, port: int, ready_file: str | None,
     stopping.wait()
     server.stop(timeout=0.5)  # hung requests are killed after half a second
     watcher.kill()
-    if report_file:
+    if orphaned and parent_pid is not None:
+        # Nobody is left to read the report or remove the files `Site` made for this child:
+        # remove them here (only a folder `Site` made, named as it names them).
+        for path in {os.path.dirname(f) for f in (ready_file, report_file) if f}:
+            if os.path.basename(path).startswith(_FILES_PREFIX):
+                shutil.rmtree(path, ignore_errors=True)
+    elif report_file:
         _write_json(report_file, asdict(app.served))
     return 0
 
@@ -284,6 +299,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # -- the parent: a handle that starts, queries and stops the child -----------------------------
+def _kill_and_remove(proc: subprocess.Popen, directory: str) -> None:
+    _kill(proc)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
 def _kill(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         kill_process_group(proc.pid)  # its own session: the group id is its pid
@@ -345,7 +365,7 @@ class Site:
         """Start the child and wait until it listens; raise `SiteError` or ``ValueError``."""
         if self._proc is not None:
             raise RuntimeError("the site is already running")
-        self._dir = tempfile.mkdtemp(prefix="cc-site-")
+        self._dir = tempfile.mkdtemp(prefix=_FILES_PREFIX)
         ready, log = Path(self._dir, "ready.json"), Path(self._dir, "log.txt")
         argv = [sys.executable, "-m", __name__, "--host", self.host, "--port", str(self.port),
                 "--ready-file", str(ready), "--report-file", str(Path(self._dir, "report.json")),
@@ -359,8 +379,9 @@ class Site:
             self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file,
                                           stderr=subprocess.STDOUT, env=env,
                                           start_new_session=True)
-        # If this object is dropped or Python exits without stop(), the child still goes.
-        self._finalizer = weakref.finalize(self, _kill, self._proc)
+        # If this object is dropped or Python exits without stop(), the child still goes, and
+        # so do its files (the log, the ready and report files).
+        self._finalizer = weakref.finalize(self, _kill_and_remove, self._proc, self._dir)
         try:
             info = self._wait_ready(ready, log)
         except BaseException:  # KeyboardInterrupt included: no child outlives a failed start
@@ -418,8 +439,6 @@ class Site:
             _kill(proc)  # a no-op when it has exited; reaps it in every case
             if self._finalizer is not None:
                 self._finalizer.detach()
-            import shutil
-
             shutil.rmtree(self._dir, ignore_errors=True)
         return self.report
 
