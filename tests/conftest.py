@@ -4,14 +4,21 @@
   fixture (autouse) compares before and after, gives stragglers a grace period to exit, then kills
   them and fails the test with what it found (segments are reported, not deleted). Browser tests
   (marker ``browser``) share one JupyterLab and one Chromium across the session and check for
-  leftovers at its end instead.
+  leftovers at its end instead; the notebook test (marker ``own_leftover_check``) runs notebooks
+  side by side and checks each kernel's leftovers itself.
+- The whole run gets a private, empty ``TMPDIR`` (every child, kernel and server inherits it).
+  At the end, anything in it that is not pytest's own ``pytest-of-*`` folder was left behind by
+  the course (a ``pymp-*`` folder of a killed pool, a site's or Dask's scratch folder): the run
+  fails and names it. The folder is removed afterwards either way.
 - `start_method` runs a test once per start method this OS offers (fork, spawn, forkserver).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,6 +46,45 @@ _SEM_PREFIX = f"/mp-cc{os.getpid()}"
 import multiprocessing  # noqa: E402
 
 multiprocessing.current_process()._config["semprefix"] = _SEM_PREFIX
+
+
+# After the last test, multiprocessing's resource trackers and the last kernels' finalizers still
+# remove their folders for a moment; what is there after this long was left behind.
+_TMPDIR_GRACE_SECONDS = 5.0
+_PRIVATE_TMPDIR = pytest.StashKey[Path]()
+
+
+def pytest_configure(config):
+    """Point TMPDIR at a private, empty folder before any test (or child) uses it."""
+    private = Path(tempfile.mkdtemp(prefix="cc-test-run-"))
+    os.environ["TMPDIR"] = str(private)
+    tempfile.tempdir = None  # tempfile caches the folder it chose: make it look again
+    config.stash[_PRIVATE_TMPDIR] = private
+
+
+def _left_in(private: Path) -> list[str]:
+    return sorted(p.name for p in private.iterdir() if not p.name.startswith("pytest-of-"))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    private = session.config.stash.get(_PRIVATE_TMPDIR, None)
+    if private is None or not private.is_dir():
+        return
+    deadline = time.monotonic() + _TMPDIR_GRACE_SECONDS
+    left = _left_in(private)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.2)
+        left = _left_in(private)
+    # Only a run that went to its end can say the course left nothing (a -x or a deselection
+    # would blame whatever the stopped test had not cleaned yet).
+    if left and session.testscollected and not session.shouldstop and not session.shouldfail:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"the tests left in their private TMPDIR ({private}): {left}",
+                                red=True, bold=True)
+        if session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    shutil.rmtree(private, ignore_errors=True)
 
 
 def _children() -> dict[int, psutil.Process]:
@@ -71,7 +117,8 @@ def _contention_window():
 
 @pytest.fixture(autouse=True)
 def no_leftovers(request):
-    if request.node.get_closest_marker("browser"):
+    if request.node.get_closest_marker("browser") or request.node.get_closest_marker(
+            "own_leftover_check"):
         yield
         return
     children_before, segments_before = set(_children()), segments()

@@ -90,13 +90,13 @@ _RUN_ALL_STARTED = _FIND_PANEL + """
 
 # Everything a reader would see as a failure, from the models and from the page.
 _PROBLEMS = _FIND_PANEL + """
-({path, words}) => {
+({path, words, only, widgets}) => {
   const found = [];
   const p = findPanel(path);
   if (!p) return ['the notebook is not open'];
   const cells = Array.from(p.content.model.cells);
   cells.forEach((c, index) => {
-    if (c.type !== 'code') return;
+    if (c.type !== 'code' || (only && !only.includes(index))) return;
     for (let i = 0; i < c.outputs.length; i++) {
       const o = c.outputs.get(i).toJSON();
       if (o.output_type === 'error') found.push(`cell ${index}: ${o.ename}: ${o.evalue}`);
@@ -117,11 +117,45 @@ _PROBLEMS = _FIND_PANEL + """
     const where = e.closest('.cc-panel') ? 'the panel' : 'an output';
     if (/Traceback|Error|Exception/.test(text)) found.push(`${where} shows: ${text.slice(0, 600)}`);
   }
+  // A saved copy's widgets have no model until their cell runs again: only a live run's count.
   for (const e of document.querySelectorAll('.jp-OutputArea-output')) {
-    if (/Error displaying widget|Error rendering/.test(e.textContent))
-      found.push(`a widget did not render: ${e.textContent.slice(0, 300)}`);
+    if (/Error rendering/.test(e.textContent) ||
+        (widgets && /Error displaying widget/.test(e.textContent)))
+      found.push(`an output did not render: ${e.textContent.slice(0, 300)}`);
   }
   return Array.from(new Set(found));
+}
+"""
+
+# Every picture among the outputs has loaded (a timeline, a table rendered as an image).
+_BROKEN_IMAGES = _FIND_PANEL + """
+(path) => {
+  const p = findPanel(path);
+  const images = Array.from(p.node.querySelectorAll('.jp-OutputArea-output img'));
+  return {count: images.length,
+          broken: images.filter(i => !(i.complete && i.naturalWidth > 0))
+                        .map(i => (i.src || '').slice(0, 80))};
+}
+"""
+
+# Run one cell, the way Shift+Enter would without moving on; resolves when it was sent.
+_RUN_CELL = _FIND_PANEL + """
+async ({path, index}) => {
+  const p = findPanel(path);
+  window.jupyterapp.shell.activateById(p.id);
+  p.content.activeCellIndex = index;
+  p.content.deselectAll();
+  await window.jupyterapp.commands.execute('notebook:run-cell');
+}
+"""
+
+# That cell has run: it has an execution count, nothing queued or running, the kernel idle.
+_CELL_DONE = _FIND_PANEL + """
+({path, index}) => {
+  const p = findPanel(path);
+  if (!p || p.sessionContext.kernelDisplayStatus !== 'idle' || starPrompt(p)) return false;
+  const c = p.content.model.cells.get(index);
+  return c.executionState !== 'running' && c.executionCount !== null;
 }
 """
 
@@ -199,8 +233,33 @@ class LabDriver:
         page.wait_for_function(_RUN_ALL_DONE, arg=self.path, timeout=timeout, polling=100)
         return time.perf_counter() - started
 
-    def problems(self) -> list[str]:
-        return self.page.evaluate(_PROBLEMS, {"path": self.path, "words": list(STDERR_WORDS)})
+    def problems(self, only: list[int] | None = None, widgets: bool = True) -> list[str]:
+        """What a reader would see as a failure: in every code cell, or in the cells `only`.
+
+        ``widgets=False`` for a saved copy, whose widgets cannot show before their cell runs.
+        """
+        return self.page.evaluate(_PROBLEMS, {"path": self.path, "words": list(STDERR_WORDS),
+                                              "only": only, "widgets": widgets})
+
+    def images(self) -> dict:
+        """{"count": pictures among the outputs, "broken": those that did not load}."""
+        return self.page.evaluate(_BROKEN_IMAGES, self.path)
+
+    def clear_outputs(self) -> None:
+        """Clear every output and execution count, as Edit > Clear Outputs of All Cells."""
+        self.page.evaluate(_FIND_PANEL + """(path) => {
+            const p = findPanel(path); window.jupyterapp.shell.activateById(p.id);
+            return window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs'); }""",
+                           self.path)
+
+    def run_cells(self, indices: list[int], timeout: int = RUN_ALL_MS) -> float:
+        """Run the cells `indices` one after another, each to its end. Returns seconds."""
+        started = time.perf_counter()
+        for index in indices:
+            self.page.evaluate(_RUN_CELL, {"path": self.path, "index": index})
+            self.page.wait_for_function(_CELL_DONE, arg={"path": self.path, "index": index},
+                                        timeout=timeout, polling=100)
+        return time.perf_counter() - started
 
     def news_toasts(self) -> list[str]:
         return [t for t in self.page.locator(NEWS_TOAST).all_inner_texts() if "news" in t.lower()]

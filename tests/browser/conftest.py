@@ -5,7 +5,8 @@
       │                 └─spawns──▶ one ipykernel per opened chapter (inherits CC_QUICK=1)
       └─Playwright──▶ Debian's /usr/bin/chromium ──http/ws──▶ the server
 
-- `lab` (session): the server on the notebooks directory (`CC_BROWSER_NOTEBOOKS` overrides it).
+- `lab` (session): the server on ``test-artifacts/notebooks/``, where tests/notebooks left each
+  chapter executed (the chapters themselves come from ``notebooks/``, or `CC_BROWSER_NOTEBOOKS`).
   Ready when ``/api/status`` answers with the token; stopped with ``POST /api/shutdown`` (which
   also shuts the kernels down), then SIGTERM, then SIGKILL of its process group and of every
   descendant seen, because kernels run in sessions of their own and outlive a killed server.
@@ -45,7 +46,7 @@ if _HERE not in sys.path:
 
 from _browser import VIEWPORT, launch_chromium  # noqa: E402
 from _notebook_driver import LabDriver  # noqa: E402
-from _paths import ARTIFACTS, chapters, notebooks_dir  # noqa: E402
+from _paths import ARTIFACTS, EXECUTED, chapters  # noqa: E402
 from _processes import ProcessGuard  # noqa: E402
 from _server import LabServer  # noqa: E402
 
@@ -94,8 +95,9 @@ def _start_lab(root: Path, base: Path, guard: ProcessGuard) -> LabServer:
 
 @pytest.fixture(scope="session")
 def lab(chromium, _process_guard, tmp_path_factory) -> Iterator[LabServer]:
-    """The server on the chapters' directory (after `chromium`, so a skip starts nothing)."""
-    root = notebooks_dir()
+    """The server on the executed chapters (after `chromium`, so a skip starts nothing)."""
+    EXECUTED.mkdir(parents=True, exist_ok=True)
+    root = EXECUTED.resolve()
     before = _digests(root)
     had_checkpoints = (root / ".ipynb_checkpoints").exists()
     server = _start_lab(root, tmp_path_factory.mktemp("jupyterlab"), _process_guard)

@@ -1,6 +1,13 @@
-"""Every chapter in a real browser: JupyterLab opens it, runs all cells, a control moves and the
-timeline is redrawn. The machinery (server, Chromium, LabDriver) is in this folder's conftest.py
-and the underscored modules beside it.
+"""Every chapter in a real browser: JupyterLab renders what the chapter printed and drew, and its
+panel works live: a control moves and the timeline is redrawn. The machinery (server, Chromium,
+LabDriver) is in this folder's conftest.py and the underscored modules beside it.
+
+No chapter is executed twice in a test session. tests/notebooks runs every cell of every chapter
+headless and keeps the executed copy; here JupyterLab opens that copy (every output must render,
+every picture load), then runs only the cells the panel needs (its parameters, its imports and
+its own cell, found by `_panel_cells`) and moves a control. So run tests/notebooks first (the
+whole suite does: browser tests come last); a chapter without a fresh executed copy is skipped,
+or fails under CI.
 
 Run with ``pytest -m browser tests/browser``; ``CC_BROWSER_NOTEBOOKS=dir`` points it elsewhere.
 Screenshots: ``test-artifacts/browser/<chapter>.png`` (and ``-FAILED.png`` + console on failure).
@@ -9,9 +16,12 @@ Screenshots: ``test-artifacts/browser/<chapter>.png`` (and ``-FAILED.png`` + con
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
+from _panel_cells import cells_for_panel
+from _paths import executed_copy
 
 # The kernel start and the chapter's quick run, per chapter; above pyproject's default 120 s.
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
@@ -25,31 +35,45 @@ def test_lab_settings_turn_news_and_autosave_off(lab):
     assert docmanager["settings"]["autosave"] is False
 
 
-def test_chapter_runs_all_cells_and_its_panel_redraws(chapter, lab, open_page):
+def test_chapter_renders_and_its_panel_redraws(chapter, lab, open_page):
+    executed = executed_copy(chapter)
+    if executed is None:
+        reason = (f"no executed copy of {chapter.name} newer than it in test-artifacts/notebooks: "
+                  "run tests/notebooks first")
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
     page = open_page(lab)
     started = time.perf_counter()
-    page.open(chapter)
+    page.open(executed)
     opened = time.perf_counter() - started
-    run_all = page.run_all()
-    problems = page.problems()
+    problems = page.problems(widgets=False)
+    images = page.images()
     page.screenshot(chapter.stem)
-    assert not problems, f"{chapter.name} after Run All:\n" + "\n".join(problems)
-
-    if "make_panel(" not in chapter.read_text(encoding="utf-8"):
-        # A part without a panel (its chapter's other part has it): Run All was the test.
-        print(f"{chapter.name}: no panel in this part")
+    assert not problems, f"{chapter.name} as executed, in JupyterLab:\n" + "\n".join(problems)
+    assert not images["broken"], f"pictures that did not load: {images['broken']}"
+    needed = cells_for_panel(chapter)
+    if needed is None:
+        # A part without a panel (its chapter's other part has it): rendering was the test.
+        print(f"{chapter.name}: {images['count']} pictures rendered, no panel in this part")
         return
+    assert images["count"], f"{chapter.name} has a panel but no picture among its outputs"
+    page.clear_outputs()
+    ran = page.run_cells(needed)
+    problems = page.problems(only=needed)
+    assert not problems, f"{chapter.name} after running cells {needed}:\n" + "\n".join(problems)
     what, before, after = page.rerun_panel()
     page.screenshot(chapter.stem)
     assert before and after, "the panel has no picture (.cc-plot)"
     assert after["src"] != before["src"], "the picture was not replaced"
     assert after["digest"] != before["digest"], (
         f"{what} and Run gave the same picture, byte for byte ({after['digest']})")
-    problems = page.problems()
+    problems = page.problems(only=needed)
     assert not problems, f"{chapter.name} after {what} and Run:\n" + "\n".join(problems)
     assert not page.news_toasts(), "JupyterLab asked about news: the settings override failed"
-    print(f"{chapter.name}: opened + kernel idle {opened:.1f} s, Run All {run_all:.1f} s, "
-          f"total {time.perf_counter() - started:.1f} s (server start {lab.start_seconds:.1f} s)")
+    print(f"{chapter.name}: opened + kernel idle {opened:.1f} s, {images['count']} pictures, "
+          f"cells {needed} {ran:.1f} s, total {time.perf_counter() - started:.1f} s "
+          f"(server start {lab.start_seconds:.1f} s)")
 
 
 # A notebook whose Run All hits an error, with a panel whose Run fails as the real Panel reports
