@@ -17,7 +17,7 @@ The modules, in the order the chapter uses them::
                        counted and checked
     views              the plots and `make_panel()`
     _ends              the four channels behind one send/receive interface (used by throughput)
-    _common            `started` (children that always stop), `run_children`, `SpanLog`, `Table`
+    _common            `started` (children that always stop), `SpanLog`, `Table`, sizes and rates
 
     kernel ──Process(target=helpers function, args=(queue, ...))──> child
        ▲                                                              │
