@@ -39,7 +39,7 @@ from helpers.chapters.ch02_ipc import (
     transfer,
     visibility,
 )
-from helpers.chapters.ch02_ipc._common import SpanLog
+from helpers.chapters.ch02_ipc.common import SpanLog
 from helpers.course import mp_context
 
 

@@ -34,7 +34,7 @@ import numpy as np
 from helpers.course import check_int, check_start_method, mp_context
 from helpers.runners.cleanup import close_queue, ignore_sigint, release_semaphores
 
-from ._common import Table, format_bytes, format_rate, started
+from .common import Table, format_bytes, format_rate, started
 
 __all__ = [
     "PING_KINDS",

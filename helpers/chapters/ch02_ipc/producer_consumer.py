@@ -29,7 +29,7 @@ from helpers.course import check_int, check_start_method, check_timeout, mp_cont
 from helpers.runners import ProcessGroup, Run, close_queue, release_semaphores
 from helpers.timeline import Trace, TracedResult
 
-from ._common import DEFAULT_TIMEOUT_SECONDS, SpanLog
+from .common import DEFAULT_TIMEOUT_SECONDS, SpanLog
 
 # `produce`, `consume` and `close_after` are the children's targets: module level so every start
 # method finds them, and not in __all__, as nothing in this process calls them.

@@ -42,8 +42,8 @@ from helpers.course import (
 from helpers.runners import ProcessGroup, release_semaphores
 from helpers.timeline import Trace, TracedResult
 
-from ._common import DEFAULT_TIMEOUT_SECONDS, SpanLog
 from ._ends import CHANNELS, MAX_MESSAGE_BYTES, OP_TIMEOUT_SECONDS, open_channels, ring_slots
+from .common import DEFAULT_TIMEOUT_SECONDS, SpanLog
 
 __all__ = [
     "CHANNELS",
@@ -141,7 +141,7 @@ class TransferRun:
     step_rates: list[float] = field(default_factory=list)  # each step of `plan`, in its order
 
     def summary(self) -> str:
-        from ._common import format_bytes, format_rate
+        from .common import format_bytes, format_rate
 
         parts = [f"{format_bytes(s)}: {format_rate(r)}" for s, r in self.rates.items()]
         return f"{self.channel} ({self.senders} sender(s)): " + ", ".join(parts)
