@@ -7,7 +7,7 @@ Data flow of `run_processes` (one process and one pipe per task, each child repo
     reader, writer = os.pipe()  (a ReportPipe)
     requested_ns = perf_counter_ns()
     Process(target=child_main,
-            args=(writer, i, fn, args, requested_ns))
+            args=(writer, i, lane, fn, args, requested_ns))
         .start(); writer.close()   ── start method ──>  entered_ns = perf_counter_ns()
                                                         "start" row [requested_ns, entered_ns)
                                                         "run" row around fn(*args)
