@@ -130,6 +130,6 @@ def measure(report) -> None:
     report("deadlock_demo_seconds_in_timeouts", story.seconds / _TIMEOUT_S,
            f"x its {_TIMEOUT_S:g} s timeout", f"<= {_DEADLOCK_TIMEOUTS}")
     broken = locks.killed_writer(timeout=_TIMEOUT_S)
-    report("killed_writer_reader_stuck", int(2 in broken.errors),
+    report("killed_writer_reader_stuck", int(2 in broken.failures),
            "1 = get(timeout) stuck in half a message", "== 1")
     report("killed_writer_seconds", broken.seconds, "s (ends by the kernel's own timeout)", "<= 10")

@@ -169,10 +169,10 @@ def _count(path):
         counter = w.ctx.Value("q", 0, lock=path is not None)
         for _ in range(COUNTER_PROCESSES):
             w.add(_run_counter, counter, COUNTER_INCREMENTS, path)
-        w.run(60, keep_errors=True)
-        if w.errors:
-            raise RuntimeError(next(iter(w.errors.values())))
-        values = list(w.values.values())
+        run = w.run(60, keep_failures=True)
+        if run.failures:
+            raise RuntimeError(str(next(iter(run.failures.values()))))
+        values = run.values
         return (counter.value, sum(ns for ns, _ in values) / COUNTER_PROCESSES,
                 sum(unlocked for _, unlocked in values))
 
@@ -338,13 +338,13 @@ def _both_once(path):
         for names in (("A", "B"), ("B", "A")):
             w.add(_run_both, path, locks, names, counts, BOTH_ROUNDS)
         try:
-            w.run(_BOTH_TIMEOUT_SECONDS, keep_errors=True)
+            run = w.run(_BOTH_TIMEOUT_SECONDS, keep_failures=True)
         except TimeoutError:
             return True, 0, 0, [], None
-        if w.errors:
-            raise RuntimeError(next(iter(w.errors.values())))
+        if run.failures:
+            raise RuntimeError(str(next(iter(run.failures.values()))))
         notes = {"orders": set(), "may give up": 0, "gave up": 0}
-        for _, worker_notes in w.results():
+        for _, worker_notes in run.values:
             notes["orders"] |= worker_notes["orders"]
             notes["may give up"] += worker_notes["may give up"]
             notes["gave up"] += worker_notes["gave up"]

@@ -6,7 +6,7 @@ Layers (each imports only those above it)::
     contract.py   check_tasks, DEFAULT_TIMEOUT_SECONDS, MAX_TASKS   what every runner takes
     cleanup.py    stop_processes, stop_pool, …        leave nothing behind (the cleanup seam)
     inkernel.py   run_serial, run_threads             in the kernel's own process
-    processes.py  run_processes                       one process per task
+    processes.py  run_processes, ProcessGroup         one process per task
     pools.py      run_pool, process_pool, …           a pool of reused worker processes
     isolated.py   run_patched, start_patched          a fresh child that monkey-patches first
     comparison.py compare, plot_comparison            the same tasks, every model, side by side
@@ -36,6 +36,7 @@ _HOME = {
     "IsolatedChild": "isolated",
     "PatchedChildError": "isolated",
     "PatchedTimeout": "isolated",
+    "ProcessGroup": "processes",
     "Run": "run",
     "close_queue": "cleanup",
     "collect_reports": "processes",
@@ -145,6 +146,7 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
     )
     from .processes import (  # noqa: F401
         MAX_PROCESSES,
+        ProcessGroup,
         collect_reports,
         explain_exitcode,
         run_processes,

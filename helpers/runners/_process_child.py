@@ -70,13 +70,15 @@ def _reopened(duplicate) -> ReportPipe:
     return ReportPipe(duplicate.detach())
 
 
-def child_main(pipe, index: int, lane: str, fn, args: tuple, requested_ns: int) -> None:
-    """The target of every `run_processes` child; `pipe` is its `ReportPipe` (or Pipe end)."""
+def child_main(pipe, index: int, lane: str, fn, args: tuple, requested_ns: int | None) -> None:
+    """The target of every `run_processes` child; `pipe` is its `ReportPipe` (or Pipe end).
+    ``requested_ns=None``: no "start" row (a `ProcessGroup` with ``start_spans=False``)."""
     entered_ns = time.perf_counter_ns()
     # A kernel interrupt signals the whole process group; the parent decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     clock = (time.perf_counter_ns(), time.time_ns())  # maps this process's spans to the epoch
-    rows = [("start", "start", min(requested_ns, entered_ns), entered_ns, current_cpu())]
+    rows = [] if requested_ns is None else \
+        [("start", "start", min(requested_ns, entered_ns), entered_ns, current_cpu())]
     try:
         start = time.perf_counter_ns()
         value = fn(*args)

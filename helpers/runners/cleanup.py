@@ -13,6 +13,7 @@ Every runner and every chapter demo ends through these functions, in a ``finally
                      stop_server(server)           stop accepting, close the socket
                      kill_process_group(pgid)      SIGKILL a child's whole group, sparing the
                                                    resource trackers, which clean up after it
+    and for a demo that shows a Queue's insides: queue_parts(q)   its pipe ends, locks, feeder
     and in every worker: ignore_sigint()           the kernel's interrupt reaches the parent only
     and when the kernel shuts down: stop_multiprocessing_servers()   the fork server and the
                      resource tracker, asked to exit (see `stop_at_kernel_shutdown`)
@@ -40,6 +41,7 @@ __all__ = [
     "close_queue",
     "ignore_sigint",
     "kill_process_group",
+    "queue_parts",
     "release_semaphores",
     "stop_at_kernel_shutdown",
     "stop_executor",
@@ -221,6 +223,20 @@ def close_queue(queue: Any, *, drain: bool = True) -> int:
             if connection is not None:
                 connection.close()
     return drained
+
+
+# What a `multiprocessing.Queue` is made of, by CPython's names: the two ends of its pipe, its
+# reader and writer locks, the semaphore that counts free places, and its feeder thread.
+_QUEUE_PARTS = ("_reader", "_writer", "_rlock", "_wlock", "_sem", "_thread")
+
+
+def queue_parts(queue: Any) -> dict[str, Any]:
+    """The internal parts of a `multiprocessing.Queue`, by CPython's names: ``_reader`` and
+    ``_writer`` (the ends of its pipe), ``_rlock``, ``_wlock``, ``_sem`` and ``_thread`` (the
+    feeder; None before the first put). For chapters that show or wait on them; a part this
+    Python does not have is left out, with a `RuntimeWarning`, never an exception."""
+    parts = {name: _private(queue, name, _MISSING) for name in _QUEUE_PARTS}
+    return {name: value for name, value in parts.items() if value is not _MISSING}
 
 
 def _feeding(queue: Any) -> bool:

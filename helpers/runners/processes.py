@@ -7,13 +7,19 @@ Data flow of `run_processes` (one process and one pipe per task, each child repo
     reader, writer = os.pipe()  (a ReportPipe)
     requested_ns = perf_counter_ns()
     Process(target=child_main,
-            args=(writer, i, fn, args, requested_ns))
+            args=(writer, i, lane, fn, args, requested_ns))
         .start(); writer.close()   ── start method ──>  entered_ns = perf_counter_ns()
                                                         "start" row [requested_ns, entered_ns)
                                                         "run" row around fn(*args)
     wait(readers + sentinels, timeout)  <── (lane, pid, clock, rows, report), one frame
     join(timeout) -> exitcode
     Trace of every lane  ──> plot_timeline(trace, color_by="cpu")
+
+`run_processes` is one `ProcessGroup` with one function. A chapter whose children differ (a
+sender and a receiver), share a lock made from the group's ``ctx``, or are acted on while they run
+(terminated mid-task) uses the group itself: ``start`` each child, then ``wait`` -> `Run`; its
+``with`` block stops whatever is left. Either way the parent's wait is `_collect_from_pipes`, the
+one loop that tells a child that died silently from one whose report is still in the pipe.
 
 A plain pipe per child, not a shared Queue: nothing for a child to import but the small module it
 runs (a spawned child's imports are part of its start span), no feeder thread, no semaphores to
@@ -38,6 +44,7 @@ from typing import Any
 
 from helpers.course import (
     check_callable,
+    check_int,
     check_start_method,
     check_timeout,
     mp_context,
@@ -50,7 +57,7 @@ from .cleanup import stop_processes
 from .contract import DEFAULT_TIMEOUT_SECONDS, check_tasks
 from .run import Failure, Run
 
-__all__ = ["MAX_PROCESSES", "collect_reports", "explain_exitcode", "run_processes"]
+__all__ = ["MAX_PROCESSES", "ProcessGroup", "collect_reports", "explain_exitcode", "run_processes"]
 
 # How often a waiting parent looks for a child that died without reporting (killed, os._exit):
 # short enough that a crash is noticed at once, long enough to cost nothing while children work.
@@ -79,54 +86,140 @@ def run_processes(
     tasks = check_tasks(tasks, MAX_PROCESSES)
     start_method = check_start_method(start_method)
     timeout = check_timeout("timeout", timeout)
-    if not isinstance(lane, str) or not lane:
-        raise ValueError(f"lane must be a non-empty string, got {lane!r}")
-    ctx = mp_context(start_method)
-    processes: list[Any] = []
-    readers: list[Any] = []
-    writers: list[Any] = []
-    reports: dict[int, Any] = {}
-    fork_warnings: list[str] = []
-    started = time.perf_counter()
-    try:
-        with quiet_fork_warnings(start_method) as fork_warnings:
-            for index, args in enumerate(tasks):
-                # Each pipe is made just before its child, and its write end closed here right
-                # after: a child started by fork inherits no other child's write end.
-                reader, writer = _report_pipe(ctx)
-                readers.append(reader)
-                writers.append(writer)
-                process = ctx.Process(
-                    target=child_main,
-                    args=(writer, index, f"{lane} {index + 1}", fn, args,
-                          time.perf_counter_ns()),
-                    name=f"{lane}-{index + 1}",
-                )
+    with ProcessGroup(start_method, lane=lane) as group:
+        for args in tasks:
+            group.start(fn, args)
+        return group.wait(timeout)
+
+
+class ProcessGroup:
+    """Children started one by one, each running ``fn(*args)`` and reporting once through a pipe
+    of its own; what they send back (or their silent deaths) becomes one `Run`.
+
+    `run_processes` is one group with one function; a chapter whose children differ (a sender
+    and a receiver) or share a lock made from `ctx` starts them itself::
+
+        with ProcessGroup(start_method) as group:     # leaving: stop every child still alive
+            lock = group.ctx.Lock()                   # from the children's own context
+            group.start(fn, (lock, 1))                # lane "process 1", started now
+            group.start(other, (lock,), lane="receiver")
+            run = group.wait(timeout)                 # every report, then every join -> Run
+
+    ``start_spans=False`` leaves out each child's "start" span (requested → running), for
+    timelines about what children do once they run. `wait` raises `TimeoutError` when a child
+    has not reported by then; what did arrive stays, and `result()` reads it.
+    """
+
+    def __init__(self, start_method: str | None = None, *, lane: str = "process",
+                 start_spans: bool = True) -> None:
+        self.start_method = check_start_method(start_method)
+        if not isinstance(lane, str) or not lane:
+            raise ValueError(f"lane must be a non-empty string, got {lane!r}")
+        if not isinstance(start_spans, bool):
+            raise TypeError(f"start_spans must be True or False, got {start_spans!r}")
+        self.ctx = mp_context(self.start_method)
+        self.lane = lane
+        self.start_spans = start_spans
+        self.processes: list[Any] = []
+        self.warnings: list[str] = []
+        self._readers: list[Any] = []
+        self._lanes: list[str] = []
+        self._reports: dict[int, Any] = {}
+        self._began: float | None = None
+        self._ended: float | None = None
+
+    def start(self, fn: Callable[..., Any], args: Sequence[Any] = (), *,
+              lane: str | None = None) -> int:
+        """Start one child that runs ``fn(*args)``, in lane `lane` (default: "process i");
+        returns its index, the index of its value in the `Run`."""
+        check_callable("fn", fn)
+        index = len(self.processes)
+        check_int("number of processes", index + 1, 1, MAX_PROCESSES)
+        lane = f"{self.lane} {index + 1}" if lane is None else lane
+        if not isinstance(lane, str) or not lane:
+            raise ValueError(f"lane must be a non-empty string, got {lane!r}")
+        if self._began is None:
+            self._began = time.perf_counter()
+        # Each pipe is made just before its child, and its write end closed here right after: a
+        # child started by fork inherits no other child's write end.
+        reader, writer = _report_pipe(self.ctx)
+        try:
+            requested_ns = time.perf_counter_ns() if self.start_spans else None
+            process = self.ctx.Process(target=child_main, name=lane.replace(" ", "-"),
+                                       args=(writer, index, lane, fn, tuple(args), requested_ns))
+            with quiet_fork_warnings(self.start_method) as caught:
                 process.start()
-                processes.append(process)
-                writer.close()  # the child holds its own copy
-        _collect_from_pipes(readers, processes, reports, started + timeout)
-        for process in processes:
-            process.join(max(0.0, started + timeout - time.perf_counter()))
-        seconds = time.perf_counter() - started
-    finally:
-        stop_processes(processes)  # a no-op unless a join above timed out or we were interrupted
-        for connection in readers + writers:
-            connection.close()
-    trace, values, failures = Trace(), [None] * len(processes), {}
-    for index, (lane_name, pid, clock, rows, report) in sorted(reports.items()):
-        if rows:  # a child that died has none
-            trace.extend(Trace([Event(lane_name, label, kind, start, end, pid, cpu)
-                                for label, kind, start, end, cpu in rows], {pid: clock}))
-        if report[0] == "value":
-            values[index] = report[1]
-        else:
-            failures[index] = Failure(*report[1:])
-    return Run("processes", f"{len(processes)} processes ({start_method})", values, failures,
-               seconds, trace, workers=len(processes), start_method=start_method,
-               warnings=fork_warnings,
-               details={"pids": [p.pid for p in processes],
-                        "exitcodes": [p.exitcode for p in processes]})
+        except BaseException:
+            reader.close()
+            raise
+        finally:
+            writer.close()  # the child holds its own copy
+        self.processes.append(process)
+        self._readers.append(reader)
+        self._lanes.append(lane)
+        self.warnings.extend(caught)
+        return index
+
+    def wait(self, timeout: float = DEFAULT_TIMEOUT_SECONDS, *,
+             on_death: Callable[[int], None] | None = None) -> Run:
+        """Every child's report, then every join, within `timeout` s; returns `result()`.
+
+        A child that ends without a report gets a "ProcessDied" `Failure`, and `on_death(index)`
+        is called at once (to release others that wait for it). Raises `TimeoutError` naming the
+        children still silent at the deadline; the group stops them when it closes."""
+        timeout = check_timeout("timeout", timeout)
+        if on_death is not None:
+            check_callable("on_death", on_death)
+        if not self.processes:
+            raise ValueError("number of processes must be at least 1: call start() first")
+        deadline = time.perf_counter() + timeout
+        _collect_from_pipes(self._readers, self.processes, self._reports, deadline, on_death)
+        for process in self.processes:
+            process.join(max(0.0, deadline - time.perf_counter()))
+        self._ended = time.perf_counter()
+        return self.result()
+
+    def result(self) -> Run:
+        """What the children sent so far, as a `Run`: values in start order, a `Failure` for each
+        child that failed, died, or (after a timeout) never reported."""
+        trace, values, failures = Trace(), [None] * len(self.processes), {}
+        for index in range(len(self.processes)):
+            report = self._reports.get(index)
+            if report is None:
+                failures[index] = Failure("NoReport", "stopped before it reported (still "
+                                          "running at the deadline)")
+                continue
+            lane_name, pid, clock, rows, outcome = report
+            if rows:  # a child that died has none
+                trace.extend(Trace([Event(lane_name, label, kind, start, end, pid, cpu)
+                                    for label, kind, start, end, cpu in rows], {pid: clock}))
+            if outcome[0] == "value":
+                values[index] = outcome[1]
+            else:
+                failures[index] = Failure(*outcome[1:])
+        began = self._began if self._began is not None else time.perf_counter()
+        ended = self._ended if self._ended is not None else time.perf_counter()
+        return Run("processes", f"{len(self.processes)} processes ({self.start_method})", values,
+                   failures, ended - began, trace, workers=len(self.processes),
+                   start_method=self.start_method, warnings=list(self.warnings),
+                   details={"pids": [p.pid for p in self.processes],
+                            "exitcodes": [p.exitcode for p in self.processes]})
+
+    def lanes(self) -> list[str]:
+        """The lane of each child in start order, as its spans name it ("process 1 [pid 42]")."""
+        return [f"{lane} [pid {p.pid}]" for lane, p in zip(self._lanes, self.processes)]
+
+    def close(self) -> None:
+        """Stop every child still alive (terminate, then kill) and close every pipe."""
+        stop_processes(self.processes)
+        for reader in self._readers:
+            reader.close()
+
+    def __enter__(self) -> ProcessGroup:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 class _FrameReader:
@@ -200,17 +293,20 @@ def _report_pipe(ctx: Any) -> tuple[Any, Any]:
 
 
 def _collect_from_pipes(readers: list[Any], processes: list[Any], reports: dict[int, Any],
-                        deadline: float) -> None:
+                        deadline: float, on_death: Callable[[int], None] | None = None) -> None:
     """Read child i's report from ``readers[i]`` into ``reports[i]`` by `deadline`; a child that
-    ended without one gets a "ProcessDied" report. Raises `TimeoutError` at the deadline."""
+    ended without one gets a "ProcessDied" report (and ``on_death(i)``, if given). Raises
+    `TimeoutError` at the deadline. The one place that tells a silent death from a late report:
+    a report written just before the exit is read first, even when the sentinel fires with it."""
     from multiprocessing.connection import wait
 
-    pending = dict(enumerate(readers))
+    pending = {i: reader for i, reader in enumerate(readers) if i not in reports}
     while pending:
         remaining = deadline - time.perf_counter()
         if remaining <= 0:
+            names = ", ".join(processes[i].name for i in sorted(pending))
             raise TimeoutError(f"{len(pending)} of {len(processes)} processes did not report "
-                               f"in time")
+                               f"in time ({names})")
         handles: dict[Any, int] = {}
         for index, reader in pending.items():
             handles[_waitable(reader)] = index
@@ -232,6 +328,8 @@ def _collect_from_pipes(readers: list[Any], processes: list[Any], reports: dict[
                 processes[index].join(min(_POLL_SECONDS,
                                           max(0.0, deadline - time.perf_counter())))
                 reports[index] = _died(processes[index].exitcode)
+                if on_death is not None:
+                    on_death(index)
             else:
                 continue  # part of a large report: the rest is on its way
             del pending[index]

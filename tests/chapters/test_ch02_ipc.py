@@ -39,8 +39,9 @@ from helpers.chapters.ch02_ipc import (
     transfer,
     visibility,
 )
-from helpers.chapters.ch02_ipc._common import SpanLog
+from helpers.chapters.ch02_ipc.common import SpanLog
 from helpers.course import mp_context
+from helpers.runners import close_queue, release_semaphores
 
 
 # -- 1. what a child sees -----------------------------------------------------------------------
@@ -95,6 +96,37 @@ def test_joining_before_draining_waits_until_the_queue_is_read(start_method):
     assert p.exitcode == 0 and len(data) == 1_000_000
     q.close()
     q.join_thread()
+
+
+class _Without:
+    """A Queue as a later Python might make it: every attribute but `missing`."""
+
+    def __init__(self, queue, missing):
+        self._queue, self._missing = queue, missing
+
+    def __getattr__(self, name):
+        if name == self._missing:
+            raise AttributeError(name)
+        return getattr(self._queue, name)
+
+
+def test_a_queue_part_this_python_lacks_is_shown_as_missing_and_waited_for_by_get():
+    from helpers.chapters.ch02_ipc._ends import QueueEnd
+    from helpers.runners.cleanup import queue_parts
+
+    q = mp_context("spawn").Queue()
+    try:
+        with pytest.warns(RuntimeWarning, match="_sem"):
+            parts = queue_parts(_Without(q, "_sem"))
+        assert "_sem" not in parts and parts["_reader"] is queue_parts(q)["_reader"]
+        assert channels._described(parts, "_sem", repr) == "(not available in this Python)"
+        q.put(b"abc")
+        assert QueueEnd(q).wait_recv() and QueueEnd(q).recv() == 3  # polls the real pipe
+        with pytest.warns(RuntimeWarning, match="_reader"):
+            assert QueueEnd(_Without(q, "_reader")).wait_recv() is True  # get() will wait
+    finally:
+        close_queue(q)
+        release_semaphores(q)
 
 
 def test_queue_anatomy_names_the_pipe_the_locks_and_the_feeder():

@@ -35,6 +35,7 @@ from helpers.chapters.ch03_locks import (
     wait_for_signal,
     waits,
 )
+from helpers.runners import Failure
 
 # Lost updates and garbled lines need the workers to overlap in time; on a machine shared with
 # other jobs one run may not, so an effect that must appear gets this many tries.
@@ -132,7 +133,7 @@ def test_lock_holders_never_overlap_and_waiters_wait_for_a_holder():
         for _ in range(3):
             w.add(take_turns, lock, 3, 0.02, 0.005)
         w.run(30)
-    assert not w.errors
+    assert not w.failures
     assert most_at_once(w.trace, "holding the lock") == 1
     assert len(w.trace.select(kind="run")) == 9
     found = waits(w.trace, "waiting for the lock", "holding the lock")
@@ -146,7 +147,7 @@ def test_semaphore_lets_k_in_at_once():
         for _ in range(4):
             w.add(limited, sem, 2, 0.05)
         w.run(30)
-    assert not w.errors
+    assert not w.failures
     assert most_at_once(w.trace, "inside") == 2
 
 
@@ -170,8 +171,8 @@ def test_event_releases_every_waiter_after_it_is_set():
         for _ in range(2):
             w.add(wait_for_signal, event, 0.01)
         w.run(30)
-    assert not w.errors
-    set_ns = w.values[0]
+    assert not w.failures
+    set_ns = w.results()[0]
     starts = [e.start_ns for e in w.trace if e.label == "working"]
     assert len(starts) == 2 and min(starts) >= set_ns
 
@@ -183,7 +184,7 @@ def test_condition_consumers_take_items_only_after_they_are_made():
         for _ in range(2):
             w.add(consume, cond, items, 3, 0.005)
         w.run(30)
-    assert not w.errors
+    assert not w.failures
     made = sorted(e.end_ns for e in w.trace if e.label == "making an item")
     taken = sorted(e.end_ns for e in w.trace if e.label == "waiting for an item")
     assert len(made) == len(taken) == 6
@@ -199,7 +200,7 @@ def test_barrier_keeps_phases_apart():
         for i in range(3):
             w.add(in_phases, barrier, 3, 0.01 * (i + 1))
         w.run(30)
-    assert not w.errors
+    assert not w.failures
     for phase in (2, 3):
         before = [e.end_ns for e in w.trace if e.label == f"phase {phase - 1}"]
         after = [e.start_ns for e in w.trace if e.label == f"phase {phase}"]
@@ -212,7 +213,7 @@ def test_opposite_order_deadlocks_and_the_timeout_breaks_it(start_method):
     story = _until(lambda: deadlock_demo(True, hold_s=0.05, timeout=0.3,
                                          start_method=start_method),
                    lambda s: sum(s.values) >= 1)
-    assert not story.errors
+    assert not story.failures
     assert sum(story.values) >= 1, "two workers taking A, B and B, A never deadlocked"
     assert time.perf_counter() - started < 30
     ordered = deadlock_demo(False, hold_s=0.05, timeout=0.3, start_method=start_method)
@@ -226,7 +227,7 @@ def test_terminated_holder_leaves_the_lock_taken_for_good(start_method):
     assert story.values[1:] == [False, False]
     assert story.kernel_got_lock is False
     assert story.exitcodes[0] == -15  # SIGTERM
-    assert 0 in story.errors
+    assert 0 in story.failures
     stopped = killed_holder("stop", waiters=2, timeout=2.0, start_method=start_method)
     assert stopped.values[1:] == [True, True]
     assert stopped.kernel_got_lock is True
@@ -239,7 +240,7 @@ def test_a_writer_terminated_mid_send_leaves_the_queue_broken(start_method):
     assert story.exitcodes[0] == -15
     assert story.values[1] == "put() returned"  # put() itself never waits
     # The reader found half a message: its get(timeout=0.3) never came back.
-    assert "still inside q.get(timeout=0.3)" in story.errors[2]
+    assert "still inside q.get(timeout=0.3)" in story.failures[2].message
     stuck = [e for e in story.trace if e.lane == story.lanes[2]]
     assert stuck and stuck[0].duration_ns > 0.3e9
     assert time.perf_counter() - started < 15
@@ -249,8 +250,10 @@ def test_a_writer_terminated_mid_send_leaves_the_queue_broken(start_method):
 def test_a_failing_worker_reports_instead_of_hanging():
     with Workers("forkserver") as w:
         w.add(take_turns, None, 1, 0.01, 0.01)  # None has no acquire()
-        w.run(30, keep_errors=True)
-    assert "AttributeError" in w.errors[0]
+        run = w.run(30, keep_failures=True)
+    assert w.failures == run.failures and list(run.failures) == [0]
+    assert run.failures[0].type_name == "AttributeError"
+    assert "acquire" in run.failures[0].traceback_text  # where it raised, as text
 
 
 def test_run_raises_what_a_worker_reported():
@@ -410,15 +413,16 @@ def test_a_worker_that_dies_before_the_start_releases_the_others(monkeypatch):
     started = time.perf_counter()
     with Workers("fork") as w:
         w.add(take_turns, w.ctx.Lock(), 1, 0.01, 0.01)
-        w.add(take_turns, w.ctx.Lock(), 1, 0.01, 0.01)
-        real_child = workers_module._child
-        # Under fork the child runs this patched target: worker 1 dies before the barrier.
-        monkeypatch.setattr(workers_module, "_child", lambda results, barrier, index, *rest:
-                            os._exit(3) if index == 0 else real_child(results, barrier, index,
-                                                                      *rest))
-        w.run(30, keep_errors=True)
-    assert w.errors[0] == "died without reporting (exit code 3)"
-    assert "BrokenBarrierError" in w.errors[1]
+        w.add(take_turns, w.ctx.Lock(), 2, 0.01, 0.01)
+        real_worker = workers_module._worker
+        # Under fork the child runs this patched target: worker 1 (one round) dies before the
+        # barrier.
+        monkeypatch.setattr(workers_module, "_worker", lambda barrier, fn, lock, rounds, *rest:
+                            os._exit(3) if rounds == 1 else real_worker(barrier, fn, lock, rounds,
+                                                                        *rest))
+        run = w.run(30, keep_failures=True)
+    assert run.failures[0] == Failure("ProcessDied", "exited with code 3 (sys.exit / os._exit)")
+    assert run.failures[1].type_name == "BrokenBarrierError"
     assert time.perf_counter() - started < 10  # not the workers' 20 s barrier timeout
 
 

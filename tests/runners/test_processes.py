@@ -75,3 +75,35 @@ def test_explain_exitcode_takes_exit_codes_only(bad):
     with pytest.raises(TypeError, match="exitcode"):
         explain_exitcode(bad)
     assert explain_exitcode(-9) == "killed by SIGKILL"
+
+
+def test_a_group_runs_different_functions_in_named_lanes_without_start_spans(start_method):
+    from helpers.runners import ProcessGroup
+
+    with ProcessGroup(start_method, start_spans=False) as group:
+        assert group.start(os.getpid, lane="sender") == 0
+        assert group.start(abs, (-3,), lane="receiver") == 1
+        run = group.wait(30)
+    pids = run.details["pids"]
+    assert run.values == [pids[0], 3] and not run.failures
+    assert group.lanes() == [f"sender [pid {pids[0]}]", f"receiver [pid {pids[1]}]"]
+    assert sorted(run.trace.lanes()) == sorted(group.lanes())
+    assert not run.trace.select(kind="start") and len(run.trace.select(kind="run")) == 2
+
+
+def test_a_group_after_a_timeout_keeps_what_came_and_names_who_did_not(start_method):
+    from helpers.runners import ProcessGroup
+
+    died = []
+    with ProcessGroup(start_method, lane="worker") as group:
+        group.start(time.sleep, (30,))
+        group.start(eval, (_KILL_MYSELF,))
+        group.start(abs, (-1,))
+        with pytest.raises(TimeoutError, match=r"1 of 3 processes .*\(worker-1\)"):
+            group.wait(3, on_death=died.append)
+        run = group.result()
+    assert died == [1]  # told at once, while worker 1 still ran
+    assert run.values == [None, None, 1]
+    assert run.failures[0].type_name == "NoReport"
+    assert str(run.failures[1]) == "ProcessDied: killed by SIGKILL"
+    assert group.processes[0].exitcode is not None  # stopped on leaving the block

@@ -17,7 +17,8 @@ The modules, in the order the chapter uses them::
                        counted and checked
     views              the plots and `make_panel()`
     _ends              the four channels behind one send/receive interface (used by throughput)
-    _common            `started` (children that always stop), `run_children`, `SpanLog`, `Table`
+    common             `started` (children that always stop), `SpanLog`, `Table`, sizes and rates;
+                       (the measured demos start children with `helpers.runners.ProcessGroup`)
 
     kernel ──Process(target=helpers function, args=(queue, ...))──> child
        ▲                                                              │
@@ -32,19 +33,19 @@ from helpers.course import preload_in_forkserver
 # The modules whose functions run in this chapter's children: a fork server started after this
 # import has them (and numpy) loaded already, so each forkserver child starts without importing.
 preload_in_forkserver(*(f"{__name__}.{m}" for m in (
-    "_common", "_ends", "channels", "producer_consumer", "shared", "throughput", "visibility")))
+    "common", "_ends", "channels", "producer_consumer", "shared", "throughput", "visibility")))
 
 # Each public name and the module that defines it. Imported on first use (PEP 562): a child
 # process unpickling `helpers.chapters.ch02_ipc.channels.echo` imports this package first, and
 # should not pay for matplotlib and ipywidgets, which only the views need.
 _WHERE = {
-    "channels": None, "producer_consumer": None, "shared": None,
+    "channels": None, "common": None, "producer_consumer": None, "shared": None,
     "throughput": None, "views": None, "visibility": None,
     "pickle_failures": "channels", "pickling_costs": "channels", "queue_anatomy": "channels",
     "round_trips": "channels", "run_feeder_error": "channels",
-    "SIZE_NAMES": "_common", "Table": "_common", "format_bytes": "_common",
-    "format_rate": "_common",
-    "parse_size": "_common", "started": "_common",
+    "SIZE_NAMES": "common", "Table": "common", "format_bytes": "common",
+    "format_rate": "common",
+    "parse_size": "common", "started": "common",
     "PipelineRun": "producer_consumer", "run_pipeline": "producer_consumer",
     "access_costs": "shared", "leak_warning": "shared", "per_mib_costs": "shared",
     "share_array_demo": "shared",

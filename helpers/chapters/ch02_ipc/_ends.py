@@ -18,6 +18,7 @@ the ring's block by name). `Channels.close()` unlinks what the parent made, what
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from helpers.course import check_choice, check_int
-from helpers.runners.cleanup import release_semaphores, unlink_shared_memory
+from helpers.runners.cleanup import queue_parts, release_semaphores, unlink_shared_memory
 
 __all__ = ["CHANNELS", "MAX_MESSAGE_BYTES", "OP_TIMEOUT_SECONDS", "Channels", "ManagerEnd",
            "PipeEnd", "QueueEnd", "ShmRing", "open_channels", "ring_receive", "ring_send",
@@ -59,6 +60,16 @@ class QueueEnd:
     def __init__(self, queue: Any) -> None:
         self.queue = queue
 
+    def __getstate__(self) -> dict:
+        return {"queue": self.queue}  # the reader below is looked up again where the end is used
+
+    @functools.cached_property
+    def _reader(self) -> Any:
+        # Waiting for data apart from reading it, to draw them apart: concurrent.futures waits on
+        # the same internal connection of its result queue. A Python without it: None, and
+        # recv's get() does the waiting.
+        return queue_parts(self.queue).get("_reader")
+
     def wait_send(self) -> bool:
         return True  # an unbounded Queue never blocks put(): the feeder thread buffers
 
@@ -66,9 +77,7 @@ class QueueEnd:
         self.queue.put(data)
 
     def wait_recv(self) -> bool:
-        # Waiting for data apart from reading it, to draw them apart: concurrent.futures waits on
-        # the same internal connection of its result queue.
-        return self.queue._reader.poll(OP_TIMEOUT_SECONDS)
+        return True if self._reader is None else self._reader.poll(OP_TIMEOUT_SECONDS)
 
     def recv(self) -> int:
         return len(self.queue.get(timeout=OP_TIMEOUT_SECONDS))

@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 
 from helpers.course import check_int, check_start_method, mp_context
-from helpers.runners.cleanup import close_queue, ignore_sigint, release_semaphores
+from helpers.runners.cleanup import close_queue, ignore_sigint, queue_parts, release_semaphores
 
-from ._common import Table, format_bytes, format_rate, started
+from .common import Table, format_bytes, format_rate, started
 
 __all__ = [
     "PING_KINDS",
@@ -122,28 +122,39 @@ def feeder_error(results: Any) -> None:
 
 # -- demos run from the kernel ---------------------------------------------------------------------
 def queue_anatomy(start_method: str | None = None) -> Table:
-    """The parts of a fresh `Queue`, before and after its first put() (CPython's internal names)."""
+    """The parts of a fresh `Queue`, before and after its first put() (CPython's internal names,
+    read through the cleanup seam: a part this Python lacks shows as not available)."""
     ctx = mp_context(check_start_method(start_method))
     q = ctx.Queue()
     try:
+        part = queue_parts(q)  # {"_reader": ..., "_writer": ..., "_thread": ...}
         rows = Table([
-            {"part": "q._reader, q._writer", "what it is":
-                f"{type(q._reader).__name__} pair (readable={q._reader.readable}, "
-                f"writable={q._writer.writable}): the two ends of one OS pipe"},
-            {"part": "q._rlock, q._wlock", "what it is":
-                f"{type(q._rlock).__name__}s: one reader and one writer at a time"},
-            {"part": "q._sem", "what it is":
-                f"{type(q._sem).__name__}: counts free places, so put() blocks at maxsize"},
-            {"part": "q._thread before put()", "what it is": repr(q._thread)},
+            {"part": "q._reader, q._writer", "what it is": _described(part, "_reader", lambda r:
+                f"{type(r).__name__} pair (readable={r.readable}, writable="
+                f"{part['_writer'].writable}): the two ends of one OS pipe")},
+            {"part": "q._rlock, q._wlock", "what it is": _described(part, "_rlock", lambda lock:
+                f"{type(lock).__name__}s: one reader and one writer at a time")},
+            {"part": "q._sem", "what it is": _described(part, "_sem", lambda sem:
+                f"{type(sem).__name__}: counts free places, so put() blocks at maxsize")},
+            {"part": "q._thread before put()", "what it is": _described(part, "_thread", repr)},
         ])
         q.put("hello")
-        rows.append({"part": "q._thread after put()", "what it is":
-                     f"{q._thread.name} (daemon={q._thread.daemon}): pickles and writes"})
+        rows.append({"part": "q._thread after put()", "what it is": _described(
+            queue_parts(q), "_thread",
+            lambda t: f"{t.name} (daemon={t.daemon}): pickles and writes")})
         q.get(timeout=10)
         return rows
     finally:
         close_queue(q)
         release_semaphores(q)
+
+
+def _described(parts: dict, name: str, describe) -> str:
+    """``describe(parts[name])``, or what to show where this Python's Queue has no such part."""
+    try:
+        return describe(parts[name])
+    except (KeyError, AttributeError):
+        return "(not available in this Python)"
 
 
 def pickle_failures() -> Table:

@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from helpers.course import check_int, check_start_method, mp_context
-from helpers.runners.cleanup import close_queue, release_semaphores
+from helpers.course import check_int, check_start_method, check_timeout, mp_context
+from helpers.runners import ProcessGroup, Run, close_queue, release_semaphores
 from helpers.timeline import Trace, TracedResult
 
-from ._common import DEFAULT_TIMEOUT_SECONDS, Child, Children, SpanLog, run_children
+from .common import DEFAULT_TIMEOUT_SECONDS, SpanLog
 
 # `produce`, `consume` and `close_after` are the children's targets: module level so every start
 # method finds them, and not in __all__, as nothing in this process calls them.
@@ -170,20 +170,25 @@ def run_pipeline(producers: int = 2, consumers: int = 2, messages: int = 100_000
     """N producers, M consumers and one closer over one Queue; every message checked after."""
     _check_pipeline(producers, consumers, messages, maxsize, producer_work_us, consumer_work_us)
     start_method = check_start_method(start_method)
+    timeout = check_timeout("timeout", timeout)
     ctx = mp_context(start_method)
     queue = ctx.Queue(maxsize)  # put() blocks while maxsize items wait
     done = ctx.Semaphore(0)  # each producer releases it once, when its data is in the pipe
     shares = [messages // producers + (i < messages % producers) for i in range(producers)]
     firsts = [sum(shares[:i]) for i in range(producers)]
-    children = [Child(f"producer {i + 1}", produce, (f"producer {i + 1}", queue, done,
-                                                     firsts[i], shares[i], producer_work_us))
-                for i in range(producers)]
-    children += [Child(f"consumer {j + 1}", consume, (f"consumer {j + 1}", queue,
-                                                      consumer_work_us))
-                 for j in range(consumers)]
-    children.append(Child("closer", close_after, ("closer", queue, done, producers, consumers)))
-    try:  # start every child, collect each one's report, join them, all within `timeout`
-        ran = run_children(children, start_method=start_method, timeout=timeout, ctx=ctx)
+    try:
+        # The course's runner: one child each, each report collected (a child that dies without
+        # one is noticed), all joined within `timeout`; leaving the block stops any child left.
+        with ProcessGroup(start_method, start_spans=False) as group:
+            for i in range(producers):
+                name = f"producer {i + 1}"
+                group.start(produce, (name, queue, done, firsts[i], shares[i], producer_work_us),
+                            lane=name)
+            for j in range(consumers):
+                name = f"consumer {j + 1}"
+                group.start(consume, (name, queue, consumer_work_us), lane=name)
+            group.start(close_after, ("closer", queue, done, producers, consumers), lane="closer")
+            ran = group.wait(timeout)
     finally:
         close_queue(queue)
         release_semaphores(queue, done)
@@ -201,16 +206,16 @@ def _check_pipeline(producers: int, consumers: int, messages: int, maxsize: int,
     check_int("consumer_work_us", consumer_work_us, 0, _MAX_WORK_US)
 
 
-def _checked(ran: Children, producers: int, consumers: int, messages: int) -> PipelineRun:
+def _checked(ran: Run, producers: int, consumers: int, messages: int) -> PipelineRun:
     """Every id 0..messages-1 received once, every check value right, the sums equal."""
-    got = [ran.values[f"consumer {j + 1}"] for j in range(consumers)]
+    sent, got, closer = (ran.values[:producers], ran.values[producers:producers + consumers],
+                         ran.values[-1])  # in the order the children were started
     ids = np.concatenate([g["ids"] for g in got])
     unique = np.unique(ids)
     in_range = unique[(unique >= 0) & (unique < messages)]
-    sent_sum = sum(ran.values[f"producer {i + 1}"]["sum"] for i in range(producers))
+    sent_sum = sum(s["sum"] for s in sent)
     return PipelineRun(producers, consumers, messages, len(ids), messages - len(in_range),
                        len(ids) - len(unique), sum(g["bad"] for g in got),
                        sum(g["sum"] for g in got) == sent_sum, [len(g["ids"]) for g in got],
                        ran.seconds, ran.trace, ran.start_method,
-                       [ran.values[f"producer {i + 1}"]["flushed_ns"] for i in range(producers)],
-                       ran.values["closer"]["sentinels_ns"])
+                       [s["flushed_ns"] for s in sent], closer["sentinels_ns"])

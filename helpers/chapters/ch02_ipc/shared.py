@@ -28,7 +28,7 @@ import numpy as np
 from helpers.course import check_float, check_int, check_start_method, check_timeout, mp_context
 from helpers.runners.cleanup import ignore_sigint, release_semaphores, unlink_shared_memory
 
-from ._common import Table, format_bytes, started
+from .common import Table, format_bytes, started
 
 __all__ = ["access_costs", "check_shape", "leak_warning", "per_mib_costs", "share_array_demo",
            "shared_memory_room"]

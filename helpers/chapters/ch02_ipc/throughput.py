@@ -32,12 +32,18 @@ from typing import Any
 
 import numpy as np
 
-from helpers.course import check_choice, check_int, check_start_method, mp_context
-from helpers.runners.cleanup import release_semaphores
+from helpers.course import (
+    check_choice,
+    check_int,
+    check_start_method,
+    check_timeout,
+    mp_context,
+)
+from helpers.runners import ProcessGroup, release_semaphores
 from helpers.timeline import Trace, TracedResult
 
-from ._common import DEFAULT_TIMEOUT_SECONDS, Child, SpanLog, run_children
 from ._ends import CHANNELS, MAX_MESSAGE_BYTES, OP_TIMEOUT_SECONDS, open_channels, ring_slots
+from .common import DEFAULT_TIMEOUT_SECONDS, SpanLog
 
 __all__ = [
     "CHANNELS",
@@ -135,7 +141,7 @@ class TransferRun:
     step_rates: list[float] = field(default_factory=list)  # each step of `plan`, in its order
 
     def summary(self) -> str:
-        from ._common import format_bytes, format_rate
+        from .common import format_bytes, format_rate
 
         parts = [f"{format_bytes(s)}: {format_rate(r)}" for s, r in self.rates.items()]
         return f"{self.channel} ({self.senders} sender(s)): " + ", ".join(parts)
@@ -182,6 +188,7 @@ def transfer(channel: str = "Pipe", plan: Sequence[tuple[int, int]] = ((1 << 20,
                          f"summed) must be at most {_MAX_RING_BYTES >> 30} GiB of shared memory, "
                          f"got {ring_bytes >> 20} MiB")
     start_method = check_start_method(start_method)
+    timeout = check_timeout("timeout", timeout)
     ctx = mp_context(start_method)
     manager = ctx.Manager() if channel == "Manager" else None
     channels = barrier = None
@@ -189,13 +196,14 @@ def transfer(channel: str = "Pipe", plan: Sequence[tuple[int, int]] = ((1 << 20,
         channels = open_channels(channel, ctx, senders=senders, sizes=[s for s, _ in plan],
                                  manager=manager)
         barrier = ctx.Barrier(senders + 1)
-        children = [Child(f"sender {i + 1}", _send_loop,
-                          (f"sender {i + 1}", [step[i] for step in channels.senders], plan,
-                           barrier))
-                    for i in range(senders)]
-        children.append(Child("receiver", _receive_loop,
-                              ("receiver", channels.receivers, plan, barrier)))
-        ran = run_children(children, start_method=start_method, timeout=timeout, ctx=ctx)
+        with ProcessGroup(start_method, start_spans=False) as group:  # the course's runner
+            for i in range(senders):
+                name = f"sender {i + 1}"
+                group.start(_send_loop, (name, [step[i] for step in channels.senders], plan,
+                                         barrier), lane=name)
+            group.start(_receive_loop, ("receiver", channels.receivers, plan, barrier),
+                        lane="receiver")
+            ran = group.wait(timeout)
     finally:
         if barrier is not None:
             release_semaphores(barrier)
@@ -205,12 +213,12 @@ def transfer(channel: str = "Pipe", plan: Sequence[tuple[int, int]] = ((1 << 20,
             manager.shutdown()
     ran.raise_failures()
     rates, step_rates = {}, []
-    ends_ns, received = ran.values["receiver"]
+    ends_ns, received = ran.values[senders]  # the receiver started last
     for k, (size, count) in enumerate(plan):
         if received[k] != count * senders:  # every message sent was received, none left over
             raise RuntimeError(f"the receiver got {received[k]} messages of {size} B, "
                                f"{count * senders} were sent")
-        t0 = min(ran.values[f"sender {i + 1}"][k] for i in range(senders))
+        t0 = min(ran.values[i][k] for i in range(senders))
         rate = size * count * senders / max(ends_ns[k] - t0, 1) * 1e9
         rates[size] = max(rate, rates.get(size, 0.0))
         step_rates.append(rate)

@@ -14,7 +14,7 @@ from helpers.course import QUICK, check_start_method
 from helpers.timeline import plot_timeline
 from helpers.widgets import Choice, Int, Panel
 
-from ._common import SIZE_NAMES, format_bytes, format_rate, parse_size
+from .common import SIZE_NAMES, format_bytes, format_rate, parse_size
 from .producer_consumer import PipelineRun
 from .throughput import CHANNELS, Sweep, TransferRun, measure_memcpy, ring_slots, transfer
 

@@ -25,7 +25,7 @@ from typing import Any
 from helpers.course import check_int, check_start_method, check_start_methods, mp_context
 from helpers.runners.cleanup import close_queue, ignore_sigint, release_semaphores
 
-from ._common import Table, started
+from .common import Table, started
 
 # The workers `look_and_change` and `private_memory` are the targets of the chapter's Process
 # calls: module-level so every start method finds them, and not in __all__, as nothing in this

@@ -5,10 +5,11 @@ Data flow (every demo)::
     notebook cell                         Workers (workers.py)                 worker processes
     -------------                         --------------------                 ----------------
     with Workers(START) as w:
-        lock = w.ctx.Lock()        ──>    ctx = mp_context(START)
-        w.add(fn, lock, …) × n     ──>    n × ctx.Process(target=…)  ──start──> barrier.wait()
-        w.run()                                                                fn(rec, lock, …)
-                                          results.get(timeout) <──once──────── (value, spans)
+        lock = w.ctx.Lock()        ──>    ProcessGroup(START).ctx
+        w.add(fn, lock, …) × n     ──>    n × ProcessGroup.start(…)  ──start──> barrier.wait()
+        w.run() -> Run                                                         fn(rec, lock, …)
+                                          ProcessGroup.wait(timeout) <─once─── (value, spans),
+                                                                               one pipe each
     w.trace ──> plot_story(trace, ax)      on exit: stop, close, unlink semaphores
 
 Modules:

@@ -151,12 +151,12 @@ def count_demo(processes: int = 2, increments: int = 100_000, strategy: str = "n
         counter = w.ctx.Value("q", 0, lock=strategy != "none")
         for _ in range(processes):
             w.add(_count_into, counter, strategy, increments)  # the strategy's loop, timed
-        w.run(timeout)
+        run = w.run(timeout)
         final = counter.value
-        trace = w.trace
+    trace = run.trace
     spans = trace.select(kind="run")
     seconds = (max(e.end_ns for e in spans) - min(e.start_ns for e in spans)) / 1e9
-    per = sum(w.values.values()) / processes
+    per = sum(run.values) / processes
     window, together = _together(spans)
     return CountResult(strategy, processes, increments, final, per, seconds, trace, window,
                        together / 1e9)

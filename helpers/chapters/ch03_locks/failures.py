@@ -35,6 +35,7 @@ import time
 from dataclasses import dataclass, field
 
 from helpers.course import check_choice, check_float, check_int
+from helpers.runners import Failure, explain_exitcode
 from helpers.timeline import Recorder, Trace
 
 from .primitives import SECONDS_RANGE, TIMEOUT_RANGE
@@ -144,11 +145,12 @@ def receive(rec, q, go, timeout):
 
 @dataclass
 class LockStory:
-    """What the workers of one failure demo did: values in worker order, errors, the timeline."""
+    """What the workers of one failure demo did: values in worker order, failures (what a worker
+    raised, or how it ended), the timeline."""
 
     title: str
     values: list
-    errors: dict[int, str]
+    failures: dict[int, Failure]
     exitcodes: list
     seconds: float
     lanes: list[str]
@@ -158,8 +160,8 @@ class LockStory:
     def __str__(self) -> str:
         lines = [f"{self.title} ({self.seconds:.2f} s)"]
         for index, lane in enumerate(self.lanes):
-            if index in self.errors:
-                lines.append(f"  {lane}: {self.errors[index]}")
+            if index in self.failures:
+                lines.append(f"  {lane}: {self.failures[index]}")
             else:
                 lines.append(f"  {lane}: {self.values[index]!r} "
                              f"(exit code {self.exitcodes[index]})")
@@ -181,10 +183,10 @@ def deadlock_demo(opposite: bool = True, *, hold_s: float = 0.05, timeout: float
         for index, order in enumerate(orders):
             # Different back-offs: two workers that retried in step would deadlock again.
             w.add(take_two, locks, order, hold_s, timeout, index * 4 * hold_s)
-        w.run(ATTEMPTS * (timeout + 8 * hold_s) + WAIT_SECONDS, keep_errors=True)
+        w.run(ATTEMPTS * (timeout + 8 * hold_s) + WAIT_SECONDS, keep_failures=True)
     how = "opposite orders" if opposite else "the same order"
     return LockStory(f"two workers, locks A and B taken in {how}: deadlocks each detected",
-                     w.results(), w.errors, w.exitcodes, time.perf_counter() - started,
+                     w.results(), w.failures, w.exitcodes, time.perf_counter() - started,
                      w.lanes(), w.trace)
 
 
@@ -230,7 +232,7 @@ def _holder_story(w: Workers, how: str, seen_ns: int, acted_ns: int, kernel_got:
         lanes[0] = kernel.lane
     title = ("worker 1 terminated while holding the lock" if how == "terminate"
              else "worker 1 asked to stop (an Event), releases the lock")
-    return LockStory(f"{title}: did each waiter get the lock?", w.results(), w.errors,
+    return LockStory(f"{title}: did each waiter get the lock?", w.results(), w.failures,
                      w.exitcodes, time.perf_counter() - started, lanes, w.trace, kernel_got)
 
 
@@ -275,10 +277,11 @@ def _writer_story(w: Workers, timeout: float, seen_ns: int, killed_ns: int,
     """The story of `killed_writer`: lanes the kernel draws for the terminated writer (its own
     spans died with it) and, if it got stuck, for the reader the kernel stopped."""
     lanes = w.lanes()
-    errors = dict(w.errors)
+    failures = dict(w.failures)
     if stuck_ns is not None:
-        errors[2] = (f"still inside q.get(timeout={timeout:g}) after "
-                     f"{(stuck_ns - killed_ns) / 1e9:.1f} s: stopped by the kernel")
+        failures[2] = Failure("Stuck", f"still inside q.get(timeout={timeout:g}) after "
+                                       f"{(stuck_ns - killed_ns) / 1e9:.1f} s: stopped by "
+                                       f"the kernel")
         kernel_reader = Recorder(lanes[2] + " (seen by the kernel)", cpus=False)
         kernel_reader.add(f"inside q.get(timeout={timeout:g})", "wait", killed_ns, stuck_ns)
         w.trace.extend(kernel_reader.recording())
@@ -287,7 +290,8 @@ def _writer_story(w: Workers, timeout: float, seen_ns: int, killed_ns: int,
     kernel.add("sending (pipe full), until terminated", "send", seen_ns, killed_ns)
     w.trace.extend(kernel.recording())
     lanes[0] = kernel.lane
-    errors[0] = f"terminated while sending (exit code {w.exitcodes[0]})"
+    failures[0] = Failure("ProcessDied", f"terminated while sending "
+                                         f"({explain_exitcode(w.exitcodes[0])})")
     return LockStory("worker 1 terminated while sending on a Queue: what the others got",
-                     w.results(), errors, w.exitcodes, time.perf_counter() - started, lanes,
+                     w.results(), failures, w.exitcodes, time.perf_counter() - started, lanes,
                      w.trace)

@@ -1,5 +1,7 @@
 """A few worker processes that share a lock (or another primitive), started together, each
-shipping its timeline back once. Chapter 03's demos all run through `Workers`.
+shipping its timeline back once. Chapter 03's demos all run through `Workers`, a thin layer over
+the course's process runner (`helpers.runners.ProcessGroup`), so a demo gets the same `Run` back
+as every other runner: values in worker order, a `Failure` for each worker that raised or died.
 
 Data flow::
 
@@ -8,16 +10,18 @@ Data flow::
     with Workers(start_method) as w:
         lock = w.ctx.Lock()
         w.add(fn, lock, ...)     # queued, not started
-        w.run(timeout)   # raises RuntimeError if a worker failed (keep_errors=True: it does not)
-          launch(): Barrier(n), n x ctx.Process ──>  ignore SIGINT
-                                                     rec = Recorder("worker i [pid …]")
-                                                     barrier.wait()  # all begin at once
-                                                     value = fn(rec, lock, ...)  # spans in rec
-          join():  results.get(timeout)  <───────── (i, value, error, rec.recording()), once
-                   a child that died without a word (killed) gets an error instead
-        w.values, w.errors, w.trace, w.exitcodes
-    __exit__: stop every process still alive, close the results queue, unlink the semaphores
-              of the results queue, the barrier and every primitive passed to `add`
+        w.run(timeout) -> Run   # raises RuntimeError if a worker failed (keep_failures=True:
+                                # it does not)
+          launch(): Barrier(n), n x ProcessGroup.start ──>  (the runner's child: ignores SIGINT)
+                                                     _worker: rec = Recorder(...)
+                                                              barrier.wait()  # all at once
+                                                              value = fn(rec, lock, ...)
+          join():  ProcessGroup.wait(timeout)  <──── TracedResult(value, rec.recording()), once,
+                   a worker that died without a word       through its own pipe
+                   is a "ProcessDied" Failure, and the barrier is aborted for the others
+        w.results(), w.failures, w.trace, w.exitcodes, w.lanes()
+    __exit__: stop every process still alive, close the pipes, unlink the semaphores of the
+              barrier and of every primitive passed to `add`
 
 A worker function is a top-level function of a helpers module that takes the `Recorder` first;
 it times what it does with ``rec.span(label, kind)`` and returns plain data. ``@checked(name=(low,
@@ -30,8 +34,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import os
-import queue as queue_module
 import time
 from collections.abc import Callable
 from typing import Any
@@ -40,13 +42,10 @@ from helpers.course import (
     check_callable,
     check_float,
     check_int,
-    check_start_method,
     check_timeout,
-    mp_context,
-    quiet_fork_warnings,
 )
-from helpers.runners.cleanup import close_queue, ignore_sigint, release_semaphores, stop_processes
-from helpers.timeline import Recorder, Trace
+from helpers.runners import Failure, ProcessGroup, Run, release_semaphores
+from helpers.timeline import Recorder, Trace, TracedResult
 
 __all__ = ["MAX_WORKERS", "WAIT_SECONDS", "Workers", "checked", "spin"]
 
@@ -61,8 +60,6 @@ WAIT_SECONDS = 20.0
 DEFAULT_TIMEOUT_SECONDS = 60.0
 # No demo worker computes longer than this in one go; more is a typo (seconds for ms).
 _MAX_SPIN_SECONDS = 60.0
-# How often a waiting kernel looks for a worker that died without reporting (killed, os._exit).
-_POLL_SECONDS = 0.05
 
 
 def spin(seconds: float) -> None:
@@ -107,17 +104,12 @@ def checked(**ranges: tuple[float, float]):
     return decorate
 
 
-def _child(results, barrier, index: int, lane: str, fn: Callable[..., Any], args: tuple) -> None:
-    """The target of every worker process: wait for the others, run, report exactly once."""
-    ignore_sigint()  # the kernel's interrupt is for the kernel; it stops us
-    rec = Recorder(f"{lane} [pid {os.getpid()}]", cpus=False)
-    value, error = None, None
-    try:
-        barrier.wait(WAIT_SECONDS)
-        value = fn(rec, *args)
-    except Exception as exc:  # reported as data: a child never prints a traceback
-        error = f"{type(exc).__name__}: {exc}"
-    results.put((index, value, error, rec.recording()))
+def _worker(barrier, fn: Callable[..., Any], *args: Any) -> TracedResult:
+    """What every worker process runs (inside the runner's child, which reports it): wait for the
+    others, then ``fn(rec, *args)``; its value and its recording go back together."""
+    rec = Recorder("worker", cpus=False)  # the runner files the spans under the worker's lane
+    barrier.wait(WAIT_SECONDS)
+    return TracedResult(fn(rec, *args), rec.recording())
 
 
 class Workers:
@@ -128,23 +120,20 @@ class Workers:
     """
 
     def __init__(self, start_method: str | None = None, *, lane: str = "worker") -> None:
-        self.start_method = check_start_method(start_method)
-        self.ctx = mp_context(self.start_method)
         if not isinstance(lane, str):
             raise TypeError(f"lane must be a string (the name of each worker's lane), "
                             f"got {lane!r:.80}")
         if not lane.strip() or len(lane) > _MAX_LANE:
             raise ValueError(f"lane must be a non-empty name of at most {_MAX_LANE} characters, "
                              f"got {lane!r:.80}")
+        self._group = ProcessGroup(start_method, lane=lane, start_spans=False)
+        self.start_method = self._group.start_method
+        self.ctx = self._group.ctx
         self.lane = lane
-        self.processes: list[Any] = []
-        self.values: dict[int, Any] = {}
-        self.errors: dict[int, str] = {}
-        self.trace = Trace()
-        self.warnings: list[str] = []
+        # What the workers sent back, once `join` has waited (a `Run`; after a timeout, what came).
+        self.outcome: Run | None = None
         self._tasks: list[tuple[Callable[..., Any], tuple]] = []
         self._owners: list[Any] = []
-        self._results: Any = None
         self._barrier: Any = None
 
     # -- building ----------------------------------------------------------------------------
@@ -161,9 +150,18 @@ class Workers:
         self._owners.extend(_flatten(args))
         return len(self._tasks) - 1
 
+    @property
+    def processes(self) -> list[Any]:
+        """The started worker processes, in worker order."""
+        return self._group.processes
+
+    @property
+    def warnings(self) -> list[str]:
+        return self._group.warnings
+
     def lanes(self) -> list[str]:
         """Lane names in worker order (for `plot_timeline(..., lanes=...)`)."""
-        return [f"{self.lane} {i + 1} [pid {p.pid}]" for i, p in enumerate(self.processes)]
+        return self._group.lanes()
 
     # -- running -----------------------------------------------------------------------------
     def launch(self) -> Workers:
@@ -172,100 +170,72 @@ class Workers:
             raise ValueError("number of workers must be at least 1: call add() first")
         if self.processes:
             raise ValueError("launch() was already called")
-        self._results = self.ctx.Queue()
         self._barrier = self.ctx.Barrier(len(self._tasks))
-        with quiet_fork_warnings(self.start_method) as caught:
-            for index, (fn, args) in enumerate(self._tasks):
-                process = self.ctx.Process(
-                    target=_child,
-                    args=(self._results, self._barrier, index, f"{self.lane} {index + 1}", fn,
-                          args),
-                    name=f"{self.lane}-{index + 1}",
-                )
-                self.processes.append(process)
-                process.start()
-        self.warnings.extend(caught)
+        for index, (fn, args) in enumerate(self._tasks):
+            self._group.start(_worker, (self._barrier, fn, *args),
+                              lane=f"{self.lane} {index + 1}")
         return self
 
-    def join(self, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> Workers:
-        """Wait (at most `timeout` s) for every worker's report; raise TimeoutError if stuck."""
+    def join(self, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> Run:
+        """Wait (at most `timeout` s) for every worker's report; raise TimeoutError if stuck
+        (what the others sent is kept in `outcome`)."""
         check_timeout("timeout", timeout)
-        deadline = time.perf_counter() + timeout
-        pending = set(range(len(self.processes))) - set(self.values) - set(self.errors)
-        while pending:
-            remaining = deadline - time.perf_counter()
-            if remaining <= 0:
-                names = ", ".join(f"{self.lane} {i + 1}" for i in sorted(pending))
-                raise TimeoutError(f"{names} did not finish within {timeout:g} s")
-            try:
-                index, value, error, recording = self._results.get(
-                    timeout=min(remaining, _POLL_SECONDS))
-            except queue_module.Empty:
-                self._notice_silent_deaths(pending)
-                continue
-            pending.discard(index)
-            self.trace.extend(recording)
-            if error is None:
-                self.values[index] = value
-            else:
-                self.errors[index] = error
-        for process in self.processes:
-            process.join(max(0.0, deadline - time.perf_counter()))
-        return self
+        try:
+            self.outcome = self._group.wait(timeout, on_death=self._release_the_others)
+        except TimeoutError:
+            self.outcome = self._group.result()
+            names = ", ".join(f"{self.lane} {i + 1}" for i, f in self.outcome.failures.items()
+                              if f.type_name == "NoReport")
+            raise TimeoutError(f"{names} did not finish within {timeout:g} s") from None
+        return self.outcome
 
     def run(self, timeout: float = DEFAULT_TIMEOUT_SECONDS, *,
-            keep_errors: bool = False) -> Workers:
+            keep_failures: bool = False) -> Run:
         """`launch`, then `join`; then, if a worker failed, raise RuntimeError saying which and
-        why (its exception, as the worker reported it). With ``keep_errors=True`` the failures
-        stay in `errors` for the caller to read, and nothing is raised."""
+        why (its exception, as the worker reported it). With ``keep_failures=True`` the failures
+        stay in `failures` for the caller to read, and nothing is raised."""
         check_timeout("timeout", timeout)
-        if not isinstance(keep_errors, bool):
-            raise TypeError(f"keep_errors must be True or False, got {keep_errors!r}")
-        self.launch().join(timeout)
-        if self.errors and not keep_errors:
-            failed = "; ".join(f"{self.lane} {i + 1}: {error}"
-                               for i, error in sorted(self.errors.items()))
+        if not isinstance(keep_failures, bool):
+            raise TypeError(f"keep_failures must be True or False, got {keep_failures!r}")
+        run = self.launch().join(timeout)
+        if run.failures and not keep_failures:
+            failed = "; ".join(f"{self.lane} {i + 1}: {failure}"
+                               for i, failure in sorted(run.failures.items()))
             raise RuntimeError(f"a worker failed — {failed}")
-        return self
+        return run
 
-    def _notice_silent_deaths(self, pending: set[int]) -> None:
-        for index in sorted(pending):
-            code = self.processes[index].exitcode
-            if code is None:
-                continue
-            try:  # a report sent just before the exit may still be in the pipe
-                late = self._results.get(timeout=_POLL_SECONDS)
-            except queue_module.Empty:
-                pending.discard(index)
-                self.errors[index] = f"died without reporting (exit code {code})"
-                # The others may still wait for it at the start: let them go (they report a
-                # BrokenBarrierError) instead of waiting out their timeout.
-                self._barrier.abort()
-                continue
-            late_index, value, error, recording = late
-            pending.discard(late_index)
-            self.trace.extend(recording)
-            if error is None:
-                self.values[late_index] = value
-            else:
-                self.errors[late_index] = error
-            return
+    def _release_the_others(self, index: int) -> None:
+        # A worker died without a word: the others may still wait for it at the start. Let them
+        # go (they report a BrokenBarrierError) instead of waiting out their timeout.
+        self._barrier.abort()
+
+    @property
+    def trace(self) -> Trace:
+        """Every worker's spans (empty until `join`)."""
+        if self.outcome is None:
+            self.outcome = self._group.result()
+        return self.outcome.trace
+
+    @property
+    def failures(self) -> dict[int, Failure]:
+        """Worker index -> what it raised, or how it died (empty until `join`)."""
+        return {} if self.outcome is None else self.outcome.failures
 
     @property
     def exitcodes(self) -> list[int | None]:
         return [p.exitcode for p in self.processes]
 
     def results(self) -> list[Any]:
-        """Values in worker order (None for a worker that failed; see `errors`)."""
-        return [self.values.get(i) for i in range(len(self._tasks))]
+        """Values in worker order (None for a worker that failed; see `failures`)."""
+        if self.outcome is None:
+            return [None] * len(self._tasks)
+        return list(self.outcome.values)
 
     # -- cleanup -----------------------------------------------------------------------------
     def close(self) -> None:
-        """Stop every worker still alive, close the results queue, unlink every semaphore."""
-        stop_processes(self.processes)
-        if self._results is not None:
-            close_queue(self._results, drain=False)  # the kernel never puts: nothing to flush
-        release_semaphores(self._results, self._barrier, *self._owners)
+        """Stop every worker still alive, close their pipes, unlink every semaphore."""
+        self._group.close()
+        release_semaphores(self._barrier, *self._owners)
 
     def __enter__(self) -> Workers:
         return self

@@ -5,11 +5,10 @@ Two ways to run children, both leaving nothing behind::
     with started(ctx.Process(target=f, args=(q,))) as p:     the notebook's own cells: start,
         ... q.get(timeout=10) ...                             then on leaving join (bounded) and
                                                               terminate/kill whatever is still alive
-    run_children([Child("sender", f, args), ...],             the measured demos: each child runs
-                 start_method=...)                            f(*args) -> TracedResult and reports
-      child i ──(i, TracedResult | Failure)──> results          once; the parent collects, watching
-      queue (pickled once)                      queue            for children that die silently
-                                              ──> Children(values, trace, seconds)
+    with ProcessGroup(start_method, ...) as group:            the measured demos, through the
+        group.start(f, args, lane="sender")                   course's runner: each child runs
+        run = group.wait(timeout)                             f(*args) -> TracedResult and reports
+      child i ──TracedResult (value, spans)──> its own pipe   once ──> Run(values, failures, trace)
 
 A child's spans come from a `SpanLog`, which keeps them at the resolution a timeline can show,
 so 100,000 messages make a few hundred spans rather than 200,000.
@@ -18,45 +17,34 @@ so 100,000 messages make a few hundred spans rather than 200,000.
 from __future__ import annotations
 
 import os
-import queue as queue_module
 import time
-import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 from helpers.course import (
     available_start_methods,
     check_float,
     check_int,
-    check_start_method,
     check_timeout,
-    mp_context,
     quiet_fork_warnings,
 )
-from helpers.runners.cleanup import close_queue, ignore_sigint, release_semaphores, stop_processes
-from helpers.runners.processes import explain_exitcode
-from helpers.runners.run import Failure
-from helpers.timeline import Recorder, Trace, TracedResult
+from helpers.runners import stop_processes
+from helpers.timeline import Recorder, Trace
 
 __all__ = [
+    "DEFAULT_TIMEOUT_SECONDS",
     "SIZE_NAMES",
-    "Child",
-    "Children",
     "SpanLog",
     "Table",
     "format_bytes",
     "format_rate",
     "parse_size",
-    "run_children",
     "started",
 ]
 
 # The longest a chapter 02 demo should take is ~10 s; a wait 6× longer means something is stuck.
 DEFAULT_TIMEOUT_SECONDS = 60.0
-# How often a waiting parent checks for a child that died without reporting (killed, os._exit).
-_POLL_SECONDS = 0.05
 # A span log keeps time in bins of this size: a timeline of a 0.25–10 s run is drawn ~1,000 px
 # wide, 0.25 ms or more per pixel, so finer detail could not be seen; and a lane of a 10 s run
 # holds at most 40,000 spans.
@@ -205,102 +193,3 @@ def started(*processes: Any, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> Iterat
             process.join(max(0.0, deadline - time.perf_counter()))
     finally:
         stop_processes(begun)
-
-
-# -- measured demos: children that report once -----------------------------------------------------
-@dataclass(frozen=True)
-class Child:
-    """One child to run: its lane name, a top-level function and its arguments."""
-
-    lane: str
-    fn: Callable[..., Any]
-    args: tuple = ()
-
-
-@dataclass
-class Children:
-    """What `run_children` brings back: each child's value (by lane), the joint trace, the time."""
-
-    values: dict[str, Any]
-    trace: Trace
-    seconds: float
-    start_method: str
-    failures: dict[str, Failure] = field(default_factory=dict)
-
-    def raise_failures(self) -> None:
-        """Raise a RuntimeError that quotes the first child failure, if any child failed."""
-        for lane, failure in self.failures.items():
-            raise RuntimeError(f"{lane} failed: {failure}\n{failure.traceback_text}")
-
-
-def _child_main(results: Any, index: int, fn: Callable[..., Any], args: tuple) -> None:
-    ignore_sigint()  # the kernel's interrupt reaches the whole group; the parent decides
-    try:
-        report: Any = fn(*args)
-        if not isinstance(report, TracedResult):
-            report = TracedResult(report, Trace())
-    except Exception as exc:
-        report = Failure.from_exception(exc, traceback.format_exc())
-    results.put((index, report))
-
-
-def run_children(children: Sequence[Child], *, start_method: str | None = None,
-                 timeout: float = DEFAULT_TIMEOUT_SECONDS, ctx: Any = None) -> Children:
-    """Run each child's ``fn(*args)`` in its own process, all at once; collect what each returns.
-
-    `fn` returns a `TracedResult` (its value and its spans) or a plain value. A child that raises
-    or dies comes back in ``failures``; on a timeout or an interrupt every child is stopped first.
-    """
-    start_method = check_start_method(start_method)
-    timeout = check_timeout("timeout", timeout)
-    ctx = ctx or mp_context(start_method)
-    results = ctx.Queue()
-    processes: list[Any] = []
-    reports: dict[int, Any] = {}
-    began = time.perf_counter()
-    try:
-        with quiet_fork_warnings(start_method):
-            for index, child in enumerate(children):
-                process = ctx.Process(target=_child_main, args=(results, index, child.fn,
-                                                                child.args), name=child.lane)
-                process.start()
-                processes.append(process)
-        _collect(results, processes, reports, began + timeout)
-        for process in processes:
-            process.join(max(0.0, began + timeout - time.perf_counter()))
-        seconds = time.perf_counter() - began
-    finally:
-        stop_processes(processes)
-        close_queue(results)
-        release_semaphores(results)
-    out = Children({}, Trace(), seconds, start_method)
-    for index, report in sorted(reports.items()):
-        lane = children[index].lane
-        if isinstance(report, TracedResult):
-            out.values[lane] = report.value
-            out.trace.extend(report.recording)
-        else:
-            out.failures[lane] = report
-    return out
-
-
-def _collect(results: Any, processes: Sequence[Any], reports: dict[int, Any],
-             deadline: float) -> None:
-    """One report per child; a child that died without one gets a `Failure` saying how."""
-    while len(reports) < len(processes):
-        if time.perf_counter() > deadline:
-            raise TimeoutError(f"{len(processes) - len(reports)} of {len(processes)} children "
-                               "did not report in time")
-        try:
-            index, report = results.get(timeout=_POLL_SECONDS)
-            reports[index] = report
-            continue
-        except queue_module.Empty:
-            pass
-        for index, process in enumerate(processes):
-            if index not in reports and process.exitcode is not None:
-                try:  # a report written just before the exit may still be in the pipe
-                    late, report = results.get(timeout=_POLL_SECONDS)
-                    reports[late] = report
-                except queue_module.Empty:
-                    reports[index] = Failure("ProcessDied", explain_exitcode(process.exitcode))
