@@ -39,6 +39,7 @@ from ...course import (
 )
 from ...workloads import iterations_for
 from . import handle as _handle
+from .limits import raise_open_files
 from .servers import BACKLOG, HANDLERS, MODELS, SOCKETSERVER_MODELS, Settings, run_model
 
 __all__ = ["DEFAULT_HOST", "MAX_WORKERS", "open_listener", "serve", "serve_prefork", "start_server",
@@ -94,8 +95,6 @@ def serve(control, model: str = "gevent", host: str = DEFAULT_HOST, port: int = 
     check_int("raise_nofile", raise_nofile, 0, _MAX_HINT)
     settings = settings or Settings()
     if raise_nofile:
-        from .memory import raise_open_files
-
         raise_open_files(raise_nofile)
     listener = open_listener(host, port)
     try:  # closed here whatever happens; closing it again after a worker or run_model did is fine
