@@ -29,6 +29,7 @@ from typing import Any
 
 from ...course import (
     LOOPBACK,
+    MAX_TIMEOUT_SECONDS,
     check_choice,
     check_float,
     check_int,
@@ -210,7 +211,7 @@ def start_server(model: str = "gevent", port: int = 0, *, host: str = DEFAULT_HO
     cpu_ms = check_float("cpu_ms", cpu_ms, 0.0, 100.0)
     blocking_ms = check_float("blocking_ms", blocking_ms, 0.0, 1000.0)
     if idle_timeout is not None:
-        idle_timeout = check_float("idle_timeout", idle_timeout, 0.1, _handle.MAX_LIFETIME)
+        idle_timeout = check_float("idle_timeout", idle_timeout, 0.1, MAX_TIMEOUT_SECONDS)
     check_int("connections_hint", connections_hint, 0, _MAX_HINT)
     if worker_connections is not None:
         check_int("worker_connections", worker_connections, 1, 100_000)
