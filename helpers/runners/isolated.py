@@ -28,56 +28,40 @@ So a demo that needs patching runs in a child process that patches first, and re
   Interrupt button) the child is killed before the interrupt goes on. No child outlives the call;
   a started child is killed at the latest when its handle is collected or the kernel exits.
 - If `fn` raises, `PatchedChildError` carries the child's own traceback text.
-- The child's prints go to a file, of which the last `_OUTPUT_LIMIT` characters come back in
+- The child's prints go to a file, of which the last `OUTPUT_LIMIT` characters come back in
   ``run.details["output"]``: they never interleave with the notebook's output, nothing is lost
   on Windows, and a runaway print loop costs disk, not the kernel's memory.
 - If `fn` returns a `TracedResult`, its recording (say, one span per request) is merged with the
   greenlet recording, and the value is its value.
 
 ``patch=False`` runs the same function in a fresh child without patching — the control experiment,
-or a clean memory baseline.
+or a clean memory baseline. The child itself (its session, folder, bounded waits and kill) is a
+`helpers.runners.session.SessionChild`.
 """
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import os
 import pickle
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
-import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from helpers.course import check_float, check_timeout
+from helpers.course import MAX_TIMEOUT_SECONDS, check_float, check_timeout
 from helpers.timeline import Trace
 
-from .cleanup import kill_process_group
 from .run import Run
+from .session import SessionChild
 
 __all__ = ["IsolatedChild", "PatchedChildError", "PatchedTimeout", "idle_until_stopped",
            "report_ready", "run_patched", "start_patched", "wait_for_stop"]
 
-# A child that has not finished in an hour is a bug, not a demo; the bound keeps a typo (3600 for
-# 3.6) from holding a kernel forever.
-MAX_TIMEOUT = 3600.0
-# The wait polls in slices this long so a kernel interrupt (SIGINT, delivered to any thread) is
-# acted on within a tenth of a second even while the main thread waits on the child.
-_WAIT_SLICE = 0.1
-# Output kept from a child: enough for any honest log; only this tail of the file is ever read.
-_OUTPUT_LIMIT = 200_000
-# After kill, the child is reaped within this long (kill cannot be ignored; this is a safety net).
-_REAP_SECONDS = 5.0
 # How often `wait_for_stop` looks for the stop request in the child: fast enough that a stop feels
 # instant, slow enough to cost nothing (a patched sleep lets every other greenlet run meanwhile).
 _STOP_POLL_SECONDS = 0.05
 _CHILD_MODULE = "helpers.runners._isolated_child"
-_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 # In the child: where the parent asks for the stop, and where the child says it is ready.
 _STOP_ENV, _READY_ENV = "CC_ISOLATED_STOP_FILE", "CC_ISOLATED_READY_FILE"
 
@@ -175,90 +159,44 @@ def _qualified(fn: Callable[..., Any]) -> tuple[str, str]:
     return module, name
 
 
-def _kill(proc: subprocess.Popen) -> None:
-    """Kill the child and its process group, then reap it: nothing is left behind."""
-    if proc.poll() is None:
-        if os.name == "posix":
-            kill_process_group(proc.pid)  # its own session: the group id is its pid
-        else:  # pragma: no cover - Windows
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                proc.kill()
-    try:
-        proc.wait(timeout=_REAP_SECONDS)
-    except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL always lands
-        proc.kill()
-        proc.wait(timeout=_REAP_SECONDS)
-
-
-class _Child:
-    """One child process and its files; killed and cleaned up exactly once, whatever happens."""
+class _Child(SessionChild):
+    """One child running one call, and its files; killed and cleaned up exactly once."""
 
     def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict, *, patch: bool,
                  trace: bool, started: bool) -> None:
         self.module, self.name = _qualified(fn)
+        super().__init__(prefix="cc-isolated-")
         self.what = f"{self.module}.{self.name}"
         self.patch = patch
-        self.workdir = tempfile.mkdtemp(prefix="cc-isolated-")
-        join = os.path.join
-        self.call_path, self.result_path = join(self.workdir, "call"), join(self.workdir, "result")
-        self.output_path, self.stop_path = join(self.workdir, "output"), join(self.workdir, "stop")
-        self.ready_path = join(self.workdir, "ready")
-        with open(self.call_path, "wb") as call_file:
-            pickle.dump({"module": self.module, "name": self.name, "args": args, "kwargs": kwargs,
-                         "trace": bool(trace), "result": self.result_path},
-                        call_file, protocol=pickle.HIGHEST_PROTOCOL)
-        env = dict(os.environ)
-        # The child finds `helpers` even when it is not installed (a notebook run from notebooks/).
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
-        env["PYTHONUNBUFFERED"] = "1"  # the output shown after a timeout is what was printed so far
-        env.pop(_STOP_ENV, None)
-        env.pop(_READY_ENV, None)
-        if started:
-            env[_STOP_ENV], env[_READY_ENV] = self.stop_path, self.ready_path
-        kwargs_popen: dict[str, Any] = {}
-        if os.name == "posix":
-            kwargs_popen["start_new_session"] = True  # own process group: a kill reaches its kids
-        else:  # pragma: no cover - Windows
-            kwargs_popen["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
-        argv = [sys.executable, "-m", _CHILD_MODULE, "--patch" if patch else "--no-patch",
-                self.call_path]
-        with open(self.output_path, "wb") as output:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=output,
-                                         stderr=subprocess.STDOUT, env=env, **kwargs_popen)
-        self.pid = self.proc.pid
-        self._finalizer = weakref.finalize(self, _finish, self.proc, self.workdir)
-
-    def output(self) -> str:
-        """The last `_OUTPUT_LIMIT` characters the child printed (reads only that tail)."""
+        self.call_path, self.result_path = self.path("call"), self.path("result")
+        self.stop_path, self.ready_path = self.path("stop"), self.path("ready")
         try:
-            with open(self.output_path, "rb") as output:
-                output.seek(0, os.SEEK_END)
-                size = output.tell()
-                output.seek(max(0, size - 4 * _OUTPUT_LIMIT))  # utf-8: at most 4 bytes a char
-                text = output.read().decode("utf-8", errors="replace")
-        except OSError:
-            return ""
-        return text if len(text) <= _OUTPUT_LIMIT else "…" + text[-_OUTPUT_LIMIT:]
-
-    def wait(self, deadline: float, timeout: float) -> int:
-        """Wait for the child to exit by `deadline`, in slices so an interrupt is acted on."""
-        try:
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    output = self.output()
-                    self.close()
-                    raise PatchedTimeout(
-                        f"{self.what} did not finish within {timeout:g} s in the "
-                        f"{'patched' if self.patch else 'unpatched'} child (pid {self.pid}); the "
-                        f"child was killed", output)
-                try:
-                    return self.proc.wait(timeout=min(_WAIT_SLICE, remaining))
-                except subprocess.TimeoutExpired:
-                    continue
-        except BaseException:  # KeyboardInterrupt included: the child never outlives the wait
+            with open(self.call_path, "wb") as call_file:
+                pickle.dump({"module": self.module, "name": self.name, "args": args,
+                             "kwargs": kwargs, "trace": bool(trace), "result": self.result_path},
+                            call_file, protocol=pickle.HIGHEST_PROTOCOL)
+            env = dict(os.environ)
+            env.pop(_STOP_ENV, None)
+            env.pop(_READY_ENV, None)
+            if started:
+                env[_STOP_ENV], env[_READY_ENV] = self.stop_path, self.ready_path
+            self.start(_CHILD_MODULE, ["--patch" if patch else "--no-patch", self.call_path],
+                       env=env)
+        except BaseException:  # an unpicklable argument, or no process to be had: no folder left
             self.close()
             raise
+
+    def wait_until(self, deadline: float, timeout: float) -> int:
+        """Wait for the child to exit by `deadline`; past it, kill it and raise PatchedTimeout."""
+        returncode = self.wait(max(0.001, deadline - time.monotonic()))
+        if returncode is None:
+            output = self.output()
+            self.close()
+            raise PatchedTimeout(
+                f"{self.what} did not finish within {timeout:g} s in the "
+                f"{'patched' if self.patch else 'unpatched'} child (pid {self.pid}); the "
+                f"child was killed", output)
+        return returncode
 
     def result(self, returncode: int, model: str) -> Run:
         output = self.output()
@@ -281,15 +219,6 @@ class _Child:
                    report["seconds"], Trace().extend(report["recording"]), workers=1,
                    details={"output": output, "pid": self.pid, "patched": self.patch})
 
-    def close(self) -> None:
-        """Kill (if still running), reap and delete the child's files; safe to call twice."""
-        self._finalizer()
-
-
-def _finish(proc: subprocess.Popen, workdir: str) -> None:
-    _kill(proc)
-    shutil.rmtree(workdir, ignore_errors=True)
-
 
 def run_patched(
     fn: Callable[..., Any],
@@ -307,10 +236,10 @@ def run_patched(
     in the child (one lane per greenlet, the hub's event loop as its own lane) into ``run.trace``.
     Raises `PatchedTimeout` (child killed), `PatchedChildError` (child's traceback), `ValueError`.
     """
-    timeout = check_float("timeout", timeout, 0.1, MAX_TIMEOUT)
+    timeout = check_float("timeout", timeout, 0.1, MAX_TIMEOUT_SECONDS)
     child = _Child(fn, args, kwargs, patch=bool(patch), trace=trace, started=False)
     try:
-        returncode = child.wait(time.monotonic() + timeout, timeout)
+        returncode = child.wait_until(time.monotonic() + timeout, timeout)
         return child.result(returncode, "patched" if patch else "isolated")
     finally:
         child.close()
@@ -328,10 +257,35 @@ class IsolatedChild:
         self.ready = ready  # what the function passed to report_ready (e.g. its port)
         self.pid = child.pid
         self.run: Run | None = None
+        self.killed = False  # kill() was called: the child is gone, with no result
+
+    @classmethod
+    def start(cls, fn: Callable[..., Any], *args: Any, ready_timeout: float = 30.0,
+              patch: bool = True, trace: bool = False, **kwargs: Any) -> IsolatedChild:
+        """`start_patched`, returning a handle of this class (a subclass adds to the handle)."""
+        ready_timeout = check_float("ready_timeout", ready_timeout, 0.1, MAX_TIMEOUT_SECONDS)
+        child = _Child(fn, args, kwargs, patch=bool(patch), trace=trace, started=True)
+        try:
+            if not child.wait_for_file(child.ready_path, ready_timeout):
+                if not child.alive:  # finished or died before it was ready
+                    run = child.result(child.returncode, "patched")
+                    raise PatchedChildError(f"{child.what} returned before calling report_ready()"
+                                            f" (value {run.values[0]!r})",
+                                            output=run.details["output"])
+                output = child.output()
+                raise PatchedTimeout(f"{child.what} did not call report_ready() within "
+                                     f"{ready_timeout:g} s (pid {child.pid}); the child was "
+                                     "killed", output)
+            with open(child.ready_path, "rb") as ready_file:
+                ready = pickle.load(ready_file)
+        except BaseException:
+            child.close()
+            raise
+        return cls(child, ready)
 
     @property
     def alive(self) -> bool:
-        return self._child.proc.poll() is None
+        return self._child.alive
 
     def stop(self, timeout: float = 10.0) -> Run:
         """Ask the function to return (its `wait_for_stop()` returns True), wait for its `Run`.
@@ -341,18 +295,21 @@ class IsolatedChild:
         """
         if self.run is not None:
             return self.run
-        timeout = check_float("timeout", timeout, 0.1, MAX_TIMEOUT)
+        timeout = check_float("timeout", timeout, 0.1, MAX_TIMEOUT_SECONDS)
+        if self.killed:
+            raise RuntimeError(f"{self._child.what} was killed (pid {self.pid}): it has no result")
         child = self._child
         try:
             Path(child.stop_path).touch()
-            returncode = child.wait(time.monotonic() + timeout, timeout)
+            returncode = child.wait_until(time.monotonic() + timeout, timeout)
             self.run = child.result(returncode, "patched" if child.patch else "isolated")
             return self.run
         finally:
             child.close()
 
     def kill(self) -> None:
-        """Kill the child now (no result)."""
+        """Kill the child now (no result). Safe to call twice."""
+        self.killed = True
         self._child.close()
 
     def output(self) -> str:
@@ -362,19 +319,10 @@ class IsolatedChild:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
+        if exc_type is None and not self.killed:
             self.stop()
         else:
             self.kill()
-
-
-_STARTED: weakref.WeakSet[IsolatedChild] = weakref.WeakSet()
-
-
-@atexit.register
-def _kill_started() -> None:
-    for handle in list(_STARTED):
-        handle.kill()
 
 
 def start_patched(
@@ -393,27 +341,6 @@ def start_patched(
     up to `ready_timeout` seconds for the ready report; a child that dies or raises first is
     reported with its traceback, and one that takes too long is killed (`PatchedTimeout`).
     """
-    ready_timeout = check_float("ready_timeout", ready_timeout, 0.1, MAX_TIMEOUT)
-    child = _Child(fn, args, kwargs, patch=bool(patch), trace=trace, started=True)
-    deadline = time.monotonic() + ready_timeout
-    try:
-        while not os.path.exists(child.ready_path):
-            if child.proc.poll() is not None:  # finished or died before it was ready
-                run = child.result(child.proc.returncode, "patched")
-                raise PatchedChildError(f"{child.what} returned before calling report_ready() "
-                                        f"(value {run.values[0]!r})", output=run.details["output"])
-            if time.monotonic() >= deadline:
-                output = child.output()
-                child.close()
-                raise PatchedTimeout(f"{child.what} did not call report_ready() within "
-                                     f"{ready_timeout:g} s (pid {child.pid}); the child was killed",
-                                     output)
-            time.sleep(_STOP_POLL_SECONDS)
-        with open(child.ready_path, "rb") as ready_file:
-            ready = pickle.load(ready_file)
-    except BaseException:
-        child.close()
-        raise
-    handle = IsolatedChild(child, ready)
-    _STARTED.add(handle)
-    return handle
+    return IsolatedChild.start(fn, *args, ready_timeout=ready_timeout, patch=patch, trace=trace,
+                               **kwargs)
+

@@ -74,13 +74,20 @@ def test_bad_parameters_name_themselves_before_anything_starts(kwargs, name):
         Site(**kwargs)
 
 
-def test_a_busy_port_is_a_clear_error_and_leaves_no_process():
+def test_a_busy_port_is_a_clear_error_and_leaves_no_process_and_no_files(monkeypatch, tmp_path):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the site's folder is made
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(ValueError, match=f"port {port} on 127.0.0.1 is already in use"):
             Site(10, port=port).start()
+    assert all(_gone(p.pid) for p in psutil.Process().children(recursive=True)
+               if p.pid not in before)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_every_page_answers_as_its_sitemap_says():
@@ -156,7 +163,7 @@ def test_the_site_stops_when_the_block_raises_and_when_asked_twice():
 def test_an_interrupt_while_the_site_starts_stops_its_child(monkeypatch):
     started = []
 
-    def interrupted(self, ready, log):
+    def interrupted(self, child):
         started.append(self.pid)
         raise KeyboardInterrupt  # the Interrupt button, while waiting for the child to listen
 
@@ -190,6 +197,9 @@ def test_the_command_line_serves_until_interrupted_and_rejects_bad_values():
                          capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "pages must be an integer from 1" in bad.stderr
     assert "Warning" not in bad.stderr  # the module runs once, not as a second copy
+    beyond = subprocess.run([sys.executable, "-m", SITE_MODULE, "--host", "0.0.0.0"],
+                            capture_output=True, text=True, timeout=30)
+    assert beyond.returncode == 2 and "host must be" in beyond.stderr  # loopback only
     proc = subprocess.Popen([sys.executable, "-m", SITE_MODULE, "--port", "0", "--pages", "5"],
                             stdout=subprocess.PIPE, text=True)
     try:

@@ -14,6 +14,7 @@ import pytest
 from helpers.chapters.ch07_socket_server import (
     compare_models,
     idle_memory,
+    limits,
     load_port,
     memory,
     misbehaving_clients,
@@ -66,9 +67,9 @@ def test_a_low_open_file_limit_shrinks_the_run_and_says_so(monkeypatch):
 
 
 def test_raising_the_open_file_limit_past_the_hard_limit_says_what_to_do():
-    soft, hard = memory.open_files_limit()
+    soft, hard = limits.open_files_limit()
     with pytest.raises(ValueError, match="hard RLIMIT_NOFILE"):
-        memory.raise_open_files(hard + 1)
+        limits.raise_open_files(hard + 1)
 
 
 def test_bad_clients_are_reclaimed_while_a_good_one_keeps_being_answered():
@@ -109,8 +110,8 @@ def test_prefork_scaling_reports_each_worker_count_and_who_served_whom():
     (lambda: compare_models([]), "models must be a non-empty list"),
     (lambda: idle_memory(models=[]), "models must be a non-empty list"),
     (lambda: prefork_scaling([]), "workers must be a non-empty list"),
-    (lambda: memory.raise_open_files(-1), "needed must be an integer from 1"),
-    (lambda: memory.raise_open_files(2.5), "needed must be an integer from 1"),
+    (lambda: limits.raise_open_files(-1), "needed must be an integer from 1"),
+    (lambda: limits.raise_open_files(2.5), "needed must be an integer from 1"),
 ])
 def test_bad_parameters_are_refused(call, message):
     with pytest.raises(ValueError, match=message):

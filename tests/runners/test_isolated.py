@@ -167,3 +167,40 @@ def test_idle_until_stopped_refuses_to_run_where_nothing_would_stop_it(monkeypat
     with pytest.raises(RuntimeError, match="start_patched"):
         idle_until_stopped()
     assert time.monotonic() - started < 1.0
+
+
+def test_a_child_that_cannot_start_leaves_no_folder(monkeypatch, tmp_path):
+    """The child's folder is made before its process and removed by the same finalizer: a
+    Popen that fails (too many open files, say) leaves nothing behind."""
+    import errno
+    import tempfile
+
+    from helpers.runners import session
+
+    def no_process(*args, **kwargs):
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(session.subprocess, "Popen", no_process)
+    with pytest.raises(OSError, match="Too many open files"):
+        run_patched(patch_report, timeout=30)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_child_has_no_result_and_a_dropped_one_is_killed():
+    import gc
+
+    from helpers.runners import idle_until_stopped, start_patched
+
+    with start_patched(idle_until_stopped, ready_timeout=60) as child:
+        child.kill()
+        _assert_gone(child.pid)
+        with pytest.raises(RuntimeError, match="was killed"):
+            child.stop()
+    # (leaving the block after a kill stops nothing and raises nothing)
+    dropped = start_patched(idle_until_stopped, ready_timeout=60)
+    pid, folder = dropped.pid, dropped._child.workdir
+    del dropped
+    gc.collect()
+    _assert_gone(pid)
+    assert not os.path.exists(folder)

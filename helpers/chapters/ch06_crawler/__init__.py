@@ -2,7 +2,10 @@
 with gevent (patched, in a child) and with asyncio — checked against what the site served.
 
     sitemap.py   SiteSpec, build_sitemap: the site's pages, links, latencies and faults (a seed)
-    site.py      Site: the site served by a gevent WSGI server in a child process (and its CLI)
+    site.py      Site: the kernel's handle on the site's child process (and the CLI's entry)
+    site_server.py  the child: gevent's WSGI server, its watcher, the command line (main)
+    site_app.py  SiteApp, the WSGI application that answers from the sitemap; Served, its counts
+    limits.py    raise_open_files_towards: one open file per request in flight
     crawler.py   fetch_once, fetch_with_retries, crawl_gevent (the page shows them), CrawlState
                  and new_crawl (the bookkeeping behind them), CrawlResult, verify: its check
     models.py    crawl_serial, crawl_threads, crawl_with_tasks (asyncio), run_model,
@@ -61,7 +64,7 @@ __plumbing__ = (
 _LAZY = {name: ".views" for name in ("OUTCOME_LEGEND", "check_lines", "crawl_live", "make_panel",
                                       "plot_memory", "plot_requests", "plot_throughput",
                                       "plot_totals")}
-_LAZY.update({name: ".site" for name in ("LOOPBACK", "Served", "Site", "SiteError")})
+_LAZY.update({name: ".site" for name in ("Served", "Site", "SiteError")})
 
 
 def __getattr__(name: str):
@@ -72,7 +75,6 @@ def __getattr__(name: str):
 __all__ = [
     "FAULTS",
     "LATENCIES",
-    "LOOPBACK",
     "MODELS",
     "OUTCOME_LEGEND",
     "RETRIED",

@@ -38,7 +38,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from ...course import check_callable, check_float, check_int, check_loopback_host
+from ...course import (
+    MAX_TIMEOUT_SECONDS,
+    check_callable,
+    check_float,
+    check_int,
+    check_loopback_host,
+)
 from ...timeline import Event, Trace, TracedResult
 
 __all__ = [
@@ -160,7 +166,7 @@ class CrawlState:
         self._free_lanes: list[int] = []  # slots given back, lowest first
         self._lanes = 0  # slots ever used
         self._origin = time.perf_counter_ns()
-        self._time_limit = check_float("time_limit", time_limit, 0.1, 3600.0)
+        self._time_limit = check_float("time_limit", time_limit, 0.1, MAX_TIMEOUT_SECONDS)
         self._started: float | None = None  # the crawl's clock: see time_left
         self.admit(self.first)
 
@@ -234,7 +240,7 @@ def new_crawl(start_url: str, concurrency: int, request_timeout: float, retries:
     check_int("concurrency", concurrency, 1, MAX_CONCURRENCY)
     policy = RetryPolicy(request_timeout, retries, backoff)
     check_int("max_pages", max_pages, 1, MAX_PAGES)
-    check_float("time_limit", time_limit, 0.1, 3600.0)
+    check_float("time_limit", time_limit, 0.1, MAX_TIMEOUT_SECONDS)
     parts = urlsplit(start_url) if isinstance(start_url, str) else None
     if parts is None or parts.scheme != "http" or not parts.hostname or \
             not parts.path.startswith("/page/"):

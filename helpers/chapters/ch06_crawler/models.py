@@ -42,6 +42,7 @@ from .crawler import (
     links_in,
     new_crawl,
 )
+from .limits import raise_open_files_towards
 
 # The coroutine functions (crawl_with_tasks, fetch_with_retries_async, fetch_async) are public
 # too, but not listed: a call only makes a coroutine, so they check nothing until awaited; their
@@ -306,7 +307,7 @@ def hold_requests(model: str, base_url: str, count: int, request_timeout: float 
     check_choice("model", model, MODELS[1:])
     check_int("count", count, 1, MAX_CONCURRENCY)
     timeout = check_float("request_timeout", request_timeout, 0.1, 120.0)
-    _raise_nofile(count * 2 + 64)
+    raise_open_files_towards(count * 2 + 64)
     urls = [f"{base_url.rstrip('/')}/page/{i}" for i in range(count)]
     # One request first, to the site's report (it answers at once): the client's lazy imports
     # and first-use set-up then happen before the baseline and are not counted as per-request.
@@ -355,15 +356,3 @@ async def _hold_asyncio(urls: list[str], timeout: float,
         seconds = time.perf_counter() - started
         grown = sampler.stop()
     return [outcome for outcome, _ in outcomes], grown, seconds
-
-
-def _raise_nofile(wanted: int) -> None:
-    """Raise the soft limit on open files towards `wanted`: each request in flight holds one."""
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - Windows
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    if soft != resource.RLIM_INFINITY and soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))

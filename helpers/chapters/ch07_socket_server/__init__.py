@@ -15,10 +15,11 @@ from a terminal: ``python -m helpers.chapters.ch07_socket_server serve --help``)
     handle.stop()  ◄── the server's books: counts, one span per connection, its pid
 
 The modules: `handle` (servers beside the kernel, on `helpers.runners.start_patched`),
-`servers` (the line protocol under every model), `books` (what each server records), `bare`
-(the ten-line gevent echo, the yardstick), `prefork` (binding, N workers on one socket,
-`start_server`), `chat`, `loadgen` (asyncio clients, always bounded), `memory` (idle clients
-and RSS), `demos` (the chapter's measurements), `views` (plots and `make_panel`).
+`models` (the models' names), `servers` (the line protocol under every model), `books` (what
+each server records), `bare` (the ten-line gevent echo, the yardstick), `prefork` (binding, N
+workers on one socket, `start_server`), `chat`, `loadgen` (asyncio clients, always bounded),
+`limits` (open files: one per client), `memory` (idle clients and RSS), `demos` (the chapter's
+measurements), `views` (plots and `make_panel`).
 
 What the notebooks show (``show_source``) is the code that serves a client, each piece a short
 top-level function: `handle_connection` (a greenlet's or a thread's client),
@@ -40,7 +41,8 @@ from .demos import (
     prefork_scaling,
 )
 from .handle import ServerHandle, stop_all
-from .memory import idle_memory, open_files_limit
+from .limits import open_files_limit
+from .memory import idle_memory
 from .prefork import DEFAULT_HOST, open_listener, serve_prefork, start_server, summarize
 from .servers import (
     HANDLERS,

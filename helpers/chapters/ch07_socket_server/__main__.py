@@ -18,6 +18,7 @@ import signal
 import sys
 import time
 
+from ...course import MAX_TIMEOUT_SECONDS
 from .chat import start_chat
 from .demos import load_port
 from .loadgen import MAX_SECONDS
@@ -25,8 +26,8 @@ from .prefork import DEFAULT_HOST, MAX_WORKERS, start_server, summarize
 from .servers import HANDLERS, MODELS, SOCKETSERVER_MODELS
 
 # A terminal server runs until Ctrl-C, but at most this long: a child's lifetime is bounded by an
-# hour (handle.MAX_LIFETIME), and the server gets a few seconds beyond `--seconds` to stop.
-_MAX_SECONDS = 3_590.0
+# hour (MAX_TIMEOUT_SECONDS), and the server gets a few seconds beyond `--seconds` to stop.
+_MAX_SECONDS = MAX_TIMEOUT_SECONDS - 10.0
 
 
 def _parser() -> argparse.ArgumentParser:

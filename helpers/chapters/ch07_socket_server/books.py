@@ -15,6 +15,7 @@ import os
 import time
 
 from ...course import check_choice, check_int
+from .models import MODELS, SOCKETSERVER_MODELS
 
 __all__ = ["CLOSED_BY_CLIENT", "MAX_CONNECTION_ID", "SWEEPS_PER_TIMEOUT", "Book", "Conn",
            "close_quietly"]
@@ -52,8 +53,6 @@ class Book:
     """
 
     def __init__(self, model: str, settings) -> None:  # settings: servers.Settings
-        from .servers import MODELS, SOCKETSERVER_MODELS  # servers imports this module
-
         check_choice("model", model, MODELS + SOCKETSERVER_MODELS)
         self.model, self.settings = model, settings
         self.open: dict[int, Conn] = {}

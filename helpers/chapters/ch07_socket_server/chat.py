@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ...course import check_int, check_loopback_host, check_timeout
+from ...course import MAX_TIMEOUT_SECONDS, check_int, check_loopback_host, check_timeout
 from . import handle as _handle
 from .prefork import DEFAULT_HOST, open_listener
 
@@ -38,9 +38,6 @@ _MAX_LINE = 4096
 # The transcript sent back keeps this many events: enough for any demo, bounded for a long run.
 _TRANSCRIPT = 10_000
 _HOOKS = ("on_join", "on_line", "on_leave")
-# A client waits at most this long for a connect, a send or a line: a chat server on this machine
-# answers in milliseconds, and no cell should wait longer than a server lives.
-_MAX_TIMEOUT = _handle.MAX_LIFETIME
 
 
 class Client:
@@ -222,7 +219,8 @@ class ChatClient:
         # The course's servers listen on loopback only: any other host is a typo, and a name
         # that does not resolve would otherwise surface as a raw socket.gaierror.
         host = check_loopback_host("host", host)
-        timeout = check_timeout("timeout", timeout, 0.001, _MAX_TIMEOUT)
+        # A chat server here answers in milliseconds; no cell waits longer than a server lives.
+        timeout = check_timeout("timeout", timeout, 0.001, MAX_TIMEOUT_SECONDS)
         try:
             self.sock = socket.create_connection((host, port), timeout=timeout)
         except socket.gaierror as exc:  # "localhost" missing from /etc/hosts, say

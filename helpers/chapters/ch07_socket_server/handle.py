@@ -1,10 +1,11 @@
 """Servers beside the kernel, on the course's isolated children (`helpers.runners.isolated`).
 
 A server must keep running while later cells (or a terminal's ``nc``) talk to it, so it starts
-with `start_patched` (its handle form) and stops with ``.stop()``. Each server here waits on a
-*file descriptor* for its stop — the one thing every model can wait on without blocking its own
-loop (gevent's hub, asyncio's loop, a ``select``) — so the child turns the course's stop request
-into a pipe::
+as the course's isolated child beside the kernel (`ServerHandle` *is* an `IsolatedChild`: the
+same session, ready file, finalizer and bounded stop) and stops with ``.stop()``. Each server
+here waits on a *file descriptor* for its stop — the one thing every model can wait on without
+blocking its own loop (gevent's hub, asyncio's loop, a ``select``) — so the child turns the
+course's stop request into a pipe::
 
     kernel                                  child (patched only for gevent: patch=True)
     ------                                  -------------------------------------------
@@ -32,20 +33,19 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from ...course import check_callable, check_float, check_timeout
+from ...course import MAX_TIMEOUT_SECONDS, check_callable, check_float, check_timeout
 from ...runners import (
+    IsolatedChild,
     PatchedChildError,
     report_ready,
     run_patched,
-    start_patched,
     wait_for_stop,
 )
 
-__all__ = ["MAX_LIFETIME", "Control", "ServerHandle", "call", "check_control", "run_controlled",
-           "start", "stop_all"]
+__all__ = ["Control", "ServerHandle", "call", "check_control", "run_controlled", "start",
+           "stop_all"]
 
-# A server has at most an hour: one a reader forgot in a notebook goes away by itself.
-MAX_LIFETIME = 3600.0
+# The servers started here and not yet stopped, for `stop_all`.
 _LIVE: weakref.WeakSet[ServerHandle] = weakref.WeakSet()
 
 
@@ -53,7 +53,7 @@ class Control:
     """The child's side: announce readiness; ``stop_fd`` turns readable when asked to stop."""
 
     def __init__(self, lifetime: float, watch: bool) -> None:
-        lifetime = check_timeout("lifetime", lifetime, 0.001, MAX_LIFETIME)
+        lifetime = check_timeout("lifetime", lifetime, 0.001, MAX_TIMEOUT_SECONDS)
         self.deadline = time.monotonic() + lifetime
         self.stop_fd, self._stop_w = os.pipe()
         if watch:
@@ -92,7 +92,7 @@ def check_control(control: object) -> Control:
 def run_controlled(module: str, name: str, lifetime: float, watch: bool, args: tuple,
                    kwargs: dict) -> Any:
     """In the child: call ``module.name(control, *args, **kwargs)`` with a fresh `Control`."""
-    lifetime = check_timeout("lifetime", lifetime, 0.001, MAX_LIFETIME)
+    lifetime = check_timeout("lifetime", lifetime, 0.001, MAX_TIMEOUT_SECONDS)
     fn = getattr(importlib.import_module(module), name)
     return fn(Control(lifetime, watch), *args, **kwargs)
 
@@ -105,49 +105,39 @@ def _named(fn: Callable[..., Any]) -> tuple[str, str]:
     return module, name
 
 
-class ServerHandle:
-    """A server running in a child; ``info`` is what it announced, `stop()` returns its value."""
+class ServerHandle(IsolatedChild):
+    """A server running in a child; ``info`` is what it announced, `stop()` returns its value.
 
-    def __init__(self, child, what: str) -> None:
-        self._child = child
-        self.what = what
-        self.info: dict[str, Any] = child.ready or {}
-        self.pid = child.pid
-        self.value: Any = None
-        self._stopped = False
-        _LIVE.add(self)
+    The child's life is `IsolatedChild`'s (``with`` stops it, an error kills its group); what a
+    server adds is its name, its announcement and a `stop` that answers with the server's value.
+    """
+
+    what = ""  # the server function, "module.name" (set by `start`)
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return self.ready or {}
+
+    @property
+    def value(self) -> Any:
+        """What the server returned (its books), once stopped; None before."""
+        return None if self.run is None else self.run.values[0]
 
     @property
     def running(self) -> bool:
-        return not self._stopped and self._child.alive
+        return self.alive
 
     def stop(self, timeout: float = 10.0) -> Any:
-        """Ask the server to stop; wait up to `timeout` s for its value (then it is killed)."""
-        if self._stopped:
-            return self.value
-        self._stopped = True
+        """Ask the server to stop; wait up to `timeout` s for its value (then it is killed).
+
+        Once killed, a server has no value: `stop` then returns None."""
         _LIVE.discard(self)
-        self.value = self._child.stop(timeout).values[0]
-        return self.value
+        return None if self.killed else super().stop(timeout).values[0]
 
     def kill(self) -> None:
         """Kill the server's whole process group now (no value). Safe to call twice."""
-        self._stopped = True
         _LIVE.discard(self)
-        self._child.kill()
-
-    @property
-    def output(self) -> str:
-        return self._child.output()
-
-    def __enter__(self) -> ServerHandle:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.stop()
-        else:
-            self.kill()
+        super().kill()
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
@@ -161,20 +151,22 @@ def start(fn: Callable[..., Any], *args: Any, patch: bool = False, lifetime: flo
     ``patch=True`` runs ``gevent.monkey.patch_all()`` in the child before anything else.
     ``lifetime`` (s, up to an hour) bounds how long the server runs if nobody stops it.
     """
-    lifetime = check_float("lifetime", lifetime, 0.1, MAX_LIFETIME)
-    ready_timeout = check_timeout("ready_timeout", ready_timeout, 0.1, MAX_LIFETIME)
+    lifetime = check_float("lifetime", lifetime, 0.1, MAX_TIMEOUT_SECONDS)
+    ready_timeout = check_timeout("ready_timeout", ready_timeout, 0.1, MAX_TIMEOUT_SECONDS)
     module, name = _named(fn)
     try:
-        child = start_patched(run_controlled, module, name, lifetime, True, args, kwargs,
-                              patch=patch, ready_timeout=ready_timeout)
+        handle = ServerHandle.start(run_controlled, module, name, lifetime, True, args, kwargs,
+                                    patch=patch, ready_timeout=ready_timeout)
     except PatchedChildError as error:
         raise _plain(error) from None
-    return ServerHandle(child, f"{module}.{name}")
+    handle.what = f"{module}.{name}"
+    _LIVE.add(handle)
+    return handle
 
 
 def call(fn: Callable[..., Any], *args: Any, timeout: float = 60.0, **kwargs: Any) -> Any:
     """Run ``fn(control, *args, **kwargs)`` in an unpatched child to the end; return its value."""
-    timeout = check_float("timeout", timeout, 0.1, MAX_LIFETIME)
+    timeout = check_float("timeout", timeout, 0.1, MAX_TIMEOUT_SECONDS)
     module, name = _named(fn)
     try:
         return run_patched(run_controlled, module, name, timeout, False, args, kwargs,

@@ -31,13 +31,12 @@ from contextlib import nullcontext
 from typing import Any
 
 from ...course import LOOPBACK, check_float, check_int, check_loopback_host, check_timeout
+from .limits import MAX_CONNECTIONS, raise_open_files
 from .placement import cores_apart
 
 __all__ = ["MAX_CONNECTIONS", "MAX_ROUNDS", "MAX_SECONDS", "MAX_SIZE", "bad_clients",
            "check_load", "hold_idle", "load"]
 
-# Enough for the chapter's 10,000 idle connections; far below the ephemeral ports of one address.
-MAX_CONNECTIONS = 20_000
 # Rounds per connection: the time bound, not this, ends a normal run; it bounds a fast one.
 MAX_ROUNDS = 1_000_000
 MAX_SIZE = 65_536  # one message fits one recv of every server
@@ -319,8 +318,6 @@ def hold_idle(control, host: str, port: int, steps: list[int], server_pid: int,
     check_timeout("seconds", seconds, 0.001, _MAX_HOLD_SECONDS)
     check_int("nofile", nofile, 1, _MAX_NOFILE)
     import psutil
-
-    from .memory import raise_open_files
 
     raise_open_files(nofile)
     server = psutil.Process(server_pid)

@@ -12,9 +12,8 @@ and reads the *server's* resident memory after each step, once every client has 
                        kill the server
       ──► KiB per connection = slope of RSS against clients
 
-Every client is a file descriptor in each of the two children. Linux allows a process a *soft*
-number of open files (often 1,024) that it may raise itself up to a *hard* limit; both children
-raise theirs (`raise_open_files`). Where the hard limit is too low, the steps shrink to what fits
+Every client is a file descriptor in each of the two children; both raise their open-file
+limit (`limits.raise_open_files`). Where the hard limit is too low, the steps shrink to what fits
 and the result says so.
 """
 
@@ -25,45 +24,17 @@ from typing import Any
 
 from ...course import LOOPBACK, check_choice, check_int
 from . import handle as _handle
-from .loadgen import MAX_CONNECTIONS, hold_idle
+from .limits import MAX_CONNECTIONS, open_files_limit
+from .loadgen import hold_idle
+from .models import MODELS
 from .prefork import start_server
-from .servers import MODELS
 
-__all__ = ["idle_memory", "open_files_limit", "raise_open_files"]
+__all__ = ["idle_memory"]
 
 # File descriptors a child needs besides its clients: Python, its imports, pipes, the listener.
 _SPARE_FDS = 200
-# Linux never lets a process hold more open files than this (the ceiling of fs.nr_open).
-_MAX_NOFILE = 2**30
 # Holding 10,000 clients takes a few seconds on a loaded 2-core machine; this bounds a stuck run.
 _HOLD_SECONDS = 60.0
-
-
-def open_files_limit() -> tuple[int, int]:
-    """(soft, hard) RLIMIT_NOFILE of this process; a child inherits both."""
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    infinite = resource.RLIM_INFINITY
-    return (MAX_CONNECTIONS * 4 if soft == infinite else soft,
-            MAX_CONNECTIONS * 4 if hard == infinite else hard)
-
-
-def raise_open_files(needed: int) -> int:
-    """Raise this process's soft open-file limit to `needed` (within the hard limit)."""
-    import resource
-
-    needed = check_int("needed", needed, 1, _MAX_NOFILE)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft >= needed:
-        return soft
-    if hard != resource.RLIM_INFINITY and hard < needed:
-        raise ValueError(f"needed must be at most {hard:,} open files, the most this system "
-                         f"allows a process (the hard RLIMIT_NOFILE), got {needed:,}: use fewer "
-                         f"connections, or raise the hard limit (e.g. `ulimit -Hn {needed}` as "
-                         "root, or LimitNOFILE=)")
-    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
-    return needed
 
 
 def idle_memory(models: Sequence[str] = MODELS, steps: Sequence[int] = (1_000, 4_000, 10_000),

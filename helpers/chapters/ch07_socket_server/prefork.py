@@ -29,6 +29,7 @@ from typing import Any
 
 from ...course import (
     LOOPBACK,
+    MAX_TIMEOUT_SECONDS,
     check_choice,
     check_float,
     check_int,
@@ -39,6 +40,7 @@ from ...course import (
 )
 from ...workloads import iterations_for
 from . import handle as _handle
+from .limits import raise_open_files
 from .servers import BACKLOG, HANDLERS, MODELS, SOCKETSERVER_MODELS, Settings, run_model
 
 __all__ = ["DEFAULT_HOST", "MAX_WORKERS", "open_listener", "serve", "serve_prefork", "start_server",
@@ -94,8 +96,6 @@ def serve(control, model: str = "gevent", host: str = DEFAULT_HOST, port: int = 
     check_int("raise_nofile", raise_nofile, 0, _MAX_HINT)
     settings = settings or Settings()
     if raise_nofile:
-        from .memory import raise_open_files
-
         raise_open_files(raise_nofile)
     listener = open_listener(host, port)
     try:  # closed here whatever happens; closing it again after a worker or run_model did is fine
@@ -211,7 +211,7 @@ def start_server(model: str = "gevent", port: int = 0, *, host: str = DEFAULT_HO
     cpu_ms = check_float("cpu_ms", cpu_ms, 0.0, 100.0)
     blocking_ms = check_float("blocking_ms", blocking_ms, 0.0, 1000.0)
     if idle_timeout is not None:
-        idle_timeout = check_float("idle_timeout", idle_timeout, 0.1, _handle.MAX_LIFETIME)
+        idle_timeout = check_float("idle_timeout", idle_timeout, 0.1, MAX_TIMEOUT_SECONDS)
     check_int("connections_hint", connections_hint, 0, _MAX_HINT)
     if worker_connections is not None:
         check_int("worker_connections", worker_connections, 1, 100_000)

@@ -32,13 +32,12 @@ from dataclasses import dataclass
 from ...course import check_choice, check_int
 from ...workloads import cpu_task
 from .books import CLOSED_BY_CLIENT, SWEEPS_PER_TIMEOUT, Book, Conn
+from .models import MODELS, SOCKETSERVER_MODELS
 
 __all__ = ["HANDLERS", "MODELS", "SOCKETSERVER_MODELS", "LineTooLong", "Lines", "Settings",
            "handle_connection", "handle_connection_async", "reply_to", "run_model",
            "serve_asyncio", "serve_gevent", "serve_socketserver"]
 
-MODELS = ("gevent", "threads", "asyncio")  # the three compared under load
-SOCKETSERVER_MODELS = ("plain", "threading", "forking")  # the standard library's own three
 HANDLERS = ("echo", "cpu", "blocking", "whoami")
 # One recv reads at most this much: a whole message of the largest size the panel sends.
 _RECV_BYTES = 65536
