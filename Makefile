@@ -1,7 +1,8 @@
 # Cores & Coroutines: one virtual environment (.venv), built from the pinned lock.
 #
 #   make lab     open JupyterLab at chapter 00
-#   make test    lint, then run the test suite
+#   make test    lint, then run the test suite (untimed tests side by side, then timed ones
+#                alone, then the browser)
 #   make bench   measure the course's figures on this machine and check them against their bars
 #                (make bench BENCH="pools coroutines" runs some modules only)
 #   make test-seam PYTHON=python3.13
@@ -59,8 +60,15 @@ lab: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 
+# Three passes, so that no test measures time while others run: first every test that does not
+# (unit tests and the headless notebooks) side by side in $(TEST_JOBS) processes, then the tests
+# that measure time (marked `timing`) alone, then the browser tests, which open the notebooks the
+# first pass executed.
+TEST_JOBS ?= 4
 test: lint
-	$(VPY) -m pytest
+	$(VPY) -m pytest -m "not timing and not browser" -n $(TEST_JOBS)
+	$(VPY) -m pytest -m "timing and not browser"
+	$(VPY) -m pytest -m browser tests/browser
 
 # The seam between the course and multiprocessing's internals is where a new Python breaks first:
 # its tests (every pool kind timed out and interrupted under each start method) and the runners'

@@ -4,18 +4,21 @@
   fixture (autouse) compares before and after, gives stragglers a grace period to exit, then kills
   them and fails the test with what it found (segments are reported, not deleted). Browser tests
   (marker ``browser``) share one JupyterLab and one Chromium across the session and check for
-  leftovers at its end instead; the notebook test (marker ``own_leftover_check``) runs notebooks
-  side by side and checks each kernel's leftovers itself.
+  leftovers at its end instead.
 - The whole run gets a private, empty ``TMPDIR`` (every child, kernel and server inherits it).
   At the end, anything in it that is not pytest's own ``pytest-of-*`` folder was left behind by
   the course (a ``pymp-*`` folder of a killed pool, a site's or Dask's scratch folder): the run
   fails and names it. The folder is removed afterwards either way.
+- A test that measures time is marked ``timing`` (by hand, or found by what its source
+  mentions); `make test` runs the others side by side, then these alone.
 - `start_method` runs a test once per start method this OS offers (fork, spawn, forkserver).
 """
 
 from __future__ import annotations
 
+import inspect
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -56,6 +59,8 @@ _PRIVATE_TMPDIR = pytest.StashKey[Path]()
 
 def pytest_configure(config):
     """Point TMPDIR at a private, empty folder before any test (or child) uses it."""
+    if hasattr(config, "workerinput"):
+        return  # an xdist worker: it inherited the private folder from the run that started it
     private = Path(tempfile.mkdtemp(prefix="cc-test-run-"))
     os.environ["TMPDIR"] = str(private)
     tempfile.tempdir = None  # tempfile caches the folder it chose: make it look again
@@ -85,6 +90,34 @@ def pytest_sessionfinish(session, exitstatus):
         if session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
     shutil.rmtree(private, ignore_errors=True)
+
+
+# A test that measures time needs the machine to itself: it is marked `timing`, and `make test`
+# runs those tests alone, after the others have run side by side (pytest-xdist). A test is
+# marked by hand, or found here by what its source mentions (a speed-up, a throughput, a clock,
+# the busy-machine check), so a new one cannot slip into the parallel run by being unmarked.
+# `untimed` says a test only bounds a time against a hang, generously, and can run beside others.
+_MEASURES_TIME = re.compile(
+    r"skip_if_busy|\bbusy\(|others_cores|perf_counter|monotonic|speed|faster|slower|throughput"
+    r"|ratio|overhead|elapsed|wall|beats|rps|per_second|scal|seconds\s*[<>]")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that measures time `timing` (before ``-m`` selects by marks)."""
+    sources: dict[object, str] = {}
+    for item in items:
+        function = getattr(item, "function", None)
+        if function is None or item.get_closest_marker("timing") or item.get_closest_marker(
+                "untimed"):
+            continue
+        if function not in sources:
+            try:
+                sources[function] = inspect.getsource(function)
+            except (OSError, TypeError):
+                sources[function] = ""
+        if _MEASURES_TIME.search(sources[function]):
+            item.add_marker(pytest.mark.timing)
 
 
 def _children() -> dict[int, psutil.Process]:
@@ -117,8 +150,7 @@ def _contention_window():
 
 @pytest.fixture(autouse=True)
 def no_leftovers(request):
-    if request.node.get_closest_marker("browser") or request.node.get_closest_marker(
-            "own_leftover_check"):
+    if request.node.get_closest_marker("browser"):
         yield
         return
     children_before, segments_before = set(_children()), segments()

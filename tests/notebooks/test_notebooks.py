@@ -8,24 +8,20 @@ warning or a traceback, and on anything it leaves behind: a file or folder in it
 ``test-artifacts/notebooks/``: to look at, and for the book, which is built from these copies
 instead of executing every notebook a second time.
 
-    module fixture ──▶ a pool of `CC_NOTEBOOK_JOBS` threads (default 2)
-                          │  each: nbclient ─▶ its own kernel (env: CC_QUICK=1, PYTHONPATH,
-                          │                    CC_WORK and TMPDIR private to the notebook)
-                          ▼
-    test_notebook_runs_clean[<stem>] waits for its notebook's result, then asserts on it
-
-Notebooks run side by side because most of a quick run is waiting (kernel start-up, sleeps,
-servers and clients on one machine): two at a time take about half the time on two cores. A
-chapter's speed-up demo then sees a busy machine and says so ("inconclusive"), which is one of
-the things a notebook must say right; the figures themselves are tested by the chapters' unit
-tests, which run alone. ``CC_NOTEBOOK_JOBS=1`` runs them one at a time.
+``make test`` runs these beside the other untimed tests (pytest-xdist), so several notebooks
+run at once: most of a quick run is waiting (kernel start-up, sleeps, servers and clients on one
+machine). A chapter's speed-up demo may then see a busy machine and say so ("inconclusive"),
+which is one of the things a notebook must say right; the figures themselves are asserted by the
+chapters' unit tests, which run alone. Each kernel's leftovers are checked by what marks them as
+its own (its private ``TMPDIR``, its semaphores' prefix), so a neighbour's cannot be blamed on it.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,37 +33,31 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb"))
 ARTIFACTS = ROOT / "test-artifacts" / "notebooks"
 # Every notebook is held to the issues' bar for a whole notebook (60 s), doubled for a loaded CI
-# machine and again because two run side by side.
+# machine and again because others run beside it.
 _BUDGET_SECONDS = 60 * 2 * 2
 _WARNING_WORDS = ("Traceback", "Warning", "Error", "warning:")
 # The kernel is gone when execute() returns; the resource tracker it started unlinks what the
 # kernel still held, and the pool workers it stopped exit, a moment later.
 _GRACE_SECONDS = 3.0
-# Two notebooks at a time: the measured sweet spot on two cores (three gain little more and
-# make each chapter's demos slower than a reader's run by more than the budget allows).
-_JOBS = max(1, int(os.environ.get("CC_NOTEBOOK_JOBS", "2")))
-# A notebook's own cell timeout (nbclient) and the wait for its result; pytest-timeout is above.
+# A cell's own timeout (nbclient); pytest-timeout bounds the whole notebook above it.
 _CELL_TIMEOUT_SECONDS = 300
-_WAIT_SECONDS = 900
-
-# These notebooks run in a thread pool, not in the test: the suite-wide per-test leftover check
-# would see the other notebooks' kernels come and go. Each result carries its own checks instead.
-pytestmark = [pytest.mark.own_leftover_check, pytest.mark.timeout(_WAIT_SECONDS + 60)]
 
 
 # The kernels' named semaphores carry this run's prefix (a process passes it on to every child
 # it starts), so the leak check tells them from another program's on a shared machine, as the
 # suite's own check does (tests/conftest.py). multiprocessing has no public setting for it.
-_SEMAPHORE_PREFIX = f"mp-ccnb{os.getpid()}"
 _SEMAPHORE_PREFIX_STARTUP = (
     "import multiprocessing\n"
-    f"multiprocessing.current_process()._config['semprefix'] = '/{_SEMAPHORE_PREFIX}'\n")
+    "multiprocessing.current_process()._config['semprefix'] = '/{prefix}'\n")
 
 
-def _ours(names: list[str]) -> list[str]:
-    """Entries of /dev/shm this run's kernels made: their semaphores, and any segment."""
-    mine = f"sem.{_SEMAPHORE_PREFIX}"
-    return [n for n in names if not n.startswith("sem.") or n.startswith(mine)]
+def _semaphore_prefix(path: Path) -> str:
+    return f"mp-nb{os.getpid()}-{path.stem[:3]}"
+
+
+def _ours(names: list[str], prefix: str) -> list[str]:
+    """Entries of /dev/shm this kernel made: its semaphores, and any segment left unowned."""
+    return [n for n in names if not n.startswith("sem.") or n.startswith(f"sem.{prefix}")]
 
 
 @dataclass
@@ -107,11 +97,13 @@ def _execute(path: Path, base: Path) -> _Executed:
     import nbclient
     import nbformat
 
-    work, private_tmp, ipython = base / "work", base / "tmp", base / "ipython"
-    private_tmp.mkdir(parents=True)
+    work, ipython = base / "work", base / "ipython"
+    # Short: a fork server's socket lives in it, and AF_UNIX paths stop at 107 bytes.
+    private_tmp = Path(tempfile.mkdtemp(prefix="nb-"))
     startup = ipython / "profile_default" / "startup"
     startup.mkdir(parents=True)
-    (startup / "00-semaphore-prefix.py").write_text(_SEMAPHORE_PREFIX_STARTUP)
+    (startup / "00-semaphore-prefix.py").write_text(
+        _SEMAPHORE_PREFIX_STARTUP.format(prefix=_semaphore_prefix(path)))
     # The kernel imports the helpers of this checkout (not another one installed in editable
     # mode), and the reader's files it writes go to a private folder the test removes.
     env = {**os.environ, "CC_QUICK": "1", "PYTHONPATH": str(ROOT), "CC_WORK": str(work),
@@ -139,42 +131,31 @@ def _execute(path: Path, base: Path) -> _Executed:
     while left and time.monotonic() < deadline:
         time.sleep(0.2)
         left = sorted(p.name for p in private_tmp.iterdir())
+    shutil.rmtree(private_tmp, ignore_errors=True)
     return _Executed(nb, seconds, left, left_behind)
 
 
-@pytest.fixture(scope="module")
-def executions(request, tmp_path_factory):
-    """Start every selected notebook now, `_JOBS` at a time; each test waits for its own."""
+# The budget bounds a notebook that hangs or crawls; it measures nothing a neighbour could skew.
+@pytest.mark.untimed
+@pytest.mark.timeout(_CELL_TIMEOUT_SECONDS * 2)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_clean(path: Path, tmp_path):
     pytest.importorskip("nbformat")
     pytest.importorskip("nbclient")
-    selected = [item.callspec.params["path"] for item in request.session.items
-                if item.originalname == "test_notebook_runs_clean"]
     shm_before = segments()
-    pool = ThreadPoolExecutor(max_workers=_JOBS, thread_name_prefix="notebook")
-    futures: dict[Path, Future] = {
-        path: pool.submit(_execute, path, tmp_path_factory.mktemp(path.stem))
-        for path in selected}
-    yield futures
-    for future in futures.values():
-        future.cancel()
-    pool.shutdown(wait=True)
-    # Segments are judged once no notebook runs: while one does, another's pool is still alive.
-    leaked = _ours(unowned_new_segments(shm_before))
-    if leaked:
-        time.sleep(_GRACE_SECONDS)
-        leaked = _ours(unowned_new_segments(shm_before))
-    assert not leaked, f"the notebooks left in /dev/shm: {leaked}"
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs_clean(path: Path, executions):
-    run: _Executed = executions[path].result(timeout=_WAIT_SECONDS)
+    run = _execute(path, tmp_path)
     problems = _problems(run.nb)
     assert not problems, "\n".join(problems)
     assert not run.processes_left, (
         f"{path.name} left processes running after its kernel shut down (now killed): "
         f"{run.processes_left}")
     assert not run.left_in_tmp, f"{path.name} left in its temporary folder: {run.left_in_tmp}"
+    prefix = _semaphore_prefix(path)
+    leaked = _ours(unowned_new_segments(shm_before), prefix)
+    if leaked:  # a finished pool's semaphores go when it is collected: give them a moment
+        time.sleep(_GRACE_SECONDS)
+        leaked = _ours(unowned_new_segments(shm_before), prefix)
+    assert not leaked, f"{path.name} left in /dev/shm: {leaked}"
     assert run.seconds <= _BUDGET_SECONDS, (
         f"{path.name} took {run.seconds:.1f} s headless (budget {_BUDGET_SECONDS} s)")
     print(f"{path.name}: {run.seconds:.1f} s")
