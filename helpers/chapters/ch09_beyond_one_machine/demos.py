@@ -24,7 +24,7 @@ from helpers.runners.dask import quiet_dask, task_stream_trace, worker_clocks
 from helpers.timeline import Trace
 from helpers.workloads import cpu_task, iterations_for
 
-from ._tasks import part_sum
+from .tasks import part_sum
 
 __all__ = [
     "OVERHEAD_TASK_MS",

@@ -1,4 +1,12 @@
-"""What chapter 09 sends to Dask workers: top-level functions, importable in every worker."""
+"""What chapter 09 sends to Dask workers: top-level functions, importable in every worker.
+
+Public because other packages use it by name: exercise 09.1's check (`helpers.exercises.ch09`)
+imports this module in each worker before it runs `fragile_square` there. A worker that unpickles
+one of these functions imports this module only (see the package docstring)::
+
+    the kernel: client.submit(part_sum, array, i, parts) ──pickled by name──> a worker process:
+        import helpers.chapters.ch09_beyond_one_machine.tasks; part_sum(array, i, parts)
+"""
 
 from __future__ import annotations
 
@@ -8,11 +16,11 @@ from typing import Any
 
 from helpers.course import check_int
 
+__all__ = ["fragile_square", "part_sum", "uneven_square"]
 
-def slow_square(x: int, seconds: float = 0.0) -> tuple[int, int]:
-    """``(x * x, pid)`` after a wait of `seconds`: which process computed it, and how late."""
-    time.sleep(seconds)
-    return x * x, os.getpid()
+# The largest item the exercise's squares accept: the check sends 0..7; any int a reader tries
+# by hand is far below this.
+_MAX_ITEM = 1_000_000
 
 
 def part_sum(array: Any, index: int, parts: int) -> float:
@@ -26,6 +34,7 @@ def part_sum(array: Any, index: int, parts: int) -> float:
 def uneven_square(x: int) -> tuple[int, int]:
     """``(x * x, pid)``; the first items take longest (20 ms × (4 − x % 4)), so results finish
     in a different order than they were submitted."""
+    check_int("x", x, 0, _MAX_ITEM)
     time.sleep(0.02 * (4 - x % 4))
     return x * x, os.getpid()
 
@@ -33,7 +42,9 @@ def uneven_square(x: int) -> tuple[int, int]:
 def fragile_square(x: int) -> tuple[int, int]:
     """`uneven_square`, except that every fourth item (``x % 4 == 3``) raises ``ValueError``, as a
     task meeting a bad record would."""
+    check_int("x", x, 0, _MAX_ITEM)
     if x % 4 == 3:
         time.sleep(0.01)
         raise ValueError(f"item {x} is a bad record")
     return uneven_square(x)
+
