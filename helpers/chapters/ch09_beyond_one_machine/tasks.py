@@ -15,8 +15,9 @@ import time
 from typing import Any
 
 from helpers.course import check_int
+from helpers.workloads import cpu_task
 
-__all__ = ["fragile_square", "part_sum", "uneven_square"]
+__all__ = ["fragile_square", "part_sum", "timed_cpu_task", "uneven_square"]
 
 # The largest item the exercise's squares accept: the check sends 0..7; any int a reader tries
 # by hand is far below this.
@@ -48,3 +49,14 @@ def fragile_square(x: int) -> tuple[int, int]:
         raise ValueError(f"item {x} is a bad record")
     return uneven_square(x)
 
+
+def timed_cpu_task(iterations: int) -> float:
+    """Chapter 04's `cpu_task`, timed by the process that runs it: the seconds it computed.
+
+    `measure_overhead` subtracts these from the workers' wall time: what is left is what the
+    scheduler or the pool cost, measured on the same tasks in the same run (a task measured apart,
+    serially, can run slower or faster than in a worker, and the difference is not overhead).
+    """
+    started = time.perf_counter()
+    cpu_task(iterations)  # checks `iterations`
+    return time.perf_counter() - started
