@@ -135,7 +135,7 @@ class Margin:
     kind: str  # "ratio" or "difference"
 
     def __str__(self) -> str:
-        return f"{self.value:.3g}x" if self.kind == "ratio" else f"{self.value:+.3g}"
+        return f"{self.value:.2f}x" if self.kind == "ratio" else f"{self.value:+.3g}"
 
 
 def _number(value: object) -> int | float | None:

@@ -300,7 +300,7 @@ def test_every_bar_records_its_margin_whether_it_was_met_and_its_baseline(tmp_pa
     json.dumps(results, allow_nan=False)  # every margin is plain JSON
     rows = out[out.index("figure"):].splitlines()
     assert "margin" in rows[0].split()
-    assert "1.19x" in rows[2] and "0.8x" in rows[3] and "+0" in rows[4]
+    assert "1.19x" in rows[2] and "0.80x" in rows[3] and "+0" in rows[4]
     assert code != 0  # slow_cell and broken_bar missed
 
 
