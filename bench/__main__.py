@@ -3,13 +3,22 @@
 Data flow (see the package docstring for the module protocol)::
 
     (before each module: gc.collect(), gc.freeze() — what earlier modules left is not walked)
-    bench/<module>.py  measure(report) ──> report(name, value, unit, bar)
-                                              │ parse_bar(bar) → Bar; Bar.check(value)
+    bench/<module>.py  measure(report) ──> report(name, value, unit, bar, baseline=…)
+                                              │ parse_bar(bar) → Bar; Bar.check(value),
+                                              │ Bar.margin(value): how far, and which way
                                               ▼
     one line per figure as it comes:   bench pool_speedup_2_workers: 1.93 x serial  >= 1.85  ok
     load average sampled all along ──> idle or busy (mean load vs usable cores, and how much
     CPU went to work outside the bench)
-    at the end: the table of every figure, bench-results.json, the exit code
+    at the end: the table of every figure (with each bar's margin), bench-results.json (every
+    figure, and under "bars" each bar's figure, value, bar, margin, met and baseline), the exit code
+
+A bar's margin says how much room the figure left: a ratio (the figure over a `>=` bar, the bar
+over the figure for `<=`; above 1 is room to spare, below 1 the factor it missed by) where the
+bar and the figure are positive, else a difference (figure − bar for `>=`, bar − figure for `<=`,
+the distance to the nearer end of a range; positive is room). An `==` bar's margin is
+−|figure − bar|: 0 when met. The baseline is what the figure was measured against in the same run
+(a serial run, a bare pool, an untraced run), or None for an absolute bar (seconds, a count).
 
 Exit code: 1 when a bar was missed (or a module raised) on an idle machine; 0 when every bar was
 met, or when the machine was busy (the load average over the run reached the usable core count,
@@ -48,6 +57,7 @@ __all__ = [
     "ORDER",
     "Bar",
     "Figure",
+    "Margin",
     "LoadMonitor",
     "cpu_seconds",
     "discover",
@@ -99,6 +109,34 @@ class Bar:
             return self.low <= value <= self.high
         return _TESTS[self.op](value, self.low)
 
+    def margin(self, value: object) -> Margin | None:
+        """How far `value` is from this bar, and which way (see the module docstring); None
+        when `value` is not a finite number."""
+        value = _number(value)
+        if value is None or not math.isfinite(value):
+            return None
+        if self.op == "..":
+            return Margin(min(value - self.low, self.high - value), "difference")
+        if self.op in ("==", "!="):
+            distance = abs(value - self.low)
+            return Margin(0.0 - distance if self.op == "==" else distance, "difference")
+        above = self.op in (">=", ">")
+        if self.low > 0 and value > 0:
+            return Margin(value / self.low if above else self.low / value, "ratio")
+        return Margin(value - self.low if above else self.low - value, "difference")
+
+
+@dataclass(frozen=True)
+class Margin:
+    """A figure's distance from its bar: `value` is a ratio (room when above 1) or a difference
+    (room when above 0), as `kind` says."""
+
+    value: float
+    kind: str  # "ratio" or "difference"
+
+    def __str__(self) -> str:
+        return f"{self.value:.2f}x" if self.kind == "ratio" else f"{self.value:+.3g}"
+
 
 def _number(value: object) -> int | float | None:
     """`value` as a plain int or float (bool and NumPy scalars included), or None if no number."""
@@ -146,31 +184,47 @@ class Figure:
     bar: str | None
     verdict: str
     error: str = ""
+    baseline: str | None = None  # what the figure was measured against; None: an absolute bar
+    margin: Margin | None = None
 
-    def as_dict(self) -> dict:
+    def _value(self) -> Any:
         value = self.value
         if isinstance(value, float) and not math.isfinite(value):
             value = str(value)  # JSON has no NaN or infinity
-        return {"module": self.module, "name": self.name, "value": value, "unit": self.unit,
-                "bar": self.bar, "verdict": self.verdict, "error": self.error}
+        return value
+
+    def as_dict(self) -> dict:
+        return {"module": self.module, "name": self.name, "value": self._value(),
+                "unit": self.unit, "bar": self.bar, "verdict": self.verdict, "error": self.error,
+                "baseline": self.baseline}
+
+    def bar_dict(self) -> dict:
+        """This figure's bar for the results' "bars": its margin, met or not, its baseline."""
+        return {"figure": self.name, "value": self._value(), "unit": self.unit, "bar": self.bar,
+                "met": self.verdict == OK,
+                "margin": None if self.margin is None else round(self.margin.value, 4),
+                "margin_as": None if self.margin is None else self.margin.kind,
+                "baseline": self.baseline}
 
 
 def judge(module: str, name: object, value: object, unit: object, bar: object,
-          seen: set[str]) -> Figure:
+          seen: set[str], baseline: object = None) -> Figure:
     """Turn one ``report(...)`` call into a `Figure`; a malformed report is a MISSED figure."""
     name, unit = str(name), str(unit)
+    baseline = None if baseline is None else str(baseline)
     number = _number(value)
     value = value if number is None else number  # NumPy scalars become plain numbers for JSON
     if bar is None:
-        figure = Figure(module, name, value, unit, None, NO_BAR)
+        figure = Figure(module, name, value, unit, None, NO_BAR, baseline=baseline)
     else:
         try:
             parsed = parse_bar(bar)  # type: ignore[arg-type]
         except ValueError as exc:
-            return Figure(module, name, value, unit, str(bar), MISSED, str(exc))
+            return Figure(module, name, value, unit, str(bar), MISSED, str(exc), baseline)
         met = parsed.check(value)
         error = "" if met or number is not None else f"not a number: {value!r}"
-        figure = Figure(module, name, value, unit, str(bar), OK if met else MISSED, error)
+        figure = Figure(module, name, value, unit, str(bar), OK if met else MISSED, error,
+                        baseline, parsed.margin(value))
     if name in seen:
         figure.verdict, figure.error = MISSED, "duplicate figure name: reported twice in one run"
     seen.add(name)
@@ -329,9 +383,9 @@ def run_bench(
     with LoadMonitor(getload, load_interval) as load:
         try:
             for module, loader in modules:
-                def report(name: str, value: object, unit: str = "", bar: str | None = None,
-                           _module: str = module) -> None:
-                    figure = judge(_module, name, value, unit, bar, seen)
+                def report(name: str, value: object, unit: str = "", bar: str | None = None, *,
+                           baseline: str | None = None, _module: str = module) -> None:
+                    figure = judge(_module, name, value, unit, bar, seen, baseline)
                     figures.append(figure)
                     checked = ("" if figure.verdict == NO_BAR else
                                f"  {figure.bar or 'no bar'}  {figure.verdict}")
@@ -398,6 +452,7 @@ def run_bench(
             "module_seconds": timings,
             "missed": [f.name for f in missed],
             "verdict": verdict,
+            "bars": [f.bar_dict() for f in figures if f.bar is not None],
             "figures": [f.as_dict() for f in figures],
         }
         text = json.dumps(results, indent=2, ensure_ascii=False, default=repr)
@@ -408,12 +463,14 @@ def run_bench(
 
 
 def table(figures: Sequence[Figure]) -> list[str]:
-    """The figures as aligned text columns: name, value, unit, bar, verdict (and any error)."""
-    rows = [("figure", "value", "unit", "bar", "verdict")]
+    """The figures as aligned text columns: name, value, unit, bar, margin, verdict (and any
+    error)."""
+    rows = [("figure", "value", "unit", "bar", "margin", "verdict")]
     rows += [(f.name, shown(f.value), f.unit, f.bar or NO_BAR,
+              NO_BAR if f.margin is None else str(f.margin),
               f.verdict + (f"  {f.error}" if f.error else "")) for f in figures]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[4]
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[5]
              for row in rows]
     return ["", lines[0], "-" * len(lines[0]), *lines[1:]]
 

@@ -133,10 +133,11 @@ def sleepers_ratio(count: int = _TASKS, seconds: float = _SLEEP_SECONDS,
 def measure(report) -> None:
     ratios = pingpong_ratios()
     report("asyncio_trace_overhead", ratios["recorder"], "x untraced (sleep(0) ping-pong)",
-           "<= 1.3")
+           "<= 1.3", baseline="the same ping-pong untraced, in the same rounds")
     report("asyncio_trace_vs_noop_floor", ratios["recorder vs floor"],
            "x a forwarding proxy that records nothing (the floor)")
     report("asyncio_trace_floor_noop", ratios["no-op"], "x untraced (a proxy's own cost)")
     ratio, untraced = sleepers_ratio()
-    report("tasks_10k_trace_overhead", ratio, "x untraced (10,000 tasks sleeping 1 s)", "<= 1.05")
+    report("tasks_10k_trace_overhead", ratio, "x untraced (10,000 tasks sleeping 1 s)", "<= 1.05",
+           baseline="the same tasks untraced, alternated (tasks_10k_untraced)")
     report("tasks_10k_untraced", untraced, "s (the same tasks untraced)")

@@ -125,12 +125,14 @@ def sleepers_ratio(count: int = _SLEEPERS, seconds: float = _SLEEP_SECONDS,
 def measure(report) -> None:
     ratios = pingpong_ratios()
     report("greenlet_trace_vs_noop_floor", ratios["recorder vs floor"],
-           "x a no-op C trace function (sleep(0) ping-pong)", "<= 1.15")
+           "x a no-op C trace function (sleep(0) ping-pong)", "<= 1.15",
+           baseline="the same ping-pong under a C no-op trace function, in the same rounds")
     report("greenlet_trace_overhead", ratios["recorder"], "x untraced (sleep(0) ping-pong)")
     report("greenlet_trace_floor_c_noop", ratios["C no-op"], "x untraced (greenlet's own floor)")
     report("greenlet_trace_floor_python_noop", ratios["python no-op"], "x untraced")
     traced, ratio, untraced = sleepers_ratio()
-    report("sleepers_10k_trace_overhead", ratio, "x untraced (gevent's own floor)", "<= 1.05")
+    report("sleepers_10k_trace_overhead", ratio, "x untraced (gevent's own floor)", "<= 1.05",
+           baseline="the same greenlets untraced, alternated (sleepers_10k_untraced)")
     report("sleepers_10k_traced", traced, "s (10,000 greenlets sleeping 1 s, traced)")
     # gevent's own floor: spawning 10,000 greenlets and starting each one's timer, untraced,
     # before the 1 s of sleep.

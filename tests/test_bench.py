@@ -5,12 +5,14 @@ Only fake modules and figures here: no real benchmark runs in the test suite.
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import subprocess
 import sys
 import time
 import weakref
+from pathlib import Path
 
 import pytest
 
@@ -255,3 +257,77 @@ def test_the_cell_timer_times_each_code_cell_and_counts_error_outputs(tmp_path):
     seconds = {index: s for index, s, _ in timings}
     assert seconds[1] >= 0.5 > seconds[3] and total >= seconds[1]
     assert timings[0][2] == "import time"
+
+
+@pytest.mark.parametrize(("bar", "value", "margin", "kind"), [
+    (">= 1.6", 2.0, 1.25, "ratio"), (">= 1.6", 1.2, 0.75, "ratio"),  # room; missed by 0.75x
+    ("> 1", 1.5, 1.5, "ratio"),
+    ("<= 1.2", 1.0, 1.2, "ratio"), ("<= 10", 12.5, 0.8, "ratio"), ("< 0.4", 0.2, 2.0, "ratio"),
+    ("== 0", 0, 0.0, "difference"), ("== 0", 3, -3.0, "difference"),
+    ("== 1", True, 0.0, "difference"), ("!= 0", 2, 2.0, "difference"),
+    ("> 0", 0.25, 0.25, "difference"), (">= 1", -0.5, -1.5, "difference"),
+    ("0.8..1.2", 1.1, 0.1, "difference"), ("0.8..1.2", 0.7, -0.1, "difference"),
+])
+def test_a_bar_s_margin_says_how_much_room_the_figure_left(bar, value, margin, kind):
+    found = parse_bar(bar).margin(value)
+    assert found.kind == kind and found.value == pytest.approx(margin)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, None, "1.0"])
+def test_a_value_that_is_not_a_number_has_no_margin(value):
+    assert parse_bar(">= 1").margin(value) is None
+
+
+def test_every_bar_records_its_margin_whether_it_was_met_and_its_baseline(tmp_path):
+    def measure(report):
+        report("speedup", 1.9, "x serial", ">= 1.6", baseline="serial, same tasks")
+        report("slow_cell", 12.5, "s", "<= 10")  # an absolute bar: no baseline
+        report("lost", 0, "messages", "== 0")
+        report("shown", 3.0, "x serial", baseline="serial")  # no bar: not in "bars"
+        report("broken_bar", 1.0, "x", "about 1", baseline="serial")
+
+    code, out, results = run({"a": lambda: measure}, tmp_path)
+    assert [b["figure"] for b in results["bars"]] == ["speedup", "slow_cell", "lost", "broken_bar"]
+    speedup, slow, lost, broken = results["bars"]
+    assert speedup == {"figure": "speedup", "value": 1.9, "unit": "x serial", "bar": ">= 1.6",
+                       "met": True, "margin": pytest.approx(1.1875), "margin_as": "ratio",
+                       "baseline": "serial, same tasks"}
+    assert slow["met"] is False and slow["margin"] == pytest.approx(0.8)
+    assert slow["margin_as"] == "ratio" and slow["baseline"] is None
+    assert lost["met"] is True and lost["margin"] == 0 and lost["margin_as"] == "difference"
+    assert broken["met"] is False and broken["margin"] is None
+    assert {f["name"]: f["baseline"] for f in results["figures"]}["shown"] == "serial"
+    json.dumps(results, allow_nan=False)  # every margin is plain JSON
+    rows = out[out.index("figure"):].splitlines()
+    assert "margin" in rows[0].split()
+    assert "1.19x" in rows[2] and "0.80x" in rows[3] and "+0" in rows[4]
+    assert code != 0  # slow_cell and broken_bar missed
+
+
+def _unit_is_not_a_ratio(unit: ast.expr) -> bool:
+    """True when a report's unit is written out and does not start with "x" (seconds, a count)."""
+    if isinstance(unit, ast.Constant) and isinstance(unit.value, str):
+        return not unit.value.startswith("x")
+    if isinstance(unit, ast.JoinedStr) and unit.values and isinstance(unit.values[0],
+                                                                      ast.Constant):
+        return not str(unit.values[0].value).startswith("x")
+    return False  # built elsewhere: it may be a ratio
+
+
+def test_every_ratio_with_a_bar_in_the_bench_names_its_baseline():
+    """A ratio's bar means nothing without what it divides by: every module says, in the call."""
+    import bench
+
+    unnamed = []
+    for path in sorted(Path(bench.__file__).parent.glob("[!_]*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "report"):
+                continue
+            keywords = {k.arg: k.value for k in node.keywords}
+            arguments = [*node.args, None, None, None, None]
+            unit, bar = keywords.get("unit", arguments[2]), keywords.get("bar", arguments[3])
+            no_bar = bar is None or isinstance(bar, ast.Constant) and bar.value is None
+            if no_bar or "baseline" in keywords or unit is not None and _unit_is_not_a_ratio(unit):
+                continue
+            unnamed.append(f"{path.name}:{node.lineno} {ast.unparse(node)[:80]}")
+    assert not unnamed, "a ratio's bar without baseline=:\n" + "\n".join(unnamed)

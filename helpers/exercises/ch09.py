@@ -23,7 +23,7 @@ __all__: list[str] = []  # the checks register themselves with helpers.exercises
 # 09.1: eight items, so each of the two workers gets several and the order can go wrong.
 _ITEMS = list(range(8))
 # 09.1: the worker-side module of the task (imported in each worker before the check starts).
-_TASKS_MODULE = "helpers.chapters.ch09_beyond_one_machine._tasks"
+_TASKS_MODULE = "helpers.chapters.ch09_beyond_one_machine.tasks"
 # 09.1: "at the same time" means the two workers' compute spans overlap for at least this part of
 # the less busy one's time. Dask's task stream stamps can be a few ms apart from the truth, so
 # tasks run strictly one after the other may show a sliver of overlap; parallel ones show most.

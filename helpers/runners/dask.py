@@ -24,6 +24,19 @@ inside the ``try`` whose ``finally`` closes it. `dask_client` is a `Client` on s
 `LocalCluster` of worker *processes* (scheduler and dashboard bound to 127.0.0.1): after an error
 or a kernel interrupt no scheduler, nanny or worker process is left. Dask logs freely to stderr;
 `quiet_dask` keeps its loggers at ERROR and its warnings out of the reader's cell.
+
+Interrupts: Jupyter sends SIGINT to the kernel's whole process group. The worker processes are
+started with SIGINT blocked (see `_interrupts_deferred`), so only the kernel is interrupted; the
+block's ``except`` then has each nanny kill its worker at once (`_stop_workers_now`) instead of
+waiting for the running tasks. The cell answers within about a second, with no traceback.
+
+One thread stays once a cluster has run: ``Dask-Offload_0``, distributed's offload executor
+(``distributed.utils._offload_executor``: a ``ThreadPoolExecutor(max_workers=1)`` made when
+distributed is imported, its thread started on first use). It is one per process, not one per
+cluster: every later cluster and client in the kernel reuses it, so shutting it down would break
+them (a shut-down executor refuses new work), and Dask itself never does (``Worker.close`` skips
+it: "Never shutdown the offload executor"). It holds no socket, file or process, waits idle on
+its queue, and is joined when the interpreter exits. So it is left running, on purpose.
 """
 
 from __future__ import annotations
@@ -74,6 +87,9 @@ _CLUSTER_START_SECONDS = 60.0
 _PROBE_SECONDS = 5.0
 # Closing waits this long for the workers to go; the nanny then kills what is left.
 _CLOSE_SECONDS = 20.0
+# After an interrupt or an error, a worker gets this long to exit before its nanny kills it: its
+# running tasks' results are not wanted, and the reader waits for the cell to answer.
+_STOP_NOW_SECONDS = 0.5
 # Dask's loggers (and those of the libraries it drives) that write to stderr during a run.
 _LOGGERS = ("distributed", "dask", "bokeh", "tornado", "asyncio")
 # Task stream actions, as timeline kinds: computing, moving data between workers, spilling.
@@ -108,15 +124,35 @@ def _interrupts_deferred() -> Iterator[None]:
 
     A cluster's constructor interrupted half-way goes on starting in Dask's event-loop thread,
     with no object left to close it: so it is never interrupted, only followed by the interrupt.
+
+    The block also runs with SIGINT blocked in this thread. The constructor starts Dask's
+    event-loop thread, which inherits the mask, as do the threads it starts and the worker
+    processes they spawn (a signal mask survives fork and exec). Jupyter interrupts a kernel by
+    sending SIGINT to its whole process group: without the mask each worker process died of it
+    mid-task, printed a nanny's traceback into the cell and left the closing to wait for its
+    restart. With it, only the kernel sees the interrupt, and closing the cluster stops the
+    workers (SIGTERM, then SIGKILL).
+
+    multiprocessing's resource tracker is started first, from here: starting it from Dask's
+    event-loop thread (a nanny's queue needs it) would unblock SIGINT there for good
+    (``resource_tracker.ensure_running`` blocks SIGINT around its spawn, then unblocks it rather
+    than restoring the mask it found), and every worker started after that would die of it again.
     """
     if threading.current_thread() is not threading.main_thread():
         yield  # signals reach the main thread only: nothing to hold back here
         return
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()  # one per process, reused by every later start
     caught: list[int] = []
     previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
+        # Unblocked while the recording handler is still in place: a SIGINT that was pending
+        # is recorded, not raised half-way through this finally.
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         signal.signal(signal.SIGINT, previous)
     if caught:
         raise KeyboardInterrupt("interrupted while the cluster started")
@@ -127,6 +163,27 @@ def _stop_own_workers(before: set[int]) -> None:
     # multiprocessing child of this process, so stop it here.
     stop_processes([p for p in multiprocessing.active_children()
                     if p.pid not in before and "Dask" in (p.name or "")])
+
+
+def _stop_workers_now(cluster: Any) -> None:
+    """Have every nanny stop its worker process at once: SIGKILL after `_STOP_NOW_SECONDS`.
+
+    A plain close asks each worker to finish its running tasks first (Dask cannot stop a task's
+    thread) and gives it 5 s: an interrupted run of 3 s tasks answered after 4 s, its workers
+    still computing. A nanny that closes is not restarting its worker, so what is left for the
+    cluster's own close is the scheduler. Errors here are left to that close and to
+    `_stop_own_workers`, which stop whatever this did not.
+    """
+    nannies = [w for w in getattr(cluster, "workers", {}).values() if hasattr(w, "close")]
+
+    async def close_all() -> None:
+        await asyncio.gather(*(n.close(timeout=_STOP_NOW_SECONDS) for n in nannies),
+                             return_exceptions=True)
+
+    try:
+        cluster.sync(close_all, callback_timeout=_CLOSE_SECONDS)
+    except Exception:  # noqa: BLE001 - the close that follows does the rest
+        pass
 
 
 @contextmanager
@@ -169,6 +226,9 @@ def start_cluster(cluster_class: Callable[..., Any], n_workers: int = 2, *,
                 cluster.scale(n_workers)
                 cluster.wait_for_workers(n_workers, timeout=timeout)
                 yield cluster
+            except BaseException:
+                _stop_workers_now(cluster)  # an interrupt or an error: no result is wanted
+                raise
             finally:
                 try:
                     cluster.close(timeout=_CLOSE_SECONDS)
@@ -334,7 +394,7 @@ def run_dask(fn: Callable[..., Any], tasks: Sequence[Any], *, workers: int = 2,
     in ``run.failures``; every wait is bounded by `timeout`, after which the futures are
     cancelled and `TimeoutError` is raised. An interrupt cancels the futures too; a task already
     running keeps its worker thread until it returns (Dask cannot stop a running thread), so on a
-    cluster of its own the run closes the cluster, which stops the worker processes.
+    cluster of its own the run has the nannies kill the worker processes at once, then closes it.
     """
     check_callable("fn", fn)
     tasks = check_tasks(tasks)

@@ -14,6 +14,7 @@ import pytest
 
 import helpers.exercises
 from helpers.chapters.ch09_beyond_one_machine import (
+    OverheadRow,
     cli_cluster,
     compare_locality,
     kill_a_worker,
@@ -103,6 +104,40 @@ def test_dask_costs_more_per_tiny_task_than_pool_map(client):
     tiny, large = rows
     assert tiny.per_task_ms("Dask futures") > tiny.per_task_ms("Pool.map")
     assert large.compute_ms > 5 and large.tasks >= 8
+    for row in rows:
+        for how, wall in row.seconds.items():
+            # The tasks' own time, as the workers measured it: some, and within their wall time.
+            assert 0 < row.compute_seconds[how] <= wall * row.workers
+            # What is left is a cost, never clamped to nothing (it once printed 0 for Pool.map).
+            assert row.per_task_ms(how) > 0, (how, row)
+    assert large.per_task_ms("Pool.map") != tiny.per_task_ms("Pool.map")
+
+
+def test_the_cost_per_task_is_the_wall_time_less_the_tasks_own_time_in_that_run():
+    # 10 tasks of 20 ms nominal that computed 15 ms each in the workers: 2 workers × 0.1 s of
+    # wall time, less 0.15 s computing, is 5 ms per task. Against the nominal 20 ms the same run
+    # would cost -10 ms per task: that is what used to be clamped to 0.
+    row = OverheadRow(20.0, 10, 15.0, {"Pool.map": 0.1}, workers=2,
+                      compute_seconds={"Pool.map": 0.15})
+    assert row.per_task_ms("Pool.map") == pytest.approx(5.0)
+    # More computing than the workers had wall time means a wrong `workers`: shown, not hidden.
+    row = OverheadRow(20.0, 10, 20.0, {"Pool.map": 0.05}, workers=2,
+                      compute_seconds={"Pool.map": 0.2})
+    assert row.per_task_ms("Pool.map") == pytest.approx(-10.0)
+
+
+def test_timed_cpu_task_times_the_work_it_does():
+    from helpers.chapters.ch09_beyond_one_machine.tasks import timed_cpu_task
+    from helpers.workloads import iterations_for
+
+    started, cpu_started = time.perf_counter(), time.thread_time()
+    own = timed_cpu_task(iterations_for(0.02))
+    cpu, wall = time.thread_time() - cpu_started, time.perf_counter() - started
+    # At least the CPU time the call took (a clock cannot run slower than the work it timed),
+    # at most the wall time around it.
+    assert cpu * 0.95 <= own <= wall
+    with pytest.raises(ValueError, match="iterations"):
+        timed_cpu_task(-1)
 
 
 def test_the_panel_runs_on_its_own_cluster():

@@ -202,3 +202,103 @@ def test_an_interrupt_while_start_cluster_starts_leaves_no_worker(seconds):
     left = [psutil.Process(pid) for pid in _own_children() - before if psutil.pid_exists(pid)]
     _, alive = psutil.wait_procs(left, timeout=3)
     assert not alive, [p.cmdline() for p in alive]
+
+
+# A task that says when it started (a file per task, named after its worker's pid), then sleeps:
+# the test knows the workers are computing without sleeping itself.
+_MARKED_TASK = '''
+import os
+import time
+
+
+def marked_sleep(folder, seconds):
+    open(os.path.join(folder, f"running-{os.getpid()}-{time.monotonic()}"), "w").close()
+    time.sleep(seconds)
+    return seconds
+'''
+# The reader's cell, as a script: 2 workers, 8 tasks of 3 s (the fuzz finding's run).
+_INTERRUPTED_CELL = '''
+import sys
+import threading
+import time
+
+from helpers.runners.dask import run_dask
+from marked import marked_sleep
+
+if __name__ == "__main__":  # the workers are spawned: they import this file too
+    try:
+        run_dask(marked_sleep, [(sys.argv[1], float(sys.argv[2]))] * 8, workers=2)
+        print("finished", flush=True)
+    except KeyboardInterrupt:
+        print(f"interrupted {time.monotonic()}", flush=True)
+    print("threads", *sorted(t.name for t in threading.enumerate()), flush=True)
+'''
+_TASK_SECONDS = 3.0
+
+
+def test_a_kernel_interrupt_to_the_process_group_stops_the_workers_at_once(tmp_path):
+    """Jupyter interrupts a kernel with SIGINT to its whole process group, Dask's workers included.
+
+    Before, each worker died of it with a nanny's traceback in the cell, and the kernel answered
+    only when the running tasks had ended (3.3 s, both workers still running 2 s after the
+    interrupt). Now the cell answers, and every worker is gone, before the running tasks could
+    have ended; nothing is printed but the cell's own lines.
+    """
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from helpers.runners.cleanup import kill_process_group
+
+    (tmp_path / "marked.py").write_text(_MARKED_TASK)
+    (tmp_path / "cell.py").write_text(_INTERRUPTED_CELL)
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
+           "TMPDIR": str(tmp_path)}
+    stderr = tmp_path / "stderr.txt"  # a file: the pipe carries the cell's answer alone
+    with open(stderr, "w") as errors:
+        cell = subprocess.Popen([sys.executable, "cell.py", str(markers), str(_TASK_SECONDS)],
+                                cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=errors,
+                                text=True, start_new_session=True)  # its own group, as a kernel
+    try:
+        deadline = time.monotonic() + 120  # the cluster's start on a loaded machine
+        while len(list(markers.iterdir())) < 2:  # both workers computing
+            assert cell.poll() is None and time.monotonic() < deadline, stderr.read_text()
+            time.sleep(0.02)
+        # Those tasks end _TASK_SECONDS after they started (their markers' clock is this one's).
+        tasks_end = min(float(m.name.split("-")[2]) for m in markers.iterdir()) + _TASK_SECONDS
+        workers = [p for p in psutil.Process(cell.pid).children(recursive=True)
+                   if "resource_tracker" not in " ".join(p.cmdline())]
+        assert len(workers) >= 2
+        os.killpg(cell.pid, signal.SIGINT)  # what Jupyter's ■ does
+        answer = cell.stdout.readline()  # the cell's first line, as soon as it is written
+        alive = [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
+        out = cell.stdout.read()  # the rest, to the cell's exit
+        cell.wait(60)
+    finally:
+        kill_process_group(cell.pid)
+        cell.stdout.close()
+    err = stderr.read_text()
+    assert answer.startswith("interrupted"), (answer, out, err[-2000:])
+    answered = float(answer.split()[1])
+    assert answered < tasks_end, f"answered {answered - tasks_end:+.2f} s after the tasks' end"
+    assert not alive, f"{len(alive)} workers still running when the cell answered"
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-2000:]
+    # What stays is Dask's one offload thread per process (see helpers.runners.dask).
+    assert out.split()[1:] in (["MainThread"], ["Dask-Offload_0", "MainThread"])
+
+
+def test_only_dask_s_one_offload_thread_outlives_a_cluster_and_it_is_reused():
+    import threading
+
+    before = {t.ident for t in threading.enumerate()}
+    run_dask(cpu_task, [(100,)], workers=1)
+    after_one = {t.ident: t.name for t in threading.enumerate() if t.ident not in before}
+    assert set(after_one.values()) <= {"Dask-Offload_0"}, after_one
+    run_dask(cpu_task, [(100,)], workers=1)
+    after_two = {t.ident: t.name for t in threading.enumerate() if t.ident not in before}
+    assert after_two == after_one  # the same thread, not one more per cluster

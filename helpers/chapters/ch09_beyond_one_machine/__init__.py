@@ -3,7 +3,7 @@
     cluster.py   cli_cluster: `dask scheduler` and `dask worker` commands on 127.0.0.1, joined
                  by address, every process stopped when the block ends; the command lines
     demos.py     measure_overhead (Dask against Pool.map), kill_a_worker, compare_locality
-    _tasks.py    what the workers run: part_sum (a slice of an array), and the exercise's tasks
+    tasks.py     what the workers run: part_sum (a slice of an array), and the exercise's tasks
     panel.py     make_panel: workers, threads per worker, tasks, task size
 
 The LocalCluster itself and the task stream as a timeline are in `helpers.runners.dask`.
@@ -46,7 +46,7 @@ _WHERE = {
     "kill_a_worker": "demos",
     "measure_overhead": "demos",
     "plot_kill": "demos",
-    "part_sum": "_tasks",
+    "part_sum": "tasks",
     "make_panel": "panel",
 }
 

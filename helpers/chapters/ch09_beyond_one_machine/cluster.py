@@ -11,11 +11,14 @@ Data flow of `cli_cluster`::
                                     each: a nanny process + a worker process it starts
     Client(address) ── wait_for_workers(N) ──> registered
     ... the chapter's demos (kill_worker(name) = SIGKILL to that worker's whole group) ...
-    finally: SIGTERM to every group, then SIGKILL to what is left, then reap
+    finally: close the client; kill_process_group for every group, then reap
 
-Nothing outlives the block: each command runs in its own session, so one signal to its process
-group reaches the nanny and the worker it started; the ``finally`` sends it after an error or an
-interrupt. Should the kernel itself be killed, ``--idle-timeout`` stops the scheduler and
+Nothing outlives the block: each command runs in its own session, so killing its process group
+reaches the nanny and the worker it started; the ``finally`` does it after an error or an
+interrupt too. `helpers.runners.cleanup.kill_process_group` spares the group's resource tracker
+until it has unlinked the semaphores the group left in /dev/shm. Nothing of a demo's cluster is
+worth a graceful shutdown: its results are already gathered, and its files are removed with it.
+Should the kernel itself be killed, ``--idle-timeout`` stops the scheduler and
 ``--death-timeout`` stops each worker that lost it, so not even that leaves them running.
 Their logs go to files in a temporary directory (shown on request), never to the cell.
 """
@@ -25,7 +28,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -52,9 +54,9 @@ _IDLE_TIMEOUT_SECONDS = 120
 _DEATH_TIMEOUT_SECONDS = 30
 # A `dask scheduler` or `dask worker` command starts in 1-3 s (mostly imports) on a laptop.
 _START_SECONDS = 60.0
-# After SIGTERM a process gets this long to exit before it is sent SIGKILL: a scheduler or worker
-# of these demos holds nothing worth a longer graceful shutdown (results are already gathered).
-_TERM_GRACE_SECONDS = 1.0
+# The client's close, and reaping a killed process, take far less than this: past it the block
+# goes on (kill_process_group has already waited for the whole group).
+_STOP_SECONDS = 1.0
 # How often the kernel looks for the scheduler file while the scheduler starts.
 _POLL_SECONDS = 0.05
 # Letters for worker names: `worker-a`, `worker-b`, ... read more easily than numbers on a lane.
@@ -132,7 +134,7 @@ class CliCluster:
                              f"got {name!r}")
         if process.poll() is None:
             kill_process_group(process.pid)  # its own session: the group id is its pid
-        process.wait(_TERM_GRACE_SECONDS)
+        process.wait(_STOP_SECONDS)
 
     def log(self, name: str) -> str:
         """What process `name` logged (for a curious reader; the cell never shows it)."""
@@ -152,30 +154,14 @@ class CliCluster:
         return found
 
 
-def _signal_group(process: subprocess.Popen, sig: int) -> None:
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, sig)  # its own session: the group id is its pid
-    except ProcessLookupError:
-        pass
-
-
 def _stop_all(processes: dict[str, subprocess.Popen]) -> None:
-    """SIGTERM every group, wait, SIGKILL the rest, reap: nothing is left, whatever its state."""
-    for process in processes.values():
-        _signal_group(process, signal.SIGTERM)
-    deadline = time.monotonic() + _TERM_GRACE_SECONDS
-    for process in processes.values():
-        try:
-            process.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
+    """Kill every command's process group and reap its leader: nothing is left, whatever its
+    state."""
     for process in processes.values():
         # A group may outlive its leader (the nanny's worker): kill it even if the leader is gone.
-        kill_process_group(process.pid)
+        kill_process_group(process.pid)  # its own session: the group id is its pid
         try:
-            process.wait(_TERM_GRACE_SECONDS)
+            process.wait(_STOP_SECONDS)
         except subprocess.TimeoutExpired:
             pass
 
@@ -241,7 +227,7 @@ def cli_cluster(workers: int = 2, threads: int = 1, *,
         try:
             if client is not None:
                 with quiet_dask():
-                    client.close(timeout=_TERM_GRACE_SECONDS)
+                    client.close(timeout=_STOP_SECONDS)
         finally:
             _stop_all(processes)
             shutil.rmtree(logs, ignore_errors=True)

@@ -1,8 +1,9 @@
 """Chapter 09's measurements: what Dask's scheduler costs per task, a worker killed mid-run, and
 where the data lives.
 
-    measure_overhead(client, pool)   the same tasks, tiny to large, on Dask and on Pool.map:
-                                     per-task cost = wall × workers / tasks − the task's own time
+    measure_overhead(client, pool)   the same tasks, tiny to large, on Dask and on Pool.map,
+                                     each task timing itself in its worker: per-task cost =
+                                     (wall × workers − the tasks' own time) / tasks
     kill_a_worker(cluster, …)        as_completed on a command-line cluster; after k results,
                                      SIGKILL one worker; the scheduler recomputes its tasks
                                      (also those it had finished: their results died with it)
@@ -24,7 +25,7 @@ from helpers.runners.dask import quiet_dask, task_stream_trace, worker_clocks
 from helpers.timeline import Trace
 from helpers.workloads import cpu_task, iterations_for
 
-from ._tasks import part_sum
+from .tasks import part_sum, timed_cpu_task
 
 __all__ = [
     "OVERHEAD_TASK_MS",
@@ -57,17 +58,25 @@ def _sizes(tasks: int, task_ms: float) -> list[int]:
 
 @dataclass
 class OverheadRow:
-    """One task size: the wall time of each way of running the same tasks, and the cost per task."""
+    """One task size: the wall time of each way of running the same tasks, the time the tasks
+    themselves computed in that run (each timed by its worker), and the cost per task."""
 
     task_ms: float
     tasks: int
-    compute_ms: float
+    compute_ms: float  # one task's own time, the mean of every run of the row
     seconds: dict[str, float] = field(default_factory=dict)
     workers: int = 2
+    compute_seconds: dict[str, float] = field(default_factory=dict)  # the tasks' own, summed
 
     def per_task_ms(self, how: str) -> float:
-        """Worker time spent per task on anything but the task: wall × workers / tasks − task."""
-        return max(0.0, self.seconds[how] * 1e3 * self.workers / self.tasks - self.compute_ms)
+        """Worker time spent per task on anything but the task:
+        (wall × workers − the tasks' own time in that run) / tasks.
+
+        Never clamped: each worker computes one task at a time inside the wall-clock window,
+        so the difference is positive unless the pool had more workers than `workers` said.
+        """
+        busy = self.seconds[how] * self.workers - self.compute_seconds[how]
+        return busy * 1e3 / self.tasks
 
     def __str__(self) -> str:
         cells = "  ".join(f"{how} {self.seconds[how]:.3f} s ({self.per_task_ms(how):.3f} ms/task)"
@@ -79,26 +88,37 @@ def measure_overhead(client: Any, pool: Any, *, workers: int,
                      sizes_ms: tuple[float, ...] = OVERHEAD_TASK_MS,
                      row_seconds: float = _ROW_SECONDS) -> list[OverheadRow]:
     """The same `cpu_task`s on `client` (a future each) and on `pool` (``Pool.map`` with its own
-    chunksize, and with ``chunksize=1``), one row per task size; client and pool already up."""
+    chunksize, and with ``chunksize=1``), one row per task size; client and pool already up.
+
+    Each task times its own computation in the worker (`timed_cpu_task`): the cost per task is
+    the wall time the workers had, less what the tasks computed, in the same run.
+    """
     from distributed import wait
 
     rows = []
     for task_ms, items in _overhead_items(workers, sizes_ms, row_seconds):  # checked, sized
-        row = OverheadRow(task_ms, len(items), _serial_ms(items, task_ms), workers=workers)
+        row = OverheadRow(task_ms, len(items), 0.0, workers=workers)
         with quiet_dask():
             started = time.perf_counter()
-            futures = client.map(cpu_task, items, pure=False)  # one task, one future each
+            futures = client.map(timed_cpu_task, items, pure=False)  # one task, one future each
             wait(futures, timeout=_TIMEOUT_SECONDS)
-            client.gather(futures, errors="raise")
-            row.seconds["Dask futures"] = time.perf_counter() - started
+            own = client.gather(futures, errors="raise")
+            _note(row, "Dask futures", time.perf_counter() - started, own)
         started = time.perf_counter()
-        pool.map_async(cpu_task, items).get(_TIMEOUT_SECONDS)  # chunks of several tasks
-        row.seconds["Pool.map"] = time.perf_counter() - started
+        own = pool.map_async(timed_cpu_task, items).get(_TIMEOUT_SECONDS)  # chunks of several
+        _note(row, "Pool.map", time.perf_counter() - started, own)
         started = time.perf_counter()
-        pool.map_async(cpu_task, items, chunksize=1).get(_TIMEOUT_SECONDS)  # one per hand-over
-        row.seconds["Pool.map chunksize=1"] = time.perf_counter() - started
+        own = pool.map_async(timed_cpu_task, items, chunksize=1).get(_TIMEOUT_SECONDS)  # one each
+        _note(row, "Pool.map chunksize=1", time.perf_counter() - started, own)
+        row.compute_ms = sum(row.compute_seconds.values()) * 1e3 / (len(row.seconds) * row.tasks)
         rows.append(row)
     return rows
+
+
+def _note(row: OverheadRow, how: str, seconds: float, own: list[float]) -> None:
+    """File one way's wall time and its tasks' own computing time under `how`."""
+    row.seconds[how] = seconds
+    row.compute_seconds[how] = sum(own)
 
 
 def _overhead_items(workers: int, sizes_ms: Sequence[float],
@@ -113,15 +133,6 @@ def _overhead_items(workers: int, sizes_ms: Sequence[float],
     return [(task_ms, _sizes(int(min(_MAX_TASKS, max(_MIN_TASKS, row_seconds * 1e3 * workers /
                                                        max(task_ms, 1.0)))), task_ms))
             for task_ms in sizes_ms]
-
-
-def _serial_ms(items: list[int], task_ms: float) -> float:
-    """One task's own time in ms, measured serially here over about 50 ms of them."""
-    probe = min(len(items), max(1, int(50.0 / max(task_ms, 0.01))))
-    started = time.perf_counter()
-    for n in items[:probe]:
-        cpu_task(n)
-    return (time.perf_counter() - started) * 1e3 / probe
 
 
 @dataclass
