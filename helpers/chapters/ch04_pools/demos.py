@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from multiprocessing import TimeoutError as PoolTimeoutError
 
 from helpers.course import (
+    MAX_TIMEOUT_SECONDS,
     check_float,
     check_int,
     check_start_method,
@@ -340,7 +341,7 @@ def interrupt_demo(after_seconds: float = 0.5, *, workers: int = 2, start_method
                    work_seconds: float = 30.0, check_after: float = 0.5) -> InterruptReport:
     """Start a long `Pool.map`, interrupt it after `after_seconds`, see whether workers remain."""
     check_float("after_seconds", after_seconds, 0.0, 60.0)
-    check_float("work_seconds", work_seconds, after_seconds, 3600.0)
+    check_float("work_seconds", work_seconds, after_seconds, MAX_TIMEOUT_SECONDS)
     check_int("workers", workers, 1, MAX_PROCESSES)
     check_timeout("check_after", check_after, 0.01, 60.0)
     start_method = check_start_method(start_method)
