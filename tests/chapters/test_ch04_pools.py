@@ -137,9 +137,18 @@ def test_interrupt_demo_reports_workers_gone():
 
 
 def test_interrupt_after_is_silent_when_the_block_ends_first():
-    with interrupt_after(0.05):
+    import signal
+
+    handler = signal.getsignal(signal.SIGINT)
+    about_to_fire = threading.Event()  # `before` runs in the timer just before it signals
+    with interrupt_after(0.05, before=about_to_fire.set):
         pass
-    time.sleep(0.1)  # a late signal would raise here; it must have been cancelled
+    # The timer was cancelled and joined as the block ended: no thread is left that could send
+    # a late signal (so none is waited for), it never got as far as signalling, and the
+    # kernel's own SIGINT handler is back.
+    assert not [t for t in threading.enumerate() if t.name == "interrupt_after"]
+    assert not about_to_fire.is_set()
+    assert signal.getsignal(signal.SIGINT) is handler
 
 
 def test_maxtasksperchild_replaces_workers(start_method):

@@ -14,6 +14,7 @@ from pathlib import Path
 import gevent
 import pytest
 from _notebooks import solution
+from _timing import contention_note
 from matplotlib.figure import Figure
 
 from helpers.chapters import ch05_coroutines as co
@@ -58,15 +59,25 @@ def test_chores_total_is_the_longest_not_the_sum():
 
 
 def test_ten_thousand_sleepers_finish_in_about_one_sleep():
-    # The same spawning, recording and waking without the sleep: what they cost on this machine
-    # at this moment (others' load included), so the bound holds on a busy machine too.
+    # The same spawning, recording and waking without the sleep, just before and just after:
+    # what they cost on this machine at this moment (others' load included).
+    sleep = 1.0
     overhead = co.sleepers(10_000, 0.0).seconds
-    run = co.sleepers(10_000, 1.0)
-    assert run.value == 10_000
-    # about one sleep, not 10,000 of them; the bar on a quiet machine (1.25 s) is `make bench`'s
-    assert 1.0 <= run.seconds <= 1.0 + 2 * overhead + 0.5
+    run = co.sleepers(10_000, sleep)
+    overhead = max(overhead, co.sleepers(10_000, 0.0).seconds)
+    assert run.value == 10_000 and run.seconds >= sleep
     _, alive = alive_counts(run.trace)
+    # What the sleeping added is one sleep, not two (sleepers that each slept twice, or two
+    # waves of 5,000, add 2 s); the bar on a quiet machine (1.25 s in all) is `make bench`'s.
+    slept = run.seconds - overhead
+    # Both are timing on a starved machine: the hub may take longer than a sleep just to start
+    # every sleeper, and the first then wake before the last fall asleep.
+    if (alive.max() < 10_000 or slept >= 1.5 * sleep) and (note := contention_note()):
+        pytest.skip(f"inconclusive: {alive.max()} asleep at once, the sleep added {slept:.2f} s; "
+                    f"{note}")
     assert alive.max() == 10_000  # all asleep at the same time
+    assert slept < 1.5 * sleep, (f"10,000 sleepers of {sleep:g} s took {run.seconds:.2f} s, "
+                                 f"{slept:.2f} s more than without the sleep ({overhead:.2f} s)")
 
 
 def test_switching_is_explicit_and_deterministic():
