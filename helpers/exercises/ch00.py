@@ -433,7 +433,7 @@ def _predict_convoy(answer):
             not math.isfinite(answer) or answer < 0:
         yield Point(False, "answer should be a number of milliseconds, like 0.3 or 12")
         return
-    for _ in range(_ATTEMPTS):  # a run the machine disturbed is tried again
+    for _ in range(_ATTEMPTS if usable_cores() > 1 else 1):  # a disturbed run is tried again
         run = convoy(_PREDICT_SAMPLES, 0.001, neighbour=True, switch_interval_s=_PREDICT_SWITCH_S)
         alone = convoy(_PREDICT_SAMPLES, 0.001, neighbour=False)
         # Starved of a core, the neighbour leaves the GIL free: a short wait then says nothing.
@@ -441,6 +441,13 @@ def _predict_convoy(answer):
         if not starved and alone.p50_ms <= 0.5 * _PREDICT_SWITCH_S * 1000:
             break
     measured = run.p50_ms
+    if usable_cores() < 2:  # the neighbour's time slices on the one core add to the GIL's wait
+        yield Point.unsure(f"the I/O thread woke {measured:.2f} ms late (median), but this "
+                           "machine gives the course one core (its affinity mask allows only "
+                           "one): the I/O thread also waits for the CPU thread's turns on that "
+                           "core, so the figure is not the GIL's alone and cannot judge your "
+                           "prediction. On a machine with two free cores this check can")
+        return
     if starved or alone.p50_ms > 0.5 * _PREDICT_SWITCH_S * 1000:
         yield Point.unsure(f"the CPU thread ran {run.neighbour_cpu_share:.0%} of the time and "
                            f"the I/O thread alone woke {alone.p50_ms:.2f} ms late: other programs "

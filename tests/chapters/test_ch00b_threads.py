@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from _notebooks import solution
-from _timing import skip_if_busy
+from _timing import one_core, skip_if_busy
 
 from helpers.chapters import ch00b_threads as th
 from helpers.exercises import check
@@ -168,8 +168,19 @@ def test_exercise_00_5_judges_a_prediction_against_a_run(monkeypatch):
     assert not check("00.5", "two")
     feedback = check("00.5", solution(NOTEBOOK, "check(\"00.5\"", None))
     if feedback.inconclusive:
-        pytest.skip(f"the machine is too busy to time a wake-up: {feedback!r}")
+        pytest.skip(f"this machine cannot time the GIL's wake-up now: {feedback!r}")
     assert feedback, repr(feedback)
     for wrong in (0.0, 100.0):
         feedback = check("00.5", wrong)
         assert feedback.inconclusive or feedback.wrong, repr(feedback)
+
+
+def test_exercise_00_5_on_one_core_judges_no_prediction(monkeypatch):
+    """Pinned to one core, the CPU thread's turns on it add to the GIL's wait: neither the right
+    prediction nor a wrong one gets ✓ or ✗, and the check says why."""
+    _reader(monkeypatch)
+    with one_core():
+        for prediction in (2.0, 0.0):
+            feedback = check("00.5", prediction)
+            assert feedback.inconclusive and not feedback.wrong, repr(feedback)
+            assert "one core" in feedback.points[0].message
