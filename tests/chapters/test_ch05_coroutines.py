@@ -48,14 +48,19 @@ def test_chores_total_is_the_longest_not_the_sum():
     longest, total = max(co.CHORES.values()) * scale, sum(co.CHORES.values()) * scale
     serial, concurrent = co.chores(False, scale), co.chores(True, scale)
     assert serial.value == concurrent.value == list(co.CHORES)
-    assert serial.seconds >= 0.95 * total
-    assert 0.95 * longest <= concurrent.seconds < 0.8 * total
+    assert serial.seconds >= 0.95 * total and concurrent.seconds >= 0.95 * longest
     names = list(co.CHORES)
     # serial: each chore starts after the previous one ended; concurrent: all alive at once
     for a, b in zip(names, names[1:]):
         assert _alive(serial, a)[1] <= _alive(serial, b)[0]
     assert max(_alive(concurrent, n)[0] for n in names) < min(_alive(concurrent, n)[1]
                                                               for n in names)
+    # The total is about the longest, not the sum: a timing, so a starved machine may only
+    # make it inconclusive.
+    if concurrent.seconds >= 0.8 * total and (note := contention_note()):
+        pytest.skip(f"inconclusive: the chores together took {concurrent.seconds:.2f} s of a "
+                    f"{total:.2f} s sum; {note}")
+    assert concurrent.seconds < 0.8 * total
 
 
 def test_ten_thousand_sleepers_finish_in_about_one_sleep():
