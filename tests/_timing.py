@@ -36,9 +36,9 @@ import pytest
 
 from helpers.course import usable_cores
 
-__all__ = ["busy", "contention_note", "measure_contention", "one_core", "others_cores",
-           "own_cpu_seconds", "requires_cores", "skip_if_busy", "skip_unless_cores",
-           "usable_cores"]
+__all__ = ["busy", "contended_note", "contention_note", "measure_contention", "one_core",
+           "others_cores", "own_cpu_seconds", "requires_cores", "skip_if_busy",
+           "skip_unless_cores", "usable_cores"]
 
 # Other programs using a quarter of a core on average during a measurement are enough to take a
 # speed-up of two workers on two cores below its bar: what they took is missing from ours.
@@ -126,6 +126,13 @@ def contention_note() -> str | None:
     cores = usable_cores()
     if cores < 2:
         return f"this process may use {cores} core only (its affinity mask): no speed-up to see"
+    return contended_note()
+
+
+def contended_note() -> str | None:
+    """Why a timing that needs no second core (sleepers, waits) cannot be judged right now:
+    other programs took a real share of the cores this process may use; None when they did not."""
+    cores = usable_cores()
     others = others_cores()
     # Cores outside this process's mask are the others' to use: only what they took beyond those
     # came out of ours.

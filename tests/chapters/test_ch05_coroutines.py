@@ -14,7 +14,7 @@ from pathlib import Path
 import gevent
 import pytest
 from _notebooks import solution
-from _timing import contention_note
+from _timing import contended_note
 from matplotlib.figure import Figure
 
 from helpers.chapters import ch05_coroutines as co
@@ -57,7 +57,7 @@ def test_chores_total_is_the_longest_not_the_sum():
                                                               for n in names)
     # The total is about the longest, not the sum: a timing, so a starved machine may only
     # make it inconclusive.
-    if concurrent.seconds >= 0.8 * total and (note := contention_note()):
+    if concurrent.seconds >= 0.8 * total and (note := contended_note()):
         pytest.skip(f"inconclusive: the chores together took {concurrent.seconds:.2f} s of a "
                     f"{total:.2f} s sum; {note}")
     assert concurrent.seconds < 0.8 * total
@@ -77,7 +77,7 @@ def test_ten_thousand_sleepers_finish_in_about_one_sleep():
     slept = run.seconds - overhead
     # Both are timing on a starved machine: the hub may take longer than a sleep just to start
     # every sleeper, and the first then wake before the last fall asleep.
-    if (alive.max() < 10_000 or slept >= 1.5 * sleep) and (note := contention_note()):
+    if (alive.max() < 10_000 or slept >= 1.5 * sleep) and (note := contended_note()):
         pytest.skip(f"inconclusive: {alive.max()} asleep at once, the sleep added {slept:.2f} s; "
                     f"{note}")
     assert alive.max() == 10_000  # all asleep at the same time
