@@ -38,6 +38,7 @@ __all__ = [
     "describe_machine",
     "kernel_safe_start_method",
     "mp_context",
+    "one_core_note",
     "physical_cores",
     "preload_in_forkserver",
     "quiet_fork_warnings",
@@ -247,6 +248,25 @@ def usable_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+def one_core_note(here: str, with_more: str, *, cores: int | None = None) -> str:
+    """A sentence for a speed-up demo when this process may use one core only, else "".
+
+    `here` says what one core does to the figures just printed ("the processes take turns on it
+    and cannot beat serial"), `with_more` what the reader would see with more cores ("two
+    processes would take about half the serial time"). On one core a low speed-up is the
+    machine's answer, not a busy moment's: running the cell again does not change it. `cores`
+    is the cores this process may use, `usable_cores()` unless given.
+    """
+    for name, value in (("here", here), ("with_more", with_more)):
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{name} must be a non-empty sentence, got {value!r:.80}")
+    cores = usable_cores() if cores is None else check_int("cores", cores, 1, 1 << 16)
+    if cores > 1:
+        return ""
+    return (f"(this machine gives the course one core — its affinity mask allows only one — so "
+            f"{here}; with two free cores or more, {with_more})")
 
 
 def physical_cores() -> int | None:

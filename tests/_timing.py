@@ -14,22 +14,73 @@ machine, and it does so from what it measured, not from a guess:
 
 The 1-minute load average lags by a minute and counts this run's own threads, so it only adds to
 that evidence. Nothing here loosens an assertion: on a quiet machine a low ratio still fails.
+
+A test that cannot show its effect on fewer than n cores (two workers on two cores at once)
+skips by the cores this process may use — its affinity mask, as ``taskset -c 0`` or a container
+sets it — never by ``os.cpu_count()``, which counts the machine's cores, usable or not::
+
+    @requires_cores(2)                      # a marker, decided at collection
+    def test_...():  ...
+    skip_unless_cores(2)                    # inside a test, after its own set-up
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psutil
 import pytest
 
 from helpers.course import usable_cores
 
+__all__ = ["busy", "contended_note", "contention_note", "measure_contention", "one_core",
+           "others_cores", "own_cpu_seconds", "requires_cores", "skip_if_busy",
+           "skip_unless_cores", "usable_cores"]
+
 # Other programs using a quarter of a core on average during a measurement are enough to take a
 # speed-up of two workers on two cores below its bar: what they took is missing from ours.
 _CONTENDED_CORES = 0.25
 _baseline: dict[str, float] = {}
+
+
+def _too_few(n: int) -> str | None:
+    cores = usable_cores()
+    if cores >= n:
+        return None
+    return (f"needs {n} usable cores; this process may use {cores} (its affinity mask), "
+            f"of the machine's {os.cpu_count()}")
+
+
+def skip_unless_cores(n: int) -> None:
+    """Skip the calling test, saying why, when this process may use fewer than `n` cores."""
+    reason = _too_few(n)
+    if reason is not None:
+        pytest.skip(reason)
+
+
+def requires_cores(n: int) -> pytest.MarkDecorator:
+    """A marker that skips a test when this process may use fewer than `n` cores."""
+    reason = _too_few(n)
+    return pytest.mark.skipif(reason is not None, reason=reason or "")
+
+
+@contextmanager
+def one_core() -> Iterator[int]:
+    """Pin the calling thread to one of its usable cores for the block (Linux), as ``taskset -c``
+    would the whole process: threads it starts inherit the mask, and `usable_cores()` reads 1.
+    Processes started from an already-running fork server do not: they keep the server's mask."""
+    if not hasattr(os, "sched_setaffinity"):
+        pytest.skip("needs Linux to pin a thread to one core")
+    before = os.sched_getaffinity(0)
+    core = min(before)
+    os.sched_setaffinity(0, {core})  # 0: the calling thread only
+    try:
+        yield core
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def own_cpu_seconds() -> float:
@@ -75,6 +126,13 @@ def contention_note() -> str | None:
     cores = usable_cores()
     if cores < 2:
         return f"this process may use {cores} core only (its affinity mask): no speed-up to see"
+    return contended_note()
+
+
+def contended_note() -> str | None:
+    """Why a timing that needs no second core (sleepers, waits) cannot be judged right now:
+    other programs took a real share of the cores this process may use; None when they did not."""
+    cores = usable_cores()
     others = others_cores()
     # Cores outside this process's mask are the others' to use: only what they took beyond those
     # came out of ours.

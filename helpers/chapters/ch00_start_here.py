@@ -38,6 +38,7 @@ from helpers.course import (
     check_int,
     check_start_method,
     kernel_safe_start_method,
+    one_core_note,
 )
 from helpers.runners import (
     Comparison,
@@ -280,7 +281,10 @@ def make_panel():
         fig.set_size_inches(11, 2.2 + 0.55 * 3 * workers)
         axes = fig.subplots(len(MODES), 1, sharex=True)
         plot_comparison(comparison, list(axes))
-        return comparison.summary()
+        note = "" if kind == "io" else one_core_note(  # waiting needs no core: io is the same
+            "workers that compute take turns on it and cannot beat serial",
+            "processes, and threads running zlib, would compute at once")
+        return f"{comparison.summary()} {note}".strip()
 
     methods = available_start_methods()
     return Panel(

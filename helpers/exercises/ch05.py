@@ -475,6 +475,9 @@ _TICK_SECONDS = 0.01  # the ticker of 05d's "Blocking the loop", every 10 ms
 # Before the reader's function runs, the ticker runs alone this long: its own lateness is the
 # machine's noise. Above half the limit, a late ticker says nothing about the reader's code.
 _QUIET_SECONDS = 0.1
+# While the reader's function runs, the loop's thread never waits (it computes or runs the
+# ticker): below this share of a core, the OS gave the rest to other programs (a busy machine).
+_STARVED_SHARE = 0.8
 
 
 async def _crunch_trial(sum_of_squares, numbers) -> dict:
@@ -501,9 +504,12 @@ async def _crunch_trial(sum_of_squares, numbers) -> dict:
         await asyncio.sleep(_QUIET_SECONDS)
         outcome["quiet ms"] = p90(lateness)
         lateness.clear()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         outcome["returned"] = await asyncio.wait_for(sum_of_squares(numbers), _CALL_LIMIT_SECONDS)
         outcome["seconds"] = time.perf_counter() - started
+        # The loop's thread computes or switches the whole time: a share of a core well below
+        # one is time the OS gave to other programs, and the ticks' lateness then measures them.
+        outcome["cpu share"] = (time.thread_time() - cpu) / max(outcome["seconds"], 1e-9)
         await asyncio.sleep(3 * _TICK_SECONDS)  # the ticks the work delayed are counted too
     except asyncio.TimeoutError:
         outcome["error"] = (f"sum_of_squares did not return within {_CALL_LIMIT_SECONDS:g} s, "
@@ -564,6 +570,11 @@ def _polite_async(answer):
     elif best["quiet ms"] > LATENESS_LIMIT_MS / 2:
         yield Point.unsure(f"the ticker was {best['quiet ms']:.0f} ms late on its own, before "
                            "your function ran: the machine is too busy to judge; try again")
+    elif best.get("cpu share", 1.0) < _STARVED_SHARE:
+        yield Point.unsure(f"90 % of the ticks were up to {late:.0f} ms late, but the loop's "
+                           f"thread got only {best['cpu share']:.0%} of a core while your "
+                           "function ran: other programs took the rest, and the lateness "
+                           "measures them too. The machine is too busy to judge; try again")
     else:
         yield Point(False, f"90 % of the ticks were up to {late:.0f} ms late (limit "
                            f"{LATENESS_LIMIT_MS:.0f} ms): where does your function let the loop "

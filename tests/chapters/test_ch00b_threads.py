@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 from _notebooks import solution
-from _timing import skip_if_busy
+from _timing import one_core, skip_if_busy
 
 from helpers.chapters import ch00b_threads as th
 from helpers.exercises import check
+from helpers.timeline import Trace
 
 NOTEBOOK = "00b_threads.ipynb"
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
@@ -168,8 +169,41 @@ def test_exercise_00_5_judges_a_prediction_against_a_run(monkeypatch):
     assert not check("00.5", "two")
     feedback = check("00.5", solution(NOTEBOOK, "check(\"00.5\"", None))
     if feedback.inconclusive:
-        pytest.skip(f"the machine is too busy to time a wake-up: {feedback!r}")
+        pytest.skip(f"this machine cannot time the GIL's wake-up now: {feedback!r}")
     assert feedback, repr(feedback)
     for wrong in (0.0, 100.0):
         feedback = check("00.5", wrong)
         assert feedback.inconclusive or feedback.wrong, repr(feedback)
+
+
+def test_exercise_00_5_on_one_core_judges_no_prediction(monkeypatch):
+    """Pinned to one core, the CPU thread's turns on it add to the GIL's wait: neither the right
+    prediction nor a wrong one gets ✓ or ✗, and the check says why."""
+    _reader(monkeypatch)
+    with one_core():
+        for prediction in (2.0, 0.0):
+            feedback = check("00.5", prediction)
+            assert feedback.inconclusive and not feedback.wrong, repr(feedback)
+            assert "one core" in feedback.points[0].message
+
+
+def test_exercise_00_5_reads_a_wait_for_a_core_as_inconclusive(monkeypatch):
+    """A median far beyond the switch interval is the machine's, not the GIL's: the right
+    prediction is not told ✗ then; with a median the GIL explains, it is ✓ and a wrong one ✗."""
+    import helpers.chapters.ch00b_threads as ch00b
+    import helpers.exercises.ch00 as ch00
+
+    _reader(monkeypatch)
+    monkeypatch.setattr(ch00, "usable_cores", lambda: 2)
+    beside_ms = [7.0]
+
+    def canned(samples, period_s, neighbour=True, switch_interval_s=None):
+        late = beside_ms * samples if neighbour else [0.05] * samples
+        return th.ConvoyResult(neighbour, switch_interval_s or 0.005, late, Trace(),
+                               0.95 if neighbour else None)
+
+    monkeypatch.setattr(ch00b, "convoy", canned)
+    feedback = check("00.5", 2.0)
+    assert feedback.inconclusive and "far more than the GIL" in feedback.points[0].message
+    beside_ms[:] = [2.1]
+    assert check("00.5", 2.0) and check("00.5", 0.0).wrong

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from _notebooks import solution
-from _timing import busy, skip_if_busy
+from _timing import busy, skip_if_busy, skip_unless_cores
 from matplotlib.figure import Figure
 
 from helpers.chapters.ch04_pools import (
@@ -67,8 +67,7 @@ def test_every_pool_kind_returns_every_result_in_order(start_method):
 
 
 def test_pool_speedup_and_overlapping_workers():
-    if usable_cores() < 2:
-        pytest.skip("needs 2 usable cores")
+    skip_unless_cores(2)
     method = kernel_safe_start_method()
     items = task_items(8, 60.0)
     best, run = 0.0, None
@@ -138,9 +137,18 @@ def test_interrupt_demo_reports_workers_gone():
 
 
 def test_interrupt_after_is_silent_when_the_block_ends_first():
-    with interrupt_after(0.05):
+    import signal
+
+    handler = signal.getsignal(signal.SIGINT)
+    about_to_fire = threading.Event()  # `before` runs in the timer just before it signals
+    with interrupt_after(0.05, before=about_to_fire.set):
         pass
-    time.sleep(0.1)  # a late signal would raise here; it must have been cancelled
+    # The timer was cancelled and joined as the block ended: no thread is left that could send
+    # a late signal (so none is waited for), it never got as far as signalling, and the
+    # kernel's own SIGINT handler is back.
+    assert not [t for t in threading.enumerate() if t.name == "interrupt_after"]
+    assert not about_to_fire.is_set()
+    assert signal.getsignal(signal.SIGINT) is handler
 
 
 def test_maxtasksperchild_replaces_workers(start_method):
@@ -166,7 +174,63 @@ def test_amdahl_fit_and_measure():
     plot_amdahl(run, ax)
     measured = [line for line in ax.lines if line.get_label().startswith("measured")][0]
     assert list(measured.get_ydata()) == run.speedups
-    assert any(f"{run.fitted_fraction:.1%}" in t.get_text() for t in ax.get_legend().get_texts())
+    curve = ("what free cores would show" if usable_cores() < 2 else  # one core: nothing fitted
+             f"fitted f = {run.fitted_fraction:.1%}")
+    assert any(curve in t.get_text() for t in ax.get_legend().get_texts())
+
+
+def test_amdahl_on_one_core_fits_nothing_and_says_why():
+    # Speed-ups of 1.06×, 1.04×, 0.93× on one core: a least-squares fit would say f ≈ 20 %.
+    speedups = [1.06, 1.04, 0.93]
+    one_core = AmdahlRun([1, 2, 3], [1 / s for s in speedups], 1.0, 0.2, 1, "spawn")
+    assert one_core.fitted_fraction is None
+    text = str(one_core)
+    assert "one core" in text and "no serial fraction fitted" in text
+    assert "fitted from the measurement" not in text and "20.0%" not in text
+    assert "1.67× on 2" in text  # what two free cores would allow, from the built-in 20 %
+    ax = Figure().subplots()
+    plot_amdahl(one_core, ax)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("what free cores would show" in label for label in labels), labels
+    assert not any("fitted" in label for label in labels) and "1 core here" in labels
+    # Two cores but only one worker measured: no point to fit either, and no made-up fraction.
+    assert AmdahlRun([1], [1.0], 1.0, 0.2, 2, "spawn").fitted_fraction is None
+
+
+def test_core_seconds_count_turns_on_a_shared_core_once():
+    from helpers.chapters.ch04_pools import core_seconds, workers_computing
+
+    s = 1_000_000_000
+    # a: 0-2 s, b: 1-3 s, c: 3-4 s (a span starting where another ends), d: no run at all.
+    trace = Trace([Event("a", "t", "run", 0, 2 * s, 1), Event("b", "t", "run", 1 * s, 3 * s, 2),
+                   Event("c", "t", "run", 3 * s, 4 * s, 3), Event("d", "t", "wait", 0, s, 4)])
+    assert core_seconds(trace, 2) == {"a": 2.0, "b": 2.0, "c": 1.0, "d": 0.0}
+    # On one core a and b take turns from 1 s to 2 s: half of that second each.
+    assert core_seconds(trace, 1) == {"a": 1.5, "b": 1.5, "c": 1.0, "d": 0.0}
+    assert work_per_worker(trace, 1) == [1.5, 1.5, 1.0, 0.0]
+    assert workers_computing(trace, 4.0, 1) == pytest.approx(1.0)  # never above one core
+    assert workers_computing(trace, 4.0, 2) == pytest.approx(1.25)
+    # Three workers on two cores at once: two cores' worth, two thirds each.
+    three = Trace([Event(lane, "t", "run", 0, 3 * s, 1) for lane in "xyz"])
+    assert core_seconds(three, 2) == {"x": 2.0, "y": 2.0, "z": 2.0}
+    with pytest.raises(ValueError, match="cores"):
+        core_seconds(trace, 0)
+    with pytest.raises(TypeError, match="trace"):
+        work_per_worker([], 1)
+
+
+def test_chunksize_printout_on_one_core_counts_one_worker_at_a_time():
+    from helpers.chapters.ch04_pools import ChunksizeComparison
+    from helpers.runners import Run
+
+    s = 1_000_000_000
+    both = Trace([Event("worker 1", "t", "run", 0, s, 1), Event("worker 2", "t", "run", 0, s, 2)])
+    runs = [Run("processes", "Pool.map", [], [], 1.0, both, 2, "spawn",
+                details={"chunksize": c, "kind": "Pool.map"}) for c in (1, 50)]
+    one = str(ChunksizeComparison(runs, 6.0, 1))  # a load of 6: beside the point on one core
+    assert "1.00 workers computing" in one and "2.00" not in one
+    assert "one core" in one and "load average" not in one
+    assert "2.00 workers computing" in str(ChunksizeComparison(runs, 0.0, 2))
 
 
 def test_panel_demo_draws():
@@ -370,18 +434,35 @@ def test_work_per_worker_sums_each_lane_largest_first():
     trace = Trace([Event("a", "t", "run", 0, 1_000_000_000, 1),
                    Event("b", "t", "run", 0, 3_000_000_000, 2),
                    Event("a", "t", "run", 2_000_000_000, 2_500_000_000, 1)])
-    assert work_per_worker(trace) == [3.0, 1.5]
+    assert work_per_worker(trace, 2) == [3.0, 1.5]
 
 
 def test_busy_machine_note_speaks_only_when_the_cores_are_taken(monkeypatch):
     import os
 
-    from helpers.chapters.ch04_pools import busy_machine_note
+    from helpers.chapters.ch04_pools import busy_machine_note, views
 
-    monkeypatch.setattr(os, "getloadavg", lambda: (usable_cores() + 1.0, 0.0, 0.0))
+    monkeypatch.setattr(views, "usable_cores", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.0, 0.0, 0.0))
     assert "load average" in busy_machine_note()
     monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     assert busy_machine_note() == ""
+
+
+def test_busy_machine_note_says_plainly_that_one_core_is_all_there_is(monkeypatch):
+    import os
+
+    from helpers.chapters.ch04_pools import busy_machine_note, views
+
+    monkeypatch.setattr(views, "usable_cores", lambda: 1)
+    for load in (0.0, 3.0):  # idle or busy: one core is the reason, and it does not pass
+        monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, 0.0, 0.0))
+        note = busy_machine_note("two workers would take half the time")
+        assert "one core" in note and "two workers would take half the time" in note
+        assert "load average" not in note and "again" not in note
+    assert "one core" in busy_machine_note()  # a sentence of its own without `with_more`
+    with pytest.raises(ValueError, match="with_more"):
+        busy_machine_note("")
 
 
 def test_chunksize_printout_says_when_a_busy_machine_flipped_the_order():

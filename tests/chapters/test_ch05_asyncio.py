@@ -277,3 +277,28 @@ def test_exercise_05_7_keeps_the_ticker_on_time_and_tells_a_blocking_sum(tmp_pat
     plain = tmp_path / "plain.py"
     plain.write_text("def sum_of_squares(numbers):\n    return 0\n")
     assert "async def" in repr(check("05.7", str(plain)))
+
+
+def test_exercise_05_7_tells_a_starved_loop_from_a_blocking_sum(monkeypatch, tmp_path):
+    """The same late ticks are ✗ when the loop's thread had its core (the reader's function held
+    the loop) and inconclusive when it got well under one (other programs took the core)."""
+    import helpers.chapters.ch05_coroutines as co
+    import helpers.exercises.ch05 as ch05
+
+    numbers = range(1000)
+    expected = sum(n * n for n in numbers)
+    monkeypatch.setattr(ch05, "_squares_workload", lambda: (numbers, 0.2))
+    module = tmp_path / "any.py"
+    module.write_text("async def sum_of_squares(numbers):\n    return 0\n")
+
+    def verdict(cpu_share):
+        run = {"quiet ms": 1.0, "returned": expected, "seconds": 0.2, "late ms": 30.0,
+               "cpu share": cpu_share}
+        monkeypatch.setattr(co, "run_in_thread", lambda *args, **kwargs: dict(run))
+        point = [p for p in check("05.7", str(module)).points if "ticks" in p.message][0]
+        return point.ok, point.message
+
+    ok, message = verdict(0.97)
+    assert ok is False and "Blocking the loop" in message
+    ok, message = verdict(0.4)
+    assert ok is None and "40% of a core" in message

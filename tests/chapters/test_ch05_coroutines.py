@@ -14,6 +14,7 @@ from pathlib import Path
 import gevent
 import pytest
 from _notebooks import solution
+from _timing import contended_note
 from matplotlib.figure import Figure
 
 from helpers.chapters import ch05_coroutines as co
@@ -47,26 +48,43 @@ def test_chores_total_is_the_longest_not_the_sum():
     longest, total = max(co.CHORES.values()) * scale, sum(co.CHORES.values()) * scale
     serial, concurrent = co.chores(False, scale), co.chores(True, scale)
     assert serial.value == concurrent.value == list(co.CHORES)
-    assert serial.seconds >= 0.95 * total
-    assert 0.95 * longest <= concurrent.seconds < 0.8 * total
+    assert serial.seconds >= 0.95 * total and concurrent.seconds >= 0.95 * longest
     names = list(co.CHORES)
     # serial: each chore starts after the previous one ended; concurrent: all alive at once
     for a, b in zip(names, names[1:]):
         assert _alive(serial, a)[1] <= _alive(serial, b)[0]
     assert max(_alive(concurrent, n)[0] for n in names) < min(_alive(concurrent, n)[1]
                                                               for n in names)
+    # The total is about the longest, not the sum: a timing, so a starved machine may only
+    # make it inconclusive.
+    if concurrent.seconds >= 0.8 * total and (note := contended_note()):
+        pytest.skip(f"inconclusive: the chores together took {concurrent.seconds:.2f} s of a "
+                    f"{total:.2f} s sum; {note}")
+    assert concurrent.seconds < 0.8 * total
 
 
 def test_ten_thousand_sleepers_finish_in_about_one_sleep():
-    # The same spawning, recording and waking without the sleep: what they cost on this machine
-    # at this moment (others' load included), so the bound holds on a busy machine too.
-    overhead = co.sleepers(10_000, 0.0).seconds
-    run = co.sleepers(10_000, 1.0)
-    assert run.value == 10_000
-    # about one sleep, not 10,000 of them; the bar on a quiet machine (1.25 s) is `make bench`'s
-    assert 1.0 <= run.seconds <= 1.0 + 2 * overhead + 0.5
+    sleep = 1.0
+    run = co.sleepers(10_000, sleep)
+    assert run.value == 10_000 and run.seconds >= sleep
+    # Read off the recording, not a stopwatch: each sleeper runs when it starts and when it wakes,
+    # so its life is one sleep (two for a sleeper that slept twice, whatever the machine's load),
+    # and all of them were asleep at once.
+    first: dict[str, int] = {}
+    last: dict[str, int] = {}
+    for e in run.trace.select(kind="run"):
+        if e.lane not in ("main", "hub"):
+            first[e.lane] = min(first.get(e.lane, e.start_ns), e.start_ns)
+            last[e.lane] = max(last.get(e.lane, e.end_ns), e.end_ns)
+    lives = sorted((last[lane] - first[lane]) / 1e9 for lane in first)
+    assert len(lives) == 10_000 and lives[0] >= sleep
     _, alive = alive_counts(run.trace)
+    # A starved hub may take longer than a sleep to start every sleeper: the first then wake
+    # before the last fall asleep. Once all were asleep together, the lives are load-proof.
+    if alive.max() < 10_000 and (note := contended_note()):
+        pytest.skip(f"inconclusive: {alive.max()} asleep at once; {note}")
     assert alive.max() == 10_000  # all asleep at the same time
+    assert lives[0] < 1.5 * sleep, f"the shortest of 10,000 sleepers lived {lives[0]:.2f} s"
 
 
 def test_switching_is_explicit_and_deterministic():

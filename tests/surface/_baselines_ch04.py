@@ -18,6 +18,12 @@ class _KernelPool:
 
 
 def baselines() -> dict:
+    from helpers.timeline import Trace
+
     return {
         "time_job": {"pool": _KernelPool(), "total": 1000, "serial_fraction": 0.2, "workers": 2},
+        # the views of a trace: an empty one is valid (no worker computed)
+        "core_seconds": {"trace": Trace()},
+        "work_per_worker": {"trace": Trace()},
+        "workers_computing": {"trace": Trace(), "seconds": 1.0},
     }

@@ -10,6 +10,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import matplotlib
 import pytest
+from _timing import requires_cores
 
 matplotlib.use("Agg")  # the tests draw off-screen; notebooks keep their own backend
 from matplotlib.figure import Figure  # noqa: E402
@@ -190,8 +191,8 @@ def test_chrome_trace_has_one_complete_event_per_span(tmp_path):
     assert {r["args"]["name"] for r in names} == {"w0", "w1", "w2", "w3"}
 
 
-@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
-                    reason="needs Linux and two usable cores to pin threads apart")
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs Linux to pin threads")
+@requires_cores(2)  # two cores to pin the threads apart
 def test_current_cpu_is_the_calling_threads_own_core():
     from helpers.timeline import current_cpu
 

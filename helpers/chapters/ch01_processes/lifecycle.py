@@ -30,6 +30,7 @@ from statistics import median
 from typing import Any
 
 from helpers.course import (
+    MAX_TIMEOUT_SECONDS,
     check_callable,
     check_float,
     check_int,
@@ -71,7 +72,6 @@ __all__ = [
 
 # A start-cost sample is one process; 64 spawned processes are already ~5 s on a slow laptop.
 _MAX_START_SAMPLES = 64
-_MAX_SECONDS = 3600.0
 
 
 # -- a first process: pid, parent pid, exit code ---------------------------------------------------
@@ -127,7 +127,7 @@ def exits_with_3() -> None:
 
 
 def waits(ready, seconds: float) -> None:
-    check_float("seconds", seconds, 0.0, _MAX_SECONDS)
+    check_float("seconds", seconds, 0.0, MAX_TIMEOUT_SECONDS)
     ready.set()  # tell the parent it is running, then wait to be terminated
     time.sleep(seconds)
 
@@ -210,7 +210,7 @@ class DaemonCase:
 
 def start_grandchild(results, daemon: bool, seconds: float) -> None:
     """The child: start a grandchild that sleeps `seconds`, report its pid, and return at once."""
-    check_float("seconds", seconds, 0.0, _MAX_SECONDS)
+    check_float("seconds", seconds, 0.0, MAX_TIMEOUT_SECONDS)
     # This child is single-threaded, so fork is safe for the grandchild where the OS has it.
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     grandchild = multiprocessing.get_context(method).Process(
@@ -355,7 +355,7 @@ def run_in_fresh_process(fn: Callable[..., Any], *args: Any, start_method: str,
     """Send ``fn(*args)`` to a new one-worker `ProcessPoolExecutor`; report what happened."""
     check_callable("fn", fn)
     start_method = check_start_method(start_method)
-    check_timeout("timeout", timeout, 0.001, _MAX_SECONDS)
+    check_timeout("timeout", timeout, 0.001, MAX_TIMEOUT_SECONDS)
     report = FreshRun(getattr(fn, "__qualname__", repr(fn)), start_method, ok=False)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cc-fresh-") as folder:

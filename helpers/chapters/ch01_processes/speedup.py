@@ -30,6 +30,7 @@ from helpers.course import (
     check_start_method,
     check_start_methods,
     kernel_safe_start_method,
+    one_core_note,
     usable_cores,
 )
 from helpers.runners import (
@@ -79,9 +80,8 @@ def busy_note() -> str:
     """
     cores = usable_cores()
     if cores == 1:
-        return ("(this machine gives the course one core — its affinity mask allows only one — "
-                "so processes take turns on it and cannot beat serial here; with two free cores, "
-                "two processes would take about half the serial time)")
+        return one_core_note("processes take turns on it and cannot beat serial here",
+                             "two processes would take about half the serial time", cores=1)
     if not hasattr(os, "getloadavg"):
         return ""
     load = os.getloadavg()[0]

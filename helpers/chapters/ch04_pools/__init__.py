@@ -5,8 +5,8 @@
                 crash_in_worker,
                 interrupt_demo, maxtasksperchild_demo
     amdahl.py   measure_amdahl, time_job, fit_serial_fraction, plot_amdahl
-    views.py    values_and_trace, work_per_worker, busy_machine_note: the display around the pool
-                calls the notebooks write out
+    views.py    values_and_trace, core_seconds, work_per_worker, workers_computing,
+                busy_machine_note: the display around the pool calls the notebooks write out
 """
 
 from .amdahl import (
@@ -44,15 +44,22 @@ from .panel import (
     task_items,
     uneven_items,
 )
-from .views import busy_machine_note, values_and_trace, work_per_worker
+from .views import (
+    busy_machine_note,
+    core_seconds,
+    values_and_trace,
+    work_per_worker,
+    workers_computing,
+)
 
 # Chapter names a notebook may use without showing their source: none of them is a pattern.
 __plumbing__ = (
     "task_items",  # task sizes calibrated to this machine's speed: data, not a pattern
     "uneven_items",  # the same, with a few long ones at the end: data, not a pattern
     "values_and_trace",  # unpacks Traced results into values and one Trace: display bookkeeping
-    "work_per_worker",  # sums each lane's recorded seconds: a view of the trace
-    "busy_machine_note",  # the load average against the usable cores: a fact about the machine
+    "work_per_worker",  # each lane's seconds on a core: a view of the trace
+    "workers_computing",  # the same summed, over the wall time: a view of the trace
+    "busy_machine_note",  # one core, or the load against the usable cores: facts about the machine
     "pool_summary",  # one line of figures about a panel run: formatting
 )
 
@@ -71,6 +78,7 @@ __all__ = [
     "compare_chunksizes",
     "compare_process_per_task",
     "compare_uneven",
+    "core_seconds",
     "crash_in_worker",
     "demo",
     "die_on",
@@ -89,4 +97,5 @@ __all__ = [
     "uneven_items",
     "values_and_trace",
     "work_per_worker",
+    "workers_computing",
 ]

@@ -8,10 +8,11 @@ Data flow::
                                        parallel part: n equal cpu_task chunks on a warm pool
     workers = 1, 2, … N  ──> time_job(pool, …) ──> wall times
                          ──> speed-ups over the whole job done in the kernel
-    fit_serial_fraction(speed-ups for n ≤ cores) ──> f, the curve drawn through the points
+    fit_serial_fraction(speed-ups for 1 < n ≤ cores) ──> f, the curve drawn through the points
 
 Points beyond the number of cores are measured and drawn, but not fitted: there the limit is the
-machine, not the serial part.
+machine, not the serial part. On one core no point is fitted at all: the workers take turns on
+it, every speed-up stays near 1×, and `AmdahlRun` says so instead of fitting a number.
 """
 
 from __future__ import annotations
@@ -92,16 +93,25 @@ class AmdahlRun:
         return [self.serial_seconds / s for s in self.seconds]
 
     @property
-    def fitted_fraction(self) -> float:
-        """The serial fraction fitted on the points that had a core per worker."""
-        usable = [(n, s) for n, s in zip(self.workers, self.speedups) if n <= self.cores]
-        if all(n == 1 for n, _ in usable):
-            return self.serial_fraction
+    def fitted_fraction(self) -> float | None:
+        """The serial fraction fitted on the points that had a core per worker; None where no
+        point had (one core: the workers take turns, and the speed-ups say nothing about f)."""
+        usable = [(n, s) for n, s in zip(self.workers, self.speedups)
+                  if 1 < n <= self.cores]
+        if not usable:
+            return None
         return fit_serial_fraction(*zip(*usable))
 
     def __str__(self) -> str:
         measured = ", ".join(f"{n}: {s:.2f}×" for n, s in zip(self.workers, self.speedups))
         f = self.fitted_fraction
+        if f is None:
+            f0 = self.serial_fraction
+            return (f"speed-up by workers — {measured}\n"
+                    f"no serial fraction fitted: {self._why_no_fit()} With free cores the "
+                    f"built-in {f0:.0%} would allow at most {amdahl_speedup(f0, 2):.2f}× on 2 "
+                    f"workers, {amdahl_speedup(f0, 4):.2f}× on 4, and "
+                    f"{1 / f0 if f0 else float('inf'):.1f}× however many workers.")
         # Pool overhead adds a few points to f; far more means the cores were not the job's own.
         why = ("the extra is pool overhead" if f <= self.serial_fraction + _OVERHEAD_MARGIN else
                "far above the built-in part: other programs were using the cores")
@@ -109,6 +119,14 @@ class AmdahlRun:
                 f"built-in serial fraction {self.serial_fraction:.0%}; fitted from the measurement "
                 f"{f:.1%} ({why}); Amdahl's limit with that fraction: "
                 f"{1 / f if f else float('inf'):.1f}×")
+
+    def _why_no_fit(self) -> str:
+        if self.cores == 1:
+            return ("this machine gives the course one core (its affinity mask allows only "
+                    "one), so the workers take turns on it and every speed-up stays near 1× "
+                    "whatever the serial part — these points cannot tell f.")
+        return (f"no point had more than one worker on a core of its own ({self.cores} cores, "
+                f"workers {self.workers}).")
 
 
 def time_job(pool, total: int, serial_fraction: float, workers: int, *,
@@ -165,16 +183,24 @@ def _check_measure(max_workers, start_method, total_seconds, serial_fraction, pr
 
 
 def plot_amdahl(run: AmdahlRun, ax) -> list:
-    """Measured points, the fitted Amdahl curve to 16 workers, its limit, and the core count."""
-    f = run.fitted_fraction
+    """Measured points, the fitted Amdahl curve to 16 workers, its limit, and the core count.
+
+    Where nothing can be fitted (one core), the curve drawn is the built-in fraction's, dashed
+    and labelled as what free cores would show.
+    """
+    fitted = run.fitted_fraction
+    f = run.serial_fraction if fitted is None else fitted
+    curve = (f"Amdahl, fitted f = {f:.1%}" if fitted is not None else
+             f"Amdahl for the built-in f = {f:.0%}: what free cores would show")
     xs = [1 + i * (_CURVE_WORKERS - 1) / 200 for i in range(201)]
     artists = [
         ax.plot(xs, xs, ":", color="#999999", label="ideal (no serial part)")[0],
-        ax.plot(xs, [amdahl_speedup(f, x) for x in xs], "-", color="#E69F00", lw=2,
-                label=f"Amdahl, fitted f = {f:.1%}")[0],
+        ax.plot(xs, [amdahl_speedup(f, x) for x in xs], "-" if fitted is not None else "--",
+                color="#E69F00", lw=2, label=curve)[0],
         ax.plot(run.workers, run.speedups, "o", color="#0072B2", ms=9,
                 label=f"measured ({run.start_method})")[0],
-        ax.axvline(run.cores, color="#D55E00", alpha=0.5, label=f"{run.cores} cores here"),
+        ax.axvline(run.cores, color="#D55E00", alpha=0.5,
+                   label=f"{run.cores} core{'s' if run.cores > 1 else ''} here"),
     ]
     if f > 0:
         artists.append(ax.axhline(1 / f, color="#E69F00", ls="--", alpha=0.6,

@@ -24,10 +24,12 @@ from dataclasses import dataclass, field
 from multiprocessing import TimeoutError as PoolTimeoutError
 
 from helpers.course import (
+    MAX_TIMEOUT_SECONDS,
     check_float,
     check_int,
     check_start_method,
     check_timeout,
+    one_core_note,
     usable_cores,
 )
 from helpers.runners import (
@@ -44,6 +46,7 @@ from helpers.runners.contract import DEFAULT_TIMEOUT_SECONDS
 from helpers.workloads import cpu_task
 
 from .panel import task_items, uneven_items
+from .views import core_seconds, workers_computing
 
 __all__ = [
     "ChunksizeComparison",
@@ -117,8 +120,15 @@ class ChunksizeComparison:
         best = min(r.seconds for r in self.runs)
         lines = [f"chunksize {r.details['chunksize']:>5}: {r.seconds:.3f} s "
                  f"({r.seconds / best:.2f}× the best), "
-                 f"{r.parallelism():.2f} workers computing on average" for r in self.runs]
+                 f"{workers_computing(r.trace, r.seconds, self.cores):.2f} workers computing on "
+                 "average" for r in self.runs]
         smallest = min(self.runs, key=lambda r: r.details["chunksize"])
+        if self.cores == 1:  # the load is beside the point: the workers share one core anyway
+            lines.append(one_core_note(
+                "the workers take turns on it: at most one computes at any moment",
+                "both workers would compute at once, and the gaps of chunksize 1 would "
+                "still make it the slowest", cores=1))
+            return "\n".join(lines)
         busy = (self.load_average is not None and self.cores is not None
                 and self.load_average > self.cores)
         if busy and smallest.seconds <= best * (1 + _SAME_TIME):
@@ -148,6 +158,13 @@ def compare_chunksizes(tasks: int = 2000, task_ms: float = 0.2, *, workers: int 
     return ChunksizeComparison(runs, load, usable_cores())
 
 
+# What one core does to the uneven-tasks comparison, and what more cores would show instead.
+_UNEVEN_ON_ONE_CORE = ("the workers take turns on it and every chunksize takes about as long: the "
+                      "balance shows in each worker's seconds of work, not in the total")
+_UNEVEN_WITH_MORE = ("chunksize 1 would finish clearly sooner, the long tasks shared out and both "
+                    "workers busy to the end")
+
+
 @dataclass
 class UnevenComparison:
     """The same uneven tasks with each chunksize: wall time and each worker's share of the work."""
@@ -156,14 +173,16 @@ class UnevenComparison:
     runs: list[Run]
 
     def busy_per_worker(self, run: Run) -> list[float]:
-        """Seconds of work per worker, largest first."""
-        lanes = run.tasks_per_lane()
-        return sorted((run.trace.busy_ns(lane) / 1e9 for lane in lanes), reverse=True)
+        """Seconds of work per worker on a core (`core_seconds`: turns on a shared core counted
+        once), largest first."""
+        on_cores = core_seconds(run.trace)
+        return sorted((on_cores[lane] for lane in run.tasks_per_lane()), reverse=True)
 
     def __str__(self) -> str:
-        return "\n".join(
-            f"chunksize {r.details['chunksize']:>4}: {r.seconds:.2f} s; seconds of work per "
-            f"worker {[round(b, 2) for b in self.busy_per_worker(r)]}" for r in self.runs)
+        lines = [f"chunksize {r.details['chunksize']:>4}: {r.seconds:.2f} s; seconds of work per "
+                 f"worker {[round(b, 2) for b in self.busy_per_worker(r)]}" for r in self.runs]
+        note = one_core_note(_UNEVEN_ON_ONE_CORE, _UNEVEN_WITH_MORE)
+        return "\n".join(lines + [note] if note else lines)
 
 
 def compare_uneven(tasks: int = 48, task_ms: float = 5.0, long_tasks: int = 4, *,
@@ -340,7 +359,7 @@ def interrupt_demo(after_seconds: float = 0.5, *, workers: int = 2, start_method
                    work_seconds: float = 30.0, check_after: float = 0.5) -> InterruptReport:
     """Start a long `Pool.map`, interrupt it after `after_seconds`, see whether workers remain."""
     check_float("after_seconds", after_seconds, 0.0, 60.0)
-    check_float("work_seconds", work_seconds, after_seconds, 3600.0)
+    check_float("work_seconds", work_seconds, after_seconds, MAX_TIMEOUT_SECONDS)
     check_int("workers", workers, 1, MAX_PROCESSES)
     check_timeout("check_after", check_after, 0.01, 60.0)
     start_method = check_start_method(start_method)

@@ -21,6 +21,8 @@ from helpers.runners import POOL_KINDS, Run, run_pool
 from helpers.timeline import plot_timeline
 from helpers.workloads import MAX_ITERATIONS, cpu_task, iterations_for
 
+from .views import busy_machine_note, core_seconds, workers_computing
+
 __all__ = ["DEFAULT_TASKS", "DEFAULT_TASK_MS", "LONG_FACTOR", "demo", "make_panel", "pool_summary",
            "task_items", "uneven_items"]
 
@@ -33,13 +35,16 @@ def pool_summary(run: Run) -> str:
     if not isinstance(run, Run) or "kind" not in run.details:
         raise TypeError(f"run must be a Run from helpers.runners.run_pool, got {run!r:.80}")
     counts = run.tasks_per_lane()
-    busy = sorted((run.trace.busy_ns(lane) / 1e9 for lane in counts), reverse=True)
-    return (f"{run.details['kind']}: {len(run.values)} tasks on {run.workers} workers "
+    on_cores = core_seconds(run.trace)  # time on distinct cores: time-slicing counted once
+    busy = sorted((on_cores[lane] for lane in counts), reverse=True)
+    text = (f"{run.details['kind']}: {len(run.values)} tasks on {run.workers} workers "
             f"({run.start_method}, chunksize {run.details['chunksize'] or 'n/a'}) in "
             f"{run.seconds:.2f} s; pool start {run.details['pool_start_seconds']:.2f} s; "
-            f"on average {run.parallelism():.2f} workers computing; "
+            f"on average {workers_computing(run.trace, run.seconds):.2f} workers computing; "
             f"tasks per worker {sorted(counts.values(), reverse=True)}, "
             f"seconds of work per worker {[round(b, 2) for b in busy]}")
+    note = busy_machine_note()
+    return f"{text} {note}" if note else text
 
 
 # Tiny tasks show dispatch overhead, big ones the speed-up; beyond 2 s per task a cell gets long.

@@ -2,8 +2,17 @@
 
     pool.map_async(Traced(cpu_task), items).get(timeout)   (written in the cell: the lesson)
         └─> [TracedResult(value, recording), ...]
-              ──> values_and_trace ──> (values, Trace) ──> plot_timeline, work_per_worker
-    os.getloadavg(), usable_cores() ──> busy_machine_note: "these times measure other programs"
+              ──> values_and_trace ──> (values, Trace) ──> plot_timeline
+                                                       ──> core_seconds(trace, cores):
+                                                           each worker's time on a core
+                                                       ──> work_per_worker, workers_computing
+    usable_cores(), os.getloadavg() ──> busy_machine_note: "one core here" or "these times
+                                        measure other programs", else ""
+
+A worker's ``run`` span is wall time: on fewer cores than workers, the workers in progress
+together take turns, and summing their spans would count one core's second several times (two
+workers time-sliced on one core would show "2 workers computing"). `core_seconds` counts only
+time on distinct cores: while k workers compute at once on c < k cores, each is credited c/k.
 """
 
 from __future__ import annotations
@@ -12,10 +21,16 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from helpers.course import usable_cores
+from helpers.course import check_float, check_int, one_core_note, usable_cores
 from helpers.timeline import Trace, TracedResult
 
-__all__ = ["busy_machine_note", "values_and_trace", "work_per_worker"]
+__all__ = ["busy_machine_note", "core_seconds", "values_and_trace", "work_per_worker",
+           "workers_computing"]
+
+# More cores than any machine the course runs on has: a larger `cores` is a mistake.
+_MAX_CORES = 4096
+# A day: no run of the course lasts longer; a larger wall time is a unit mistake (ns for s).
+_MAX_WALL_SECONDS = 86_400.0
 
 
 def values_and_trace(results: Sequence[Any]) -> tuple[list[Any], Trace]:
@@ -33,17 +48,70 @@ def values_and_trace(results: Sequence[Any]) -> tuple[list[Any], Trace]:
     return values, trace
 
 
-def work_per_worker(trace: Trace) -> list[float]:
-    """Seconds of work each worker lane recorded, largest first."""
+def _check_trace(trace: object) -> Trace:
     if not isinstance(trace, Trace):
         raise TypeError(f"trace must be a Trace, got {type(trace).__name__}")
-    return sorted((round(trace.busy_ns(lane) / 1e9, 3) for lane in trace.lanes()), reverse=True)
+    return trace
 
 
-def busy_machine_note() -> str:
-    """A warning when other programs keep every core busy (then times measure them too), else ""."""
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None  # not on Windows
+def core_seconds(trace: Trace, cores: int | None = None) -> dict[str, float]:
+    """Seconds each lane computed on a core, counting only `cores` lanes at a time.
+
+    While k lanes are in ``run`` spans at once and the process may use c < k cores (`cores`,
+    default `usable_cores()`), they take turns and each is credited c/k of that time. So the
+    lanes' seconds add up to at most `cores` times the wall time: on one core, to the time some
+    lane was computing.
+    """
+    trace = _check_trace(trace)
+    cores = usable_cores() if cores is None else check_int("cores", cores, 1, _MAX_CORES)
+    edges = []
+    for e in trace.select(kind="run"):
+        if e.end_ns > e.start_ns:
+            edges += [(e.start_ns, 1, e.lane), (e.end_ns, -1, e.lane)]
+    edges.sort(key=lambda edge: (edge[0], edge[1]))  # a span ending where another starts: first
+    credit = dict.fromkeys(trace.lanes(), 0.0)
+    running: dict[str, int] = {}  # lane -> spans in progress (a lane's spans never overlap)
+    previous = 0
+    for at, step, lane in edges:
+        if running and at > previous:
+            share = min(1.0, cores / len(running)) * (at - previous)
+            for name in running:
+                credit[name] += share
+        previous = at
+        running[lane] = running.get(lane, 0) + step
+        if not running[lane]:
+            del running[lane]
+    return {lane: ns / 1e9 for lane, ns in credit.items()}
+
+
+def work_per_worker(trace: Trace, cores: int | None = None) -> list[float]:
+    """Seconds of work each worker lane did on a core (`core_seconds`), largest first."""
+    return sorted((round(s, 3) for s in core_seconds(trace, cores).values()), reverse=True)
+
+
+def workers_computing(trace: Trace, seconds: float, cores: int | None = None) -> float:
+    """How many workers were computing on average over `seconds` of wall time: their time on
+    distinct cores (`core_seconds`) over the wall time, so never more than the cores."""
+    check_float("seconds", seconds, 0.0, _MAX_WALL_SECONDS)
+    total = sum(core_seconds(trace, cores).values())
+    return total / seconds if seconds > 0 else 0.0
+
+
+def busy_machine_note(with_more: str | None = None) -> str:
+    """What limits the figures just printed on this machine, or "" when nothing does.
+
+    One core (the affinity mask allows one): the workers take turns on it, whatever the load;
+    `with_more` says what the reader would see with more cores. Several cores but a load average
+    at or above them: the times measure the other programs as well.
+    """
+    if with_more is not None and (not isinstance(with_more, str) or not with_more.strip()):
+        raise ValueError(f"with_more must be a sentence or None, got {with_more!r:.80}")
     cores = usable_cores()
+    if cores == 1:
+        return one_core_note("the workers take turns on it and together compute no faster than "
+                             "one", with_more or "each worker would compute on a core of its "
+                             "own, at the same time as the others", cores=1)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None  # not on Windows
     if load is None or load < cores:
         return ""
     return (f"(the load average is {load:.1f} on {cores} usable cores: other programs share the "
