@@ -218,6 +218,12 @@ def test_the_landing_page_leads_to_every_chapter(page, server):
     pages = {urlsplit(h).path for h in hrefs}
     for stem in CHAPTERS:
         assert f"/notebooks/{stem}.html" in pages, f"the landing page has no link to {stem}"
+    assert "/docs/teachers-guide.html" in pages, "the landing page has no link to the guide"
+    with urlopen(f"{server}/docs/teachers-guide.html", timeout=10) as answer:
+        guide = answer.read().decode("utf-8")
+    # Each part has a section headed by its number, as in the chapters' table: "<h2>03a · ...".
+    missing = [s for s in CHAPTERS if f"<h2>{s.split('_')[0]} · " not in guide]
+    assert not missing, f"the teacher's guide has no section for {missing}"
     # A reader's click, not only an address: the first chapter opens with its title.
     page.click(f"article a.reference.internal[href='notebooks/{CHAPTERS[0]}.html']")
     page.wait_for_load_state("load")
