@@ -115,16 +115,18 @@ def execute(stems: list[str], into: Path) -> None:
                          f"{into}):\n  " + "\n  ".join(failed))
 
 
-def _caveat(quick: bool) -> str:
+def _caveat(quick: bool, executed_on: dt.date) -> str:
+    """The note on each page. It describes the machine running the build: the executed notebooks
+    come from it (`make book`, or the notebook test earlier in the same CI run)."""
     cores = os.cpu_count() or 1
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
     params = ("the tests' quick parameters (`CC_QUICK=1`: smaller sizes than yours)" if quick
               else "the chapter's reader defaults")
     return (
-        "Every timeline, table and number on this page was measured when this site was built, "
+        "Every timeline, table and number on this page was measured for this site, "
         f"on {platform.system()} {platform.machine()} with {cores} logical cores "
         f"({usable} usable), Python {platform.python_version()}, on "
-        f"{dt.date.today().isoformat()}, with {params}. Your machine will draw other pictures: "
+        f"{executed_on.isoformat()}, with {params}. Your machine will draw other pictures: "
         "open the chapter in JupyterLab (`make lab`) to measure yours. The live panels are "
         "shown as the picture they drew."
     )
@@ -139,7 +141,8 @@ def stage(executed: Path, src: Path, stems: list[str], quick: bool) -> list[str]
     shutil.copy(DOCS / "conf.py", src / "conf.py")
     shutil.copytree(DOCS / "_static", src / "_static")
     shutil.copy(DOCS / "teachers-guide.md", src / "docs" / "teachers-guide.md")
-    caveat = _caveat(quick)
+    newest = max((executed / f"{stem}.ipynb").stat().st_mtime for stem in stems)
+    caveat = _caveat(quick, dt.date.fromtimestamp(newest))
     staged = []
     for stem in stems:
         nb = json.loads((executed / f"{stem}.ipynb").read_text(encoding="utf-8"))
