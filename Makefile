@@ -8,6 +8,9 @@
 #   make test-seam PYTHON=python3.13
 #                the runners and their cleanup seam (fork, spawn, forkserver) on another
 #                interpreter, in a venv of its own (.venv-3.13) from the same lock
+#   make book    the course as a website in build/book/html: runs every notebook once at reader
+#                defaults, then renders the pages (docs/build.py); make book BOOK="--only 00_start_here"
+#                renders some chapters only. Serve it: python3 -m http.server -d build/book/html
 #   make lint    ruff on helpers, tests, bench and the notebooks
 #   make strip   remove outputs and execution counts from notebooks/*.ipynb
 #   make clean   remove .venv and caches
@@ -32,7 +35,7 @@ CHAPTER_00 := notebooks/00_start_here.ipynb
 # JupyterLab refuses to start as root (a container, CI) unless told; only then is it told.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: all bootstrap lab test test-seam lint bench strip clean
+.PHONY: all bootstrap lab test test-seam lint bench book strip clean
 
 all: bootstrap
 
@@ -82,6 +85,10 @@ test-seam:
 
 bench: $(STAMP)
 	$(VPY) -m bench $(BENCH)
+
+# The test extra brings the book's tools (tests/book builds the site), so the stamp is enough.
+book: $(STAMP)
+	$(VPY) docs/build.py --execute $(BOOK)
 
 # Clears what a run leaves in a notebook: outputs, execution counts and the saved widget state.
 # Cell ids and every other field stay; the file is written the way JupyterLab writes it.
