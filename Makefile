@@ -11,9 +11,9 @@
 #   make book    the course as a website in build/book/html: runs every notebook once at reader
 #                defaults, then renders the pages (docs/build.py); make book BOOK="--only 00_start_here"
 #                renders some chapters only. Serve it: python3 -m http.server -d build/book/html
-#   make lint    ruff on helpers, tests, bench and the notebooks
+#   make lint    ruff on helpers, tests, bench, the notebooks and docs
 #   make strip   remove outputs and execution counts from notebooks/*.ipynb
-#   make clean   remove .venv and caches
+#   make clean   remove .venv, caches, test artifacts and the built book
 #
 # The first target that needs .venv creates it with $(PYTHON) (3.10 or newer) and installs the
 # package with its test extra, pinned by constraints.txt. A stamp file remembers that; it is
@@ -29,7 +29,7 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings
 # ruff is given only the folders that exist, so a missing one is no lint error.
-LINT_PATHS := $(wildcard helpers tests bench notebooks)
+LINT_PATHS := $(wildcard helpers tests bench notebooks docs)
 # Where `make lab` opens; the address it prints leads there too (default_url).
 CHAPTER_00 := notebooks/00_start_here.ipynb
 # JupyterLab refuses to start as root (a container, CI) unless told; only then is it told.
@@ -66,12 +66,12 @@ lint: $(STAMP)
 # Three passes, so that no test measures time while others run: first every test that does not
 # (unit tests and the headless notebooks) side by side in $(TEST_JOBS) processes, then the tests
 # that measure time (marked `timing`) alone, then the browser tests, which open the notebooks the
-# first pass executed.
+# first pass executed (in JupyterLab, and rendered as the book's site).
 TEST_JOBS ?= 4
 test: lint
 	$(VPY) -m pytest -m "not timing and not browser" -n $(TEST_JOBS)
 	$(VPY) -m pytest -m "timing and not browser"
-	$(VPY) -m pytest -m browser tests/browser
+	$(VPY) -m pytest -m browser tests/browser tests/book
 
 # The seam between the course and multiprocessing's internals is where a new Python breaks first:
 # its tests (every pool kind timed out and interrupted under each start method) and the runners'
@@ -114,5 +114,5 @@ strip:
 	@$(PYTHON) -c "$$STRIP_PY"
 
 clean:
-	rm -rf $(VENV) .venv-3.* .pytest_cache .ruff_cache test-artifacts *.egg-info
+	rm -rf $(VENV) .venv-3.* .pytest_cache .ruff_cache test-artifacts build *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
