@@ -192,21 +192,7 @@ def close_queue(queue: Any, *, drain: bool = True) -> int:
     Returns how many items were drained. A queue whose feeder still holds data for a reader that
     is gone would otherwise keep its thread, and a process joining it, waiting for ever.
     """
-    drained = 0
-    if drain:
-        # An item may still be on its way: put() returned, but the feeder thread has not written
-        # it yet (or is half-way through a large one). Keep reading while the feeder holds data,
-        # for a bounded time: a feeder blocked on a full pipe is released only by a reader.
-        deadline = time.monotonic() + _FEEDER_JOIN_SECONDS
-        while True:
-            try:
-                queue.get(timeout=_DRAIN_POLL_SECONDS if _feeding(queue) else 0)
-                drained += 1
-            except queue_module.Empty:
-                if not _feeding(queue) or time.monotonic() >= deadline:
-                    break
-            except (OSError, ValueError, EOFError):
-                break
+    drained = _drain_through_a_mark(queue) if drain else 0
     try:
         queue.close()
     except (OSError, ValueError, AttributeError):
@@ -237,6 +223,55 @@ def queue_parts(queue: Any) -> dict[str, Any]:
     Python does not have is left out, with a `RuntimeWarning`, never an exception."""
     parts = {name: _private(queue, name, _MISSING) for name in _QUEUE_PARTS}
     return {name: value for name, value in parts.items() if value is not _MISSING}
+
+
+def _drain_through_a_mark(queue: Any) -> int:
+    """Read every item put before now; return how many.
+
+    An item may still be on its way: put() returned, but the feeder thread has not written it yet
+    -- it may even have taken it off its buffer and be pickling it, which nothing outside the
+    thread can see. So a mark is put behind everything, and reading goes on until the mark comes
+    out of the pipe: one feeder writes in order, so by then every earlier item has been read.
+    Bounded in time (a feeder blocked on a full pipe is released only by reading, and another
+    reader may take the mark).
+    """
+    mark = f"cc-close-queue-mark-{time.monotonic_ns()}-{id(queue)}"
+    drained, marked = 0, False
+    deadline = time.monotonic() + _FEEDER_JOIN_SECONDS
+    while time.monotonic() < deadline:
+        if not marked:
+            try:
+                queue.put_nowait(mark)
+                marked = True
+            except queue_module.Full:
+                pass  # a bounded queue at its size: reading below makes room
+            except (ValueError, AssertionError, OSError, AttributeError):
+                return drained + _drain_what_is_there(queue)  # closed, or no Queue
+        try:
+            item = queue.get(timeout=_DRAIN_POLL_SECONDS)
+        except queue_module.Empty:
+            continue
+        except (OSError, ValueError, EOFError):
+            break
+        if isinstance(item, str) and item == mark:
+            break
+        drained += 1
+    return drained
+
+
+def _drain_what_is_there(queue: Any) -> int:
+    """Read what the pipe and the feeder hold now, for a queue no mark can be put in."""
+    drained = 0
+    deadline = time.monotonic() + _FEEDER_JOIN_SECONDS
+    while True:
+        try:
+            queue.get(timeout=_DRAIN_POLL_SECONDS if _feeding(queue) else 0)
+            drained += 1
+        except queue_module.Empty:
+            if not _feeding(queue) or time.monotonic() >= deadline:
+                return drained
+        except (OSError, ValueError, EOFError, AttributeError):
+            return drained
 
 
 def _feeding(queue: Any) -> bool:
