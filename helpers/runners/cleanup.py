@@ -427,11 +427,27 @@ def stop_at_kernel_shutdown() -> bool:
     return True
 
 
+def _run_exit_finalizers() -> None:
+    """Do now what multiprocessing does at exit: close the queues and pools and unlink the named
+    semaphores of the objects still alive (a notebook's ``q = ctx.Queue()``).
+
+    The resource tracker, stopped next, would otherwise find those semaphores still registered:
+    it unlinks them too, but prints "There appear to be N leaked semaphore objects" into the
+    terminal of the reader's JupyterLab, for a notebook that leaked nothing.
+    """
+    import multiprocessing.util
+
+    run = _private(multiprocessing.util, "_run_finalizers")
+    if run is not None:
+        run(0)  # the finalizers with an exit priority, as at interpreter exit
+
+
 def _stopping_first(original):
     import inspect
 
     async def shutdown_request(*args, **kwargs):
         try:
+            _run_exit_finalizers()
             stop_multiprocessing_servers()
         except Exception:  # never stand in the way of a shutdown
             pass
