@@ -58,11 +58,12 @@ _FONT_SIZE = 12  # readable from the back of a classroom
 _LANE_HEIGHT_IN = 0.5
 
 
-def model_color(model: str) -> str:
-    """The colour of `model` wherever the course draws models side by side (`MODEL_COLORS`)."""
-    if not isinstance(model, str):
-        raise TypeError(f"model must be a model name (str), got {type(model).__name__}")
-    return MODEL_COLORS.get(model, _OTHER_MODEL_COLOR)
+def model_color(name: str) -> str:
+    """The colour of the model `name` wherever the course draws models side by side
+    (`MODEL_COLORS`); any other name, a reader's own model, gets one grey of its own."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a model's name (str), got {type(name).__name__}")
+    return MODEL_COLORS.get(name, _OTHER_MODEL_COLOR)
 
 
 def _as_events(trace: Trace | Iterable[Event]) -> list[Event]:

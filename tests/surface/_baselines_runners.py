@@ -1,4 +1,5 @@
-"""Valid arguments for the coroutine and Dask runners and chapter 09's demos (see _fuzz.py)."""
+"""Valid arguments for the comparison, the coroutine and Dask runners and chapter 09's demos (see
+_fuzz.py)."""
 
 from __future__ import annotations
 
