@@ -4,15 +4,16 @@ Chapter 00 (the GIL), chapter 01 (speed-up on real cores) and chapter 08 (every 
 workload) all ask the same question, so they share one function, one speed-up and one picture::
 
     compare(["serial", "threads", "processes"], fn, tasks)
-       │  for each model, in turn, on the same tasks (`around` each call, if given):
-       ├─ run_model("serial", fn, tasks)       run_serial ─┐
-       ├─ run_model("threads", fn, tasks)      run_threads ├─> Comparison(runs={model: Run},
-       ├─ run_model("processes", fn, tasks)    run_processes│     seconds={model: whole call})
-       └─ … pool, gevent, asyncio, gevent-in-processes,     │   .speedup(model)  (None if any
-            dask, or a model of your own (register_model) ─┘                      run failed)
-                                                              .summary()
-                                                            plot_comparison(c, timeline_axes,
-                                                                            bars_ax)
+       │  for each model in turn, on the same tasks, the whole call timed (`around` it, if given):
+       ├─ run_model("serial", fn, tasks)      ──> run_serial
+       ├─ run_model("threads", fn, tasks)     ──> run_threads
+       ├─ run_model("processes", fn, tasks)   ──> run_processes
+       └─ … "pool", "gevent", "asyncio", "gevent-in-processes", "dask", or a reader's own model
+       ▼
+    Comparison(runs={model: Run}, seconds={model: its whole call})
+       ├─ .speedup(model)   baseline seconds / model seconds; None if either run had failures
+       ├─ .summary()
+       └─ plot_comparison(comparison, timeline_axes, bars_ax)
 
 A model's time is its runner's whole call, as a program that does the job once pays it: threads,
 processes and pools are started inside it. The speed-up of a model is the baseline's time over
@@ -109,11 +110,13 @@ def run_model(model: str, fn: Callable[..., Any], tasks: Sequence[Any], *, worke
 
 
 def _dask(fn: Callable[..., Any], tasks: Sequence[Any], workers: int, timeout: float) -> Run:
-    try:
-        from .dask import MAX_DASK_WORKERS, run_dask
-    except ImportError as exc:  # Dask is optional: the course runs without it
-        raise ValueError(f"model 'dask' needs Dask (distributed), which could not be imported "
-                         f"here: {exc}") from exc
+    from importlib.util import find_spec
+
+    if find_spec("distributed") is None:  # Dask is optional: the course runs without it
+        raise ValueError("model 'dask' needs Dask's distributed package, which is not installed "
+                         "here")
+    from .dask import MAX_DASK_WORKERS, run_dask
+
     return run_dask(fn, tasks, workers=min(workers, MAX_DASK_WORKERS), timeout=timeout)
 
 
