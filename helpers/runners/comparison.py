@@ -18,9 +18,10 @@ workload) all ask the same question, so they share one function, one speed-up an
 A model's time is its runner's whole call, as a program that does the job once pays it: threads,
 processes and pools are started inside it. The speed-up of a model is the baseline's time over
 its time; a run with failed tasks is reported as failed, and no speed-up is ever computed over
-failures. `run_model` is the table of models: each one a course runner, imported where it is
-first used (the coroutine runners need gevent, Dask needs ``distributed``), and none of them
-imports this module. `register_model` adds a reader's own.
+failures. `run_model` is the table of models, each one a course runner; the coroutine and Dask
+runners are imported by the first comparison that runs them (before its clock starts), as most
+chapters never need gevent, asyncio or Dask. No runner imports this module. `register_model`
+adds a reader's own model.
 """
 
 from __future__ import annotations
@@ -29,13 +30,16 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from importlib.util import find_spec
 from typing import Any
 
 from helpers.course import check_callable, check_int, check_start_method, check_timeout
 from helpers.timeline import model_color
 
 from .contract import DEFAULT_TIMEOUT_SECONDS, check_tasks
-from .processes import MAX_PROCESSES
+from .inkernel import run_serial, run_threads
+from .pools import run_pool
+from .processes import MAX_PROCESSES, run_processes
 from .run import Run
 
 __all__ = ["Comparison", "compare", "known_models", "plot_comparison", "register_model",
@@ -83,16 +87,12 @@ def run_model(model: str, fn: Callable[..., Any], tasks: Sequence[Any], *, worke
     start_method = check_start_method(start_method)
     timeout = check_timeout("timeout", timeout)
     if model == "serial":  # one after the other in the kernel (00)
-        from .inkernel import run_serial
         return run_serial(fn, tasks)
     if model == "threads":  # a thread per task (00)
-        from .inkernel import run_threads
         return run_threads(fn, tasks, timeout=timeout)
     if model == "processes":  # a process per task (01)
-        from .processes import run_processes
         return run_processes(fn, tasks, start_method=start_method, timeout=timeout)
     if model == "pool":  # multiprocessing.Pool.map over `workers` processes, started inside (04)
-        from .pools import run_pool
         return run_pool(fn, tasks, workers=workers, start_method=start_method,
                         warm_up=False, timeout=timeout, capture_failures=True)
     if model in ("gevent", "asyncio", "gevent-in-processes"):
@@ -109,12 +109,24 @@ def run_model(model: str, fn: Callable[..., Any], tasks: Sequence[Any], *, worke
                               timeout=timeout)
 
 
-def _dask(fn: Callable[..., Any], tasks: Sequence[Any], workers: int, timeout: float) -> Run:
-    from importlib.util import find_spec
+def _import_runner(model: str) -> None:
+    """Import the module of `model`'s runner (as `run_model` will) before its clock starts: the
+    first comparison that runs gevent must not time the import of the coroutine runners."""
+    if model in ("gevent", "asyncio", "gevent-in-processes"):
+        from . import coroutines  # noqa: F401
+    elif model == "dask":
+        _check_dask()
 
+
+def _check_dask() -> None:
     if find_spec("distributed") is None:  # Dask is optional: the course runs without it
         raise ValueError("model 'dask' needs Dask's distributed package, which is not installed "
                          "here")
+    from . import dask  # noqa: F401
+
+
+def _dask(fn: Callable[..., Any], tasks: Sequence[Any], workers: int, timeout: float) -> Run:
+    _check_dask()
     from .dask import MAX_DASK_WORKERS, run_dask
 
     return run_dask(fn, tasks, workers=min(workers, MAX_DASK_WORKERS), timeout=timeout)
@@ -217,6 +229,8 @@ def compare(
     for name, hook in (("progress", progress), ("around", around)):
         if hook is not None:
             check_callable(name, hook)
+    for model in models:
+        _import_runner(model)
     comparison = Comparison({}, "serial" if "serial" in models else models[0])
     for done, model in enumerate(models):
         if progress is not None:
