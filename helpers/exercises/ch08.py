@@ -30,15 +30,15 @@ _CONTROL_SECONDS = 0.05
 
 
 def _ratio(task, args: tuple = ()) -> tuple[float, str | None]:
-    """Serial time over threads time for `_TASKS` calls, and the first failure if any."""
-    from helpers.runners import run_serial, run_threads
+    """The speed-up of threads over serial for `_TASKS` calls (the matrix's, from `compare`),
+    and the first failure if any."""
+    from helpers.runners import compare
 
-    serial = run_serial(task, [args] * _TASKS)
-    threads = run_threads(task, [args] * _TASKS)
-    failures = {**serial.failures, **threads.failures}
+    comparison = compare(["serial", "threads"], task, [args] * _TASKS)
+    failures = {**comparison.runs["serial"].failures, **comparison.runs["threads"].failures}
     if failures:
         return 0.0, str(next(iter(failures.values())))
-    return serial.seconds / threads.seconds, None
+    return comparison.speedup("threads"), None
 
 
 @exercise("08.1", "Your own workload on the matrix: do threads help?")

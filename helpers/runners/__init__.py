@@ -9,8 +9,8 @@ Layers (each imports only those above it)::
     processes.py  run_processes, ProcessGroup         one process per task
     pools.py      run_pool, process_pool, …           a pool of reused worker processes
     isolated.py   run_patched, start_patched          a fresh child that monkey-patches first
-    comparison.py compare, plot_comparison            the same tasks, every model, side by side
-    coroutines.py, dask.py                            gevent/asyncio and Dask (chapters 08, 09)
+    coroutines.py, dask.py                            gevent/asyncio and Dask (chapters 05-09)
+    comparison.py compare, plot_comparison, run_model the same tasks, every model, side by side
 
 Import what you need from here: ``from helpers.runners import run_pool, compare``.
 """
@@ -56,6 +56,7 @@ _HOME = {
     "release_semaphores": "cleanup",
     "report_ready": "isolated",
     "run_patched": "isolated",
+    "run_model": "comparison",
     "run_pool": "pools",
     "run_processes": "processes",
     "run_serial": "inkernel",
@@ -67,7 +68,6 @@ _HOME = {
     "stop_pool": "cleanup",
     "stop_processes": "cleanup",
     "stop_server": "cleanup",
-    "tasks_per_worker": "pools",
     "unlink_shared_memory": "cleanup",
     "wait_for_stop": "isolated",
 }
@@ -114,6 +114,7 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
         known_models,
         plot_comparison,
         register_model,
+        run_model,
     )
     from .contract import (  # noqa: F401
         DEFAULT_TIMEOUT_SECONDS,
@@ -142,7 +143,6 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
         process_executor,
         process_pool,
         run_pool,
-        tasks_per_worker,
     )
     from .processes import (  # noqa: F401
         MAX_PROCESSES,

@@ -37,9 +37,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from helpers.course import check_callable, check_int, check_timeout
-from helpers.timeline import Recorder, Trace, TracedResult
+from helpers.timeline import Recorder, Trace
 
-from .comparison import register_model
 from .contract import DEFAULT_TIMEOUT_SECONDS, MAX_TASKS, check_tasks
 from .pools import process_pool
 from .processes import MAX_PROCESSES
@@ -78,14 +77,12 @@ class _Slots:
 
 
 def _record(recorders: dict[str, Recorder], lane: str, label: str, start: int, value: Any) -> Any:
+    """File a finished task in its lane's recorder (made on the lane's first task). Called from
+    greenlets, the loop and `to_thread` workers: each adds its own lane's key, never another's."""
     recorder = recorders.get(lane)
     if recorder is None:
         recorder = recorders[lane] = Recorder(lane)
-    if isinstance(value, TracedResult):
-        recorder.adopt(value.recording)
-        return value.value
-    recorder.add(label, "run", start, time.perf_counter_ns())
-    return value
+    return recorder.record_result(label, start, value)
 
 
 def _failure(exc: BaseException) -> Failure:
@@ -343,22 +340,3 @@ def run_gevent_in_processes(fn: Callable[..., Any], tasks: Sequence[Any], *, wor
                values, failures, seconds, trace, workers=workers,
                details={"pool_start_seconds": started - created,
                         "pids": sorted(trace.clocks)})
-
-
-# -- the models `compare` knows by name ------------------------------------------------------------
-def _gevent_model(fn, tasks, *, workers, start_method, timeout) -> Run:
-    return run_gevent(fn, tasks, size=None, timeout=timeout)
-
-
-def _asyncio_model(fn, tasks, *, workers, start_method, timeout) -> Run:
-    return run_asyncio(fn, tasks, size=None, timeout=timeout)
-
-
-def _gevent_in_processes_model(fn, tasks, *, workers, start_method, timeout) -> Run:
-    return run_gevent_in_processes(fn, tasks, workers=min(workers, os.cpu_count() or 1),
-                                   start_method=start_method, timeout=timeout)
-
-
-register_model("gevent", _gevent_model)
-register_model("asyncio", _asyncio_model)
-register_model("gevent-in-processes", _gevent_in_processes_model)

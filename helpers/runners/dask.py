@@ -60,7 +60,6 @@ from helpers.course import LOOPBACK, check_callable, check_int, check_timeout
 from helpers.timeline import Event, Trace
 
 from .cleanup import stop_processes
-from .comparison import register_model
 from .contract import DEFAULT_TIMEOUT_SECONDS, check_tasks
 from .run import Failure, Run
 
@@ -451,11 +450,3 @@ def run_dask(fn: Callable[..., Any], tasks: Sequence[Any], *, workers: int = 2,
                workers=len(clocks),
                details={"pids": sorted(pid for pid, _, _ in clocks.values()),
                         "threads": threads, "dashboard": client.dashboard_link})
-
-
-# -- the model `compare` knows by name ------------------------------------------------------------
-def _dask_model(fn, tasks, *, workers, start_method, timeout) -> Run:
-    return run_dask(fn, tasks, workers=min(workers, MAX_DASK_WORKERS), timeout=timeout)
-
-
-register_model("dask", _dask_model)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from helpers.course import check_callable, check_timeout
-from helpers.timeline import Recorder, Trace, TracedResult
+from helpers.timeline import Recorder, Trace
 
 from .contract import DEFAULT_TIMEOUT_SECONDS, check_tasks
 from .run import Failure, Run
@@ -41,12 +41,7 @@ def record_call(recorder: Recorder, label: str, fn: Callable[..., Any], args: Se
     `TracedResult` (a task that records its own finer spans), those spans. Returns the value."""
     check_callable("fn", fn)
     start = time.perf_counter_ns()
-    value = fn(*args)
-    if isinstance(value, TracedResult):
-        recorder.adopt(value.recording)
-        return value.value
-    recorder.add(label, "run", start, time.perf_counter_ns())
-    return value
+    return recorder.record_result(label, start, fn(*args))
 
 
 def _failure(exc: BaseException) -> Failure:

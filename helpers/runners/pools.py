@@ -12,7 +12,7 @@ Data flow of `run_pool` (the same for every pool kind)::
       tasks, in chunks of `chunksize` ───────────────────>  _run_job((fn, i, args)):
                                                                Recorder span "task i"
       results, wait(timeout) <─── TracedResult(value, recording), one pickle per task
-    Trace: one lane per worker pid ──> plot_timeline, tasks_per_worker
+    Trace: one lane per worker pid ──> plot_timeline, Run.tasks_per_lane
 
 Every wait has a timeout. Any exception while waiting — a timeout, a crash, a KeyboardInterrupt
 from the kernel's interrupt button — terminates the workers before it propagates. The workers
@@ -28,7 +28,6 @@ import signal
 import threading
 import time
 import traceback
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -59,7 +58,6 @@ __all__ = [
     "process_executor",
     "process_pool",
     "run_pool",
-    "tasks_per_worker",
 ]
 
 POOL_KINDS = (
@@ -160,11 +158,7 @@ def _run_job(job: tuple[Callable[..., Any], int, tuple, bool]) -> tuple[int, Any
         if not capture:
             raise
         return index, Failure.from_exception(exc, traceback.format_exc())
-    if isinstance(value, TracedResult):  # the task recorded its own spans: keep those
-        recorder.adopt(value.recording)
-        value = value.value
-    else:
-        recorder.add(f"task {index}", "run", started, time.perf_counter_ns())
+    value = recorder.record_result(f"task {index}", started, value)
     return index, TracedResult(value, recorder.recording())
 
 
@@ -177,11 +171,6 @@ def _run_job_star(fn: Callable[..., Any], index: int, args: tuple,
 def _warm(_: int) -> int:
     time.sleep(0.02)  # long enough that every worker gets one: all of them are up afterwards
     return os.getpid()
-
-
-def tasks_per_worker(trace: Trace) -> Counter:
-    """How many tasks each worker lane ran."""
-    return Counter(e.lane for e in trace.select(kind="run"))
 
 
 def run_pool(

@@ -28,11 +28,13 @@ _LAZY = {"KINDS": "_events", "Event": "_events", "Trace": "_events", "clock_pair
          "Recorder": "_record", "Traced": "_record", "TracedResult": "_record",
          "process_lane": "_record", "current_cpu": "_cpu",
          "to_chrome_trace": "_chrome", "GreenletRecorder": "_greenlets", "KIND_COLORS": "_plot",
-         "TimelineLayout": "_plot", "plot_timeline": "_plot", "TaskRecorder": "_asyncio"}
+         "MODEL_COLORS": "_plot", "model_color": "_plot", "TimelineLayout": "_plot",
+         "plot_timeline": "_plot", "TaskRecorder": "_asyncio"}
 
 __all__ = [
     "KINDS",
     "KIND_COLORS",
+    "MODEL_COLORS",
     "Event",
     "GreenletRecorder",
     "Recorder",
@@ -43,6 +45,7 @@ __all__ = [
     "TracedResult",
     "clock_pair",
     "current_cpu",
+    "model_color",
     "plot_timeline",
     "process_lane",
     "to_chrome_trace",
@@ -67,5 +70,11 @@ if TYPE_CHECKING:
     from ._cpu import current_cpu  # noqa: F401
     from ._events import KINDS, Event, Trace, clock_pair  # noqa: F401
     from ._greenlets import GreenletRecorder  # noqa: F401
-    from ._plot import KIND_COLORS, TimelineLayout, plot_timeline  # noqa: F401
+    from ._plot import (  # noqa: F401
+        KIND_COLORS,
+        MODEL_COLORS,
+        TimelineLayout,
+        model_color,
+        plot_timeline,
+    )
     from ._record import Recorder, Traced, TracedResult, process_lane  # noqa: F401

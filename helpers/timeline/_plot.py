@@ -18,7 +18,7 @@ from ._events import KINDS, Event, Trace
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["KIND_COLORS", "TimelineLayout", "plot_timeline"]
+__all__ = ["KIND_COLORS", "MODEL_COLORS", "TimelineLayout", "model_color", "plot_timeline"]
 
 # Okabe-Ito colours: distinguishable with the common colour-vision deficiencies and on a projector.
 KIND_COLORS = {
@@ -31,6 +31,19 @@ KIND_COLORS = {
     "idle": "#D9D9D9",
     "switch": "#000000",
 }
+# One colour per model, the same in every chapter's bars and curves (Okabe-Ito again; grey for
+# serial, the baseline). A model not listed here (a reader's own) is drawn in `_OTHER_MODEL_COLOR`.
+MODEL_COLORS = {
+    "serial": "#999999",
+    "threads": "#E69F00",
+    "processes": "#0072B2",
+    "pool": "#56B4E9",
+    "gevent": "#009E73",
+    "asyncio": "#CC79A7",
+    "gevent-in-processes": "#000000",
+    "dask": "#D55E00",
+}
+_OTHER_MODEL_COLOR = "#777777"
 _CPU_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442")
 
 # A timeline is drawn about 1,000 px wide: spans closer than 1/1,000 of the whole run would share
@@ -43,6 +56,14 @@ _VISIBLE_PIXELS = 2
 _EDGE_POINTS = 0.8
 _FONT_SIZE = 12  # readable from the back of a classroom
 _LANE_HEIGHT_IN = 0.5
+
+
+def model_color(name: str) -> str:
+    """The colour of the model `name` wherever the course draws models side by side
+    (`MODEL_COLORS`); any other name, a reader's own model, gets one grey of its own."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a model's name (str), got {type(name).__name__}")
+    return MODEL_COLORS.get(name, _OTHER_MODEL_COLOR)
 
 
 def _as_events(trace: Trace | Iterable[Event]) -> list[Event]:

@@ -84,6 +84,16 @@ class Recorder:
         """
         self._rows.extend((e.label, e.kind, e.start_ns, e.end_ns, e.cpu) for e in recording.events)
 
+    def record_result(self, label: str, start_ns: int, value: Any) -> Any:
+        """File a finished task in this lane and return its plain value: the spans it recorded
+        itself when it returned a `TracedResult`, else one ``run`` span `label` from `start_ns`
+        to now. The one place every runner turns a task's result into spans."""
+        if isinstance(value, TracedResult):
+            self.adopt(value.recording)
+            return value.value
+        self.add(label, "run", start_ns, time.perf_counter_ns())
+        return value
+
     def recording(self) -> Trace:
         """The validated events and this process's clock pair, ready to pickle back once."""
         events = [

@@ -45,7 +45,6 @@ from helpers.runners import (
     interrupt_after,
     run_pool,
     run_serial,
-    tasks_per_worker,
 )
 from helpers.timeline import Event, Trace, Traced
 from helpers.workloads import cpu_task, iterations_for
@@ -62,7 +61,7 @@ def test_every_pool_kind_returns_every_result_in_order(start_method):
         run = run_pool(cpu_task, items, kind=kind, workers=2, start_method=start_method)
         assert run.values == [cpu_task(n) for n in items], kind
         assert sorted(run.details["completion_order"]) == list(range(12)), kind
-        per_worker = tasks_per_worker(run.trace)
+        per_worker = run.tasks_per_lane()
         assert sum(per_worker.values()) == 12 and 1 <= len(per_worker) <= 2, kind
 
 
@@ -153,7 +152,7 @@ def test_interrupt_after_is_silent_when_the_block_ends_first():
 
 def test_maxtasksperchild_replaces_workers(start_method):
     run = maxtasksperchild_demo(12, 3, workers=2, task_ms=2.0, start_method=start_method)
-    per_worker = tasks_per_worker(run.trace)
+    per_worker = run.tasks_per_lane()
     assert max(per_worker.values()) <= 3 and len(per_worker) >= 4
 
 

@@ -27,10 +27,9 @@ from helpers.chapters.ch08_choosing import (
     machine_note,
     make_panel,
     measure_matrix,
-    model_runners,
+    measure_row,
     plot_cell,
     plot_matrix,
-    run_cell,
 )
 from helpers.chapters.ch08_choosing.matrix import Cell
 from helpers.chapters.ch08_choosing.workloads import c_hash, hash_rounds_for
@@ -54,7 +53,13 @@ def test_every_cell_is_a_run_with_the_same_results(matrix):
         assert cell.run is not None, f"{workload} × {model}: {cell.note}"
         assert cell.run.ok, f"{workload} × {model}: {cell.note}"
         assert cell.run.values == matrix.cell(workload, "serial").run.values, (workload, model)
-        assert cell.speedup is not None and cell.memory_mb >= 0
+        assert cell.speedup == pytest.approx(matrix.cell(workload, "serial").seconds /
+                                             cell.seconds), (workload, model)
+    # The sampler saw each run's processes: a worker process holds pages of its own (its heap),
+    # so a model that starts processes used memory beyond the kernel's (0 if memory were unseen).
+    started = [c.memory_mb for (_, m), c in matrix.cells.items()
+               if m in ("processes", "pool", "gevent-in-processes")]
+    assert max(started) > 1.0, started
 
 
 def test_waits_overlap_in_gevent_and_asyncio_but_not_serially(matrix):
@@ -128,24 +133,34 @@ def test_the_heat_map_and_a_cell_timeline_draw(matrix):
 @pytest.mark.timeout(120)
 def test_a_cell_times_the_whole_call_start_up_included(start_method):
     tasks = WORKLOADS["I/O waits"].make(20.0, 2)
-    cell = run_cell("I/O waits", "processes", tasks, start_method=start_method)
+    cells = measure_row("I/O waits", tasks, ["processes"], start_method=start_method)
+    assert list(cells) == ["serial", "processes"]  # serial always runs, first: the baseline
+    cell = cells["processes"]
     assert cell.run.ok and len(cell.run.values) == 2 and cell.note == ""
     events = cell.run.trace.events
     assert len({e.pid for e in events if e.kind == "io"}) == 2  # a process per task
     assert [e for e in events if e.kind == "start"]  # their starts are in the record...
     # ...and in the cell's time, which spans everything the run recorded, and more.
     assert cell.seconds * 1e9 >= max(e.end_ns for e in events) - min(e.start_ns for e in events)
-    assert set(model_runners(2, start_method)) == set(MODELS)
+    assert cell.speedup == pytest.approx(cells["serial"].seconds / cell.seconds)
+
+
+def test_a_row_with_a_failed_task_has_no_speedup_and_says_why():
+    # wait(-1.0) raises ValueError in every form: task 1 fails whichever model runs it.
+    cells = measure_row("I/O waits", [(0.001,), (-1.0,)], ["serial", "threads", "gevent"])
+    for model, cell in cells.items():
+        assert set(cell.run.failures) == {1} and cell.run.values[0] == 0.001, model
+        assert cell.speedup is None and "FAILED" in cell.note and "ValueError" in cell.note
 
 
 @pytest.mark.parametrize(("args", "name"), [
-    (("no such workload", "threads", [(1.0,)]), "workload"),
-    (("I/O waits", "fibers", [(1.0,)]), "model"),
-    (("I/O waits", "threads", []), "tasks"),
+    (("no such workload", [(1.0,)], ["threads"]), "workload"),
+    (("I/O waits", [(1.0,)], ["fibers"]), "models"),
+    (("I/O waits", [], ["threads"]), "tasks"),
 ])
-def test_a_cell_refuses_bad_names(args, name):
+def test_a_row_refuses_bad_names(args, name):
     with pytest.raises(ValueError, match=name):
-        run_cell(*args)
+        measure_row(*args)
 
 
 def test_the_panel_runs_one_row():

@@ -8,6 +8,6 @@ def baselines() -> dict:
     import numpy as np
 
     return {
-        "run_cell": {"workload": "I/O waits", "model": "serial", "tasks": [(1.0,)]},
+        "measure_row": {"workload": "I/O waits", "tasks": [(0.001,)], "models": ["serial"]},
         "part_sum": {"array": np.arange(8.0), "index": 0, "parts": 2},
     }

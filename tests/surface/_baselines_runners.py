@@ -1,4 +1,5 @@
-"""Valid arguments for the coroutine and Dask runners and chapter 09's demos (see _fuzz.py)."""
+"""Valid arguments for the comparison, the coroutine and Dask runners and chapter 09's demos (see
+_fuzz.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ def baselines() -> dict:
             "records": [{"worker": "tcp://127.0.0.1:1", "thread": 1, "key": "k",
                          "startstops": ({"action": "compute", "start": 1.0, "stop": 2.0},)}],
             "clocks": {}},
+        "run_model": {"model": "serial", "fn": cpu_task, "tasks": [(10,)]},
         "run_gevent": {"fn": cpu_task, "tasks": [(10,)]},
         "run_asyncio": {"fn": cpu_task, "tasks": [(10,)]},
         "run_gevent_in_processes": {"fn": cpu_task, "tasks": [(10,)]},

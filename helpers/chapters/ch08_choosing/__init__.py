@@ -2,7 +2,8 @@
 
     workloads.py   the six workloads, each task in the form each model runs (blocking, gevent,
                    asyncio), recording its own compute and wait spans
-    matrix.py      measure_matrix, run_cell, model_runners, MemorySampler, plot_matrix, plot_cell
+    matrix.py      measure_matrix, measure_row (one helpers.runners.compare per row),
+                   MemorySampler, plot_matrix, plot_cell
     views.py       CellPicker (a cell's timeline one click away), guide, make_panel
 
 Names are imported on first use (PEP 562): a worker process that unpickles one task function of
@@ -32,10 +33,9 @@ __all__ = [
     "machine_note",
     "make_panel",
     "measure_matrix",
-    "model_runners",
+    "measure_row",
     "plot_cell",
     "plot_matrix",
-    "run_cell",
 ]
 
 # Not the lesson, so a notebook may use them without showing their source (the test
@@ -53,8 +53,7 @@ _WHERE = {
     "MemorySampler": "matrix",
     "machine_note": "matrix",
     "measure_matrix": "matrix",
-    "model_runners": "matrix",
-    "run_cell": "matrix",
+    "measure_row": "matrix",
     "plot_cell": "matrix",
     "plot_matrix": "matrix",
     "CellPicker": "views",

@@ -3,42 +3,47 @@
 Data flow of `measure_matrix`::
 
     for each workload (row):
-        tasks = workload.make(size, count)                    the same tasks for every model
-        for each model (column), serial first:
-            MemorySampler: the kernel and all its child processes, every 20 ms
-            run = model_runners(...)[model](workload.fn_for(model), tasks)  -> a `Run`, timeline
-            Cell(seconds = wall time of the whole call, start-up included,
-                 speedup = serial seconds / seconds, memory = peak − before, run)
+        tasks = workload.make(size, count)                 the same tasks for every model
+        measure_row(workload, tasks, models):
+            compare(models, workload.blocking, tasks,      helpers.runners: one comparison
+                    forms={model: workload.fn_for(model)},  the task in each model's form
+                    around=MemorySampler)                   the kernel and its children, 20 ms
+              └─> Comparison: each model's Run, the seconds of its whole call, its speed-up
+            Cell(seconds, speedup, memory = peak − before, run) per model
     Matrix(cells) ──> plot_matrix(ax)          the heat map (colour: log speed-up)
                   ──> plot_cell(cell, ax)      that cell's timeline
                   ──> best(workload)           what the decision guide is built from
 
-A cell's time is the whole call, as a program pays it: processes, pools and their workers are
-started inside it (one process per task for ``processes``, so beyond 64 tasks that cell is not
-run, and the cell says so). A run with a failed task gets no speed-up (`Cell.note` says why).
-Memory is the sum over the kernel and its child processes of the memory only they use (USS on
-Linux and macOS, else RSS), its peak during the run minus its value just before.
+A cell's time and speed-up are `compare`'s, the ones chapters 00 and 01 show: the whole call, as a
+program pays it (processes, pools and their workers are started inside it). One process per task
+for ``processes``, so beyond 64 tasks that cell is not run, and the cell says so. A run with a
+failed task gets no speed-up (`Cell.note` says why). Memory is the sum over the kernel and its
+child processes of the memory only they use (USS on Linux and macOS, else RSS), its peak during
+the run minus its value just before.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from helpers.course import check_choice, check_float, check_int, check_start_method
-from helpers.runners import MAX_PROCESSES, Run, run_pool, run_processes, run_serial, run_threads
+from helpers.course import (
+    check_callable,
+    check_choice,
+    check_float,
+    check_int,
+    check_start_method,
+)
+from helpers.runners import MAX_PROCESSES, Run, compare
 from helpers.runners.contract import check_tasks
-from helpers.runners.coroutines import run_asyncio, run_gevent, run_gevent_in_processes
-from helpers.timeline import Event, Trace, TracedResult
 
 from .workloads import WORKLOADS
 
 __all__ = ["MODELS", "Cell", "Matrix", "MemorySampler", "machine_note", "measure_matrix",
-           "model_runners", "plot_cell", "plot_matrix", "run_cell"]
+           "measure_row", "plot_cell", "plot_matrix"]
 
 MODELS = ("serial", "threads", "processes", "pool", "gevent", "asyncio", "gevent-in-processes")
 # Sampling period of the memory sampler: often enough to catch a run of a tenth of a second,
@@ -46,6 +51,8 @@ MODELS = ("serial", "threads", "processes", "pool", "gevent", "asyncio", "gevent
 _SAMPLE_SECONDS = 0.02
 # One thread per task in the threads model: the lead runner's bound.
 _MAX_THREADS = 1_000
+# The sampler's last reading takes a few /proc reads; a thread stuck longer than this is dropped.
+_JOIN_SECONDS = 5.0
 # Lanes drawn for one cell's timeline: more are unreadable on one screen; the title says how many.
 _MAX_LANES = 24
 
@@ -97,54 +104,12 @@ class MemorySampler:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join()
+        self._thread.join(_JOIN_SECONDS)
         self._peak = max(self._peak, self._total())
 
     @property
     def peak_mb(self) -> float:
         return max(0, self._peak - self.before) / 2**20
-
-
-def _unwrap(run: Run) -> Run:
-    """Where a runner passed a task's own `TracedResult` through as its value (a pool does), put
-    the value in place and the task's spans in the worker's lane instead of its one span."""
-    wrapped = {i: v for i, v in enumerate(run.values) if isinstance(v, TracedResult)}
-    if not wrapped:
-        return run
-    outer = {e.label: e for e in run.trace.events if e.kind == "run"}
-    events: list[Event] = [e for e in run.trace.events
-                           if not (e.kind == "run" and e.label.startswith("task ")
-                                   and int(e.label.split()[1]) in wrapped)]
-    for index, result in wrapped.items():
-        run.values[index] = result.value
-        span = outer.get(f"task {index}")
-        lane, pid = (span.lane, span.pid) if span else ("worker", None)
-        events += [Event(lane, e.label, e.kind, e.start_ns, e.end_ns, pid, e.cpu)
-                   for e in result.recording.events]
-    run.trace = Trace(events, dict(run.trace.clocks))
-    return run
-
-
-def model_runners(workers: int = 2,
-                  start_method: str | None = None) -> dict[str, Callable[..., Run]]:
-    """How each model runs a list of tasks: one course runner each, which times every task and
-    leaves nothing running. The chapter in each comment writes that model out."""
-    check_int("workers", workers, 1, MAX_PROCESSES)
-    start_method = check_start_method(start_method)
-    return {
-        "serial": lambda fn, tasks: run_serial(fn, tasks),  # one after the other (00)
-        "threads": lambda fn, tasks: run_threads(fn, tasks),  # a thread per task (00)
-        # a process per task (01)
-        "processes": lambda fn, tasks: run_processes(fn, tasks, start_method=start_method),
-        # multiprocessing.Pool.map over `workers` processes (04)
-        "pool": lambda fn, tasks: run_pool(fn, tasks, workers=workers, start_method=start_method,
-                                           warm_up=False, capture_failures=True),
-        "gevent": lambda fn, tasks: run_gevent(fn, tasks),  # a greenlet per task (05)
-        "asyncio": lambda fn, tasks: run_asyncio(fn, tasks),  # a coroutine per task (05)
-        # greenlets inside `workers` processes (07)
-        "gevent-in-processes": lambda fn, tasks: run_gevent_in_processes(
-            fn, tasks, workers=workers, start_method=start_method),
-    }
 
 
 def _limit(model: str, tasks: int) -> str | None:
@@ -169,30 +134,28 @@ class Cell:
     note: str = ""
 
 
-def run_cell(workload: str, model: str, tasks: Sequence[tuple], *, workers: int = 2,
-             start_method: str | None = None) -> Cell:
-    """`model` on `tasks` of `workload`: the whole call timed, start-up included, memory sampled."""
-    check_choice("workload", workload, list(WORKLOADS))
-    check_choice("model", model, MODELS)
+def measure_row(workload: str, tasks: Sequence[tuple], models: Sequence[str] = MODELS, *,
+                workers: int = 2, start_method: str | None = None,
+                progress: Callable[[float, str], None] | None = None) -> dict[str, Cell]:
+    """Every one of `models` on the same `tasks` of `workload`, serial first (the baseline):
+    one `compare`, each model running the task in its own form, its memory sampled."""
+    spec = WORKLOADS[check_choice("workload", workload, list(WORKLOADS))]
+    models = ["serial", *(m for m in _names("models", models, list(MODELS)) if m != "serial")]
     tasks = check_tasks(tasks)
-    runner = model_runners(workers, start_method)[model]
-    reason = _limit(model, len(tasks))
-    if reason:
-        return Cell(workload, model, None, None, None, note=reason)
-    with MemorySampler() as memory:  # the peak of the kernel and its children, every 20 ms
-        started = time.perf_counter()
-        run = runner(WORKLOADS[workload].fn_for(model), tasks)
-        seconds = time.perf_counter() - started
-    return _cell(workload, model, seconds, memory.peak_mb, run)
-
-
-def _cell(workload: str, model: str, seconds: float, memory_mb: float, run: Run) -> Cell:
-    """The cell of a finished run: each task's own spans in place, and why, if a task failed."""
-    run = _unwrap(run)
-    note = ""
-    if run.failures:
-        note = f"{len(run.failures)} tasks failed: {next(iter(run.failures.values()))}"
-    return Cell(workload, model, seconds, memory_mb, run, note=note)
+    not_run = {model: why for model in models if (why := _limit(model, len(tasks)))}
+    ran = [model for model in models if model not in not_run]
+    comparison = compare(ran, spec.blocking, tasks, forms={m: spec.fn_for(m) for m in ran},
+                         workers=check_int("workers", workers, 1, MAX_PROCESSES),
+                         start_method=start_method, around=MemorySampler, progress=progress)
+    cells = {}
+    for model in models:
+        if model in not_run:
+            cells[model] = Cell(workload, model, None, None, None, note=not_run[model])
+            continue
+        cells[model] = Cell(workload, model, comparison.time_of(model),
+                            comparison.measured[model].peak_mb, comparison.runs[model],
+                            comparison.speedup(model), comparison.failure_note(model))
+    return cells
 
 
 @dataclass
@@ -261,19 +224,19 @@ def measure_matrix(workloads: Sequence[str] | None = None, models: Sequence[str]
     tasks)`` (default: its own). Serial runs first: it is the baseline of its row."""
     matrix = _empty_matrix(workloads, models, sizes, workers)  # every parameter checked
     start_method = check_start_method(start_method)
-    steps = len(matrix.workloads) * len(matrix.models)
+    if progress is not None:
+        check_callable("progress", progress)
+    rows = len(matrix.workloads)
     for row, name in enumerate(matrix.workloads):
         tasks = WORKLOADS[name].make(*matrix.sizes[name])  # the same tasks for every model
-        for column, model in enumerate(matrix.models):
-            if progress is not None:
-                progress((row * len(matrix.models) + column) / steps, f"{name}: {model}…")
-            matrix.cells[(name, model)] = run_cell(name, model, tasks, workers=workers,
-                                                   start_method=start_method)
-        serial = matrix.cell(name, "serial")
-        for model in matrix.models:
-            cell = matrix.cell(name, model)
-            if cell.run is not None and not cell.run.failures and not serial.run.failures:
-                cell.speedup = serial.seconds / cell.seconds
+
+        def told(fraction: float, text: str, row: int = row, name: str = name) -> None:
+            progress((row + fraction) / rows, f"{name}: {text}")
+
+        cells = measure_row(name, tasks, matrix.models, workers=workers,
+                            start_method=start_method,
+                            progress=None if progress is None else told)
+        matrix.cells.update({(name, model): cell for model, cell in cells.items()})
     if progress is not None:
         progress(1.0, "done")
     return matrix

@@ -1,8 +1,8 @@
 """What the reader sees of the matrix: the heat map with a cell picker, the decision guide drawn
 from the measurements, and the chapter's panel.
 
-    Matrix ──> show_matrix(matrix)   heat map, then a dropdown of cells: choosing one redraws that
-                                     cell's timeline under it (an Image widget, redrawn in place)
+    Matrix ──> CellPicker(matrix)    a dropdown of cells: choosing one redraws that cell's
+                                     timeline under it (an Image widget, redrawn in place)
            ──> guide(matrix)         one row per workload: the measured best, what else is close,
                                      what is slower than serial, and the chapter that shows why
     make_panel()                     one workload, its size and task count, a group of models
@@ -14,12 +14,13 @@ import html
 import io
 from typing import Any
 
+from helpers.timeline import model_color
 from helpers.widgets import Choice, Float, Int, Panel
 
-from .matrix import MODELS, Matrix, measure_matrix, plot_cell, plot_matrix
+from .matrix import MODELS, Matrix, measure_matrix, plot_cell
 from .workloads import WORKLOADS
 
-__all__ = ["MODEL_GROUPS", "CellPicker", "guide", "make_panel", "show_matrix"]
+__all__ = ["MODEL_GROUPS", "CellPicker", "guide", "make_panel"]
 
 # "Close to the best": within this fraction of the best speed-up, a model is as good a choice
 # (a shared machine easily moves a figure by 10-20 %).
@@ -83,11 +84,6 @@ class CellPicker:
         return self.widget._repr_mimebundle_(**kwargs)
 
 
-def show_matrix(matrix: Matrix, ax) -> list:
-    """Draw the heat map on `ax` (the picker is `CellPicker(matrix)`)."""
-    return plot_matrix(matrix, ax)
-
-
 class _Guide(list):
     """The guide's rows, shown as an HTML table (and as text outside a notebook)."""
 
@@ -139,7 +135,7 @@ def _demo(fig, progress, *, workload: str, size: float, tasks: int, models: str)
     bars_ax, timeline_ax = fig.subplots(1, 2, width_ratios=[1, 2.2])
     cells = [matrix.cell(workload, m) for m in matrix.models]
     speedups = [c.speedup or 0.0 for c in cells]
-    bars_ax.barh(matrix.models, speedups, color="#0072B2")
+    bars_ax.barh(matrix.models, speedups, color=[model_color(m) for m in matrix.models])
     bars_ax.axvline(1.0, color="#999999", linewidth=1)
     for row, cell in enumerate(cells):
         text = (f" {cell.speedup:.2f}×, {cell.memory_mb:.0f} MB" if cell.speedup is not None
