@@ -180,21 +180,9 @@ def _describe(group: list[str], graph: dict[str, set[str]]) -> str:
     return "a cycle of " + ", ".join(group) + ":\n" + "\n".join(edges)
 
 
-# Known, being removed on another branch: `comparison` loads the gevent, asyncio and Dask runners
-# by name, and they import `comparison` to register themselves.
-_KNOWN_CYCLE = "helpers.runners.comparison"
-
-
 def test_no_import_cycles():
     graph = _import_graph()
-    cycles = [g for g in _cycles(graph) if _KNOWN_CYCLE not in g]
-    assert not cycles, "\n".join(_describe(g, graph) for g in cycles)
-
-
-@pytest.mark.xfail(strict=True, reason="comparison <-> coroutines/dask: removed on another branch")
-def test_comparison_is_in_no_import_cycle():
-    graph = _import_graph()
-    cycles = [g for g in _cycles(graph) if _KNOWN_CYCLE in g]
+    cycles = _cycles(graph)
     assert not cycles, "\n".join(_describe(g, graph) for g in cycles)
 
 
