@@ -47,6 +47,7 @@ _INFRASTRUCTURE = ("multiprocessing.forkserver", "multiprocessing.resource_track
 # them from another program's on a shared machine. multiprocessing has no public setting for it.
 _SEM_PREFIX = f"/mp-cc{os.getpid()}"
 import multiprocessing  # noqa: E402
+import multiprocessing.util  # noqa: E402
 
 multiprocessing.current_process()._config["semprefix"] = _SEM_PREFIX
 
@@ -67,8 +68,17 @@ def pytest_configure(config):
     config.stash[_PRIVATE_TMPDIR] = private
 
 
+def _own_multiprocessing_folder() -> str | None:
+    """The ``pymp-*`` folder of this pytest process (its fork server's socket lives there):
+    multiprocessing removes it at exit, after the session ends, so it is not a leftover."""
+    folder = multiprocessing.current_process()._config.get("tempdir")
+    return Path(folder).name if folder else None
+
+
 def _left_in(private: Path) -> list[str]:
-    return sorted(p.name for p in private.iterdir() if not p.name.startswith("pytest-of-"))
+    own = _own_multiprocessing_folder()
+    return sorted(p.name for p in private.iterdir()
+                  if not p.name.startswith("pytest-of-") and p.name != own)
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -89,7 +99,14 @@ def pytest_sessionfinish(session, exitstatus):
                                 red=True, bold=True)
         if session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    shutil.rmtree(private, ignore_errors=True)
+    own = _own_multiprocessing_folder()
+    for entry in private.iterdir():
+        if entry.name != own:
+            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink()
+    # The folder itself goes after multiprocessing's exit handler has removed this process's own
+    # folder in it (that handler runs at priority -100; lower runs later).
+    multiprocessing.util.Finalize(None, shutil.rmtree, args=(str(private),),
+                                  kwargs={"ignore_errors": True}, exitpriority=-200)
 
 
 # A test that measures time needs the machine to itself: it is marked `timing`, and `make test`
