@@ -61,7 +61,6 @@ MODELS = ("serial", "threads", "processes")
 MIN_TASK_SECONDS, MAX_TASK_SECONDS = 0.01, 5.0
 # The panel's default: long enough that start cost is small next to the work on every start method.
 DEFAULT_TASK_SECONDS = 0.15 if QUICK else 0.5
-_MODEL_COLORS = {"serial": "#999999", "threads": "#E69F00", "processes": "#0072B2"}
 
 Progress = Callable[[float, str], None]
 

@@ -15,7 +15,7 @@ from typing import Any
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from ...course import usable_cores
-from ...timeline import Event, Trace, plot_timeline
+from ...timeline import Event, Trace, model_color, plot_timeline
 from ...widgets import Choice, Int, Panel
 from .demos import compare_models
 from .prefork import MAX_WORKERS
@@ -24,8 +24,14 @@ from .servers import MODELS
 __all__ = ["make_panel", "plot_bad_clients", "plot_latency", "plot_load", "plot_memory",
            "plot_rps", "plot_scaling", "plot_served_by", "plot_waits"]
 
-_COLORS = {"gevent": "#2e7d32", "threads": "#1565c0", "asyncio": "#ef6c00",
-           "bare gevent": "#81c784"}
+# A model has the same colour in every chapter (helpers.timeline.MODEL_COLORS); the bare server,
+# gevent with nothing on top, is a lighter shade of gevent's.
+_BARE_GEVENT_COLOR = "#7fcfb9"
+
+
+def _color(name: str) -> str:
+    return _BARE_GEVENT_COLOR if name == "bare gevent" else model_color(name)
+
 # Process colours for plot_served_by: distinct on a projector, colour-blind safe (Okabe-Ito).
 _PROCESS_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
                    "#000000")
@@ -61,7 +67,7 @@ def plot_rps(results: dict[str, dict[str, Any]], ax) -> list:
     """Requests per second by model, the figure on each bar."""
     names = list(_check_results(results))
     artists = [ax.bar(names, [results[n]["rps"] for n in names],
-                      color=[_COLORS.get(n, "#777777") for n in names])]
+                      color=[_color(n) for n in names])]
     for index, name in enumerate(names):
         artists.append(ax.text(index, results[name]["rps"], f"{results[name]['rps']:,.0f}",
                                ha="center", va="bottom", fontsize=_FONT))
@@ -80,7 +86,7 @@ def plot_latency(results: dict[str, dict[str, Any]], ax) -> list:
         sample = figures["sample us"]
         percent = [100 * i / len(sample) for i in range(len(sample))]
         artists += ax.plot(percent, [v / 1000 for v in sample], label=name,
-                           color=_COLORS.get(name, "#777777"), lw=2)
+                           color=_color(name), lw=2)
     for q in (50, 99):
         artists.append(ax.axvline(q, color="#999999", lw=0.8, ls=":"))
         artists.append(ax.text(q, 1.0, f"p{q}", transform=ax.get_xaxis_transform(),
@@ -101,7 +107,7 @@ def plot_memory(result: dict[str, Any], ax) -> list:
     for model, row in result["models"].items():
         clients = [c for c, _ in row["rows"]]
         mib = [r / 2**20 for _, r in row["rows"]]
-        artists += ax.plot(clients, mib, marker="o", color=_COLORS.get(model, "#777777"), lw=2,
+        artists += ax.plot(clients, mib, marker="o", color=_color(model), lw=2,
                            label=f"{model}: {row['KiB per connection']:.1f} KiB per client")
     ax.set_xlabel("idle clients held open", fontsize=_FONT)
     ax.set_ylabel("server RSS (MiB)", fontsize=_FONT)
@@ -114,7 +120,7 @@ def plot_scaling(result: dict[str, Any], ax) -> list:
     """Requests/s against worker processes, with the ideal (one worker's rate × N)."""
     counts = sorted(result["rows"])
     rps = [result["rows"][n]["rps"] for n in counts]
-    artists = ax.plot(counts, rps, marker="o", lw=2, color=_COLORS["gevent"], label="measured")
+    artists = ax.plot(counts, rps, marker="o", lw=2, color=_color("gevent"), label="measured")
     artists += ax.plot(counts, [rps[0] * n / counts[0] for n in counts], ls="--",
                        color="#999999", label="ideal: N × one worker")
     ax.set_xticks(counts)
