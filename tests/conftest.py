@@ -114,9 +114,12 @@ def pytest_sessionfinish(session, exitstatus):
 # marked by hand, or found here by what its source mentions (a speed-up, a throughput, a clock,
 # the busy-machine check), so a new one cannot slip into the parallel run by being unmarked.
 # `untimed` says a test only bounds a time against a hang, generously, and can run beside others.
+# An interrupt delivered after a delay is timing too: what is in flight at that moment decides
+# what the test sees.
 _MEASURES_TIME = re.compile(
     r"skip_if_busy|\bbusy\(|others_cores|perf_counter|monotonic|speed|faster|slower|throughput"
-    r"|ratio|overhead|elapsed|wall|beats|rps|per_second|scal|seconds\s*[<>]")
+    r"|ratio|overhead|elapsed|wall|beats|rps|per_second|scal|interrupt_after|interrupt_main"
+    r"|seconds\W{0,3}[<>]|[<>]=?\s*[\w.\[\]\"']*seconds")
 
 
 @pytest.hookimpl(tryfirst=True)
