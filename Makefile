@@ -69,7 +69,7 @@ lint: $(STAMP)
 # first pass executed (in JupyterLab, and rendered as the book's site).
 TEST_JOBS ?= 4
 test: lint
-	$(VPY) -m pytest -m "not timing and not browser" -n $(TEST_JOBS)
+	$(VPY) -m pytest -m "not timing and not browser" -n $(TEST_JOBS) --dist worksteal
 	$(VPY) -m pytest -m "timing and not browser"
 	$(VPY) -m pytest -m browser tests/browser tests/book
 

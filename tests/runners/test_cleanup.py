@@ -132,21 +132,23 @@ def test_close_queue_drains_and_joins_its_feeder(start_method):
     # Many rounds: the feeder may hold the last item, off its buffer and not yet written, at the
     # very moment close_queue looks (on one core, often); it must be counted all the same.
     for _ in range(20):
+        before = set(threading.enumerate())  # this queue's feeder only, not another test's
         queue = ctx.Queue()
         for i in range(100):
             queue.put(i)
         assert close_queue(queue) == 100
-        assert "QueueFeederThread" not in _threads()
+        assert not [t for t in set(threading.enumerate()) - before if t.is_alive()]
         release_semaphores(queue)
     bounded = ctx.Queue(maxsize=3)  # full: the mark waits for the drain to make room
     for i in range(3):
         bounded.put(i)
     assert close_queue(bounded) == 3
     release_semaphores(bounded)
+    before = set(threading.enumerate())
     big = ctx.Queue()
     big.put(b"x" * (4 << 20))  # far more than a pipe holds: the feeder blocks in write()
     assert close_queue(big) == 1
-    assert "QueueFeederThread" not in _threads()
+    assert not [t for t in set(threading.enumerate()) - before if t.is_alive()]
     release_semaphores(big)
 
 
