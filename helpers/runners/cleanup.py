@@ -64,9 +64,10 @@ _REAP_SECONDS = 5.0
 _FEEDER_JOIN_SECONDS = 3.0
 # The largest process id Linux hands out (pid_max can be raised to 2**22, no further).
 _MAX_PID = 2**22
-# A resource tracker whose owners were killed unlinks what they left and exits at once; this long
-# is ample before it is killed too.
-_TRACKER_EXIT_SECONDS = 2.0
+# A resource tracker whose owners were killed unlinks what they left and exits at once, in
+# milliseconds; with four test processes on two cores it once needed over 2 s. Waiting costs
+# nothing when it is quick, and killing it early leaves its semaphores in /dev/shm for good.
+_TRACKER_EXIT_SECONDS = 5.0
 # While draining, how long one read waits for an item the feeder is still writing.
 _DRAIN_POLL_SECONDS = 0.05
 # How deep `release_semaphores` looks inside an owner (a Pool holds queues that hold locks).
