@@ -6,7 +6,7 @@
   (marker ``browser``) share one JupyterLab and one Chromium across the session and check for
   leftovers at its end instead.
 - The whole run gets a private, empty ``TMPDIR`` (every child, kernel and server inherits it).
-  At the end, anything in it that is not pytest's own ``pytest-of-*`` folder was left behind by
+  At the end, anything in it that is not pytest's own folder (``t``, tmp_path's) was left behind by
   the course (a ``pymp-*`` folder of a killed pool, a site's or Dask's scratch folder): the run
   fails and names it. The folder is removed afterwards either way.
 - A test that measures time is marked ``timing`` (by hand, or found by what its source
@@ -58,13 +58,22 @@ _TMPDIR_GRACE_SECONDS = 5.0
 _PRIVATE_TMPDIR = pytest.StashKey[Path]()
 
 
+# pytest's own folders (tmp_path) go in the private folder too, under this short name: a test
+# that hands its tmp_path to a child as TMPDIR gives it room for a fork server's socket path
+# (AF_UNIX paths stop at 107 bytes).
+_BASETEMP = "t"
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest reads --basetemp to make its tmp_path factory
 def pytest_configure(config):
     """Point TMPDIR at a private, empty folder before any test (or child) uses it."""
     if hasattr(config, "workerinput"):
         return  # an xdist worker: it inherited the private folder from the run that started it
-    private = Path(tempfile.mkdtemp(prefix="cc-test-run-"))
+    private = Path(tempfile.mkdtemp(prefix="cc-run-"))
     os.environ["TMPDIR"] = str(private)
     tempfile.tempdir = None  # tempfile caches the folder it chose: make it look again
+    if config.option.basetemp is None:
+        config.option.basetemp = str(private / _BASETEMP)
     config.stash[_PRIVATE_TMPDIR] = private
 
 
@@ -78,7 +87,7 @@ def _own_multiprocessing_folder() -> str | None:
 def _left_in(private: Path) -> list[str]:
     own = _own_multiprocessing_folder()
     return sorted(p.name for p in private.iterdir()
-                  if not p.name.startswith("pytest-of-") and p.name != own)
+                  if p.name not in (_BASETEMP, own) and not p.name.startswith("pytest-of-"))
 
 
 def pytest_sessionfinish(session, exitstatus):

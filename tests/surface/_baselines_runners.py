@@ -16,7 +16,9 @@ def baselines() -> dict:
             "records": [{"worker": "tcp://127.0.0.1:1", "thread": 1, "key": "k",
                          "startstops": ({"action": "compute", "start": 1.0, "stop": 2.0},)}],
             "clocks": {}},
-        "run_model": {"model": "serial", "fn": cpu_task, "tasks": [(10,)]},
+        # by module path: chapters 06 and 07 have functions named run_model too
+        "helpers.runners.comparison.run_model": {"model": "serial", "fn": cpu_task,
+                                                 "tasks": [(10,)]},
         "run_gevent": {"fn": cpu_task, "tasks": [(10,)]},
         "run_asyncio": {"fn": cpu_task, "tasks": [(10,)]},
         "run_gevent_in_processes": {"fn": cpu_task, "tasks": [(10,)]},
