@@ -66,11 +66,12 @@ lint: $(STAMP)
 # Three passes, so that no test measures time while others run: first every test that does not
 # (unit tests and the headless notebooks) side by side in $(TEST_JOBS) processes, then the tests
 # that measure time (marked `timing`) alone, then the browser tests, which open the notebooks the
-# first pass executed (in JupyterLab, and rendered as the book's site).
+# first pass executed (in JupyterLab, and rendered as the book's site). Each pass lists its ten
+# slowest tests: where CI's minutes go.
 TEST_JOBS ?= 4
 test: lint
-	$(VPY) -m pytest -m "not timing and not browser" -n $(TEST_JOBS) --dist worksteal
-	$(VPY) -m pytest -m "timing and not browser"
+	$(VPY) -m pytest -m "not timing and not browser" -n $(TEST_JOBS) --dist worksteal --durations=10
+	$(VPY) -m pytest -m "timing and not browser" --durations=10
 	$(VPY) -m pytest -m browser tests/browser tests/book
 
 # The seam between the course and multiprocessing's internals is where a new Python breaks first:
