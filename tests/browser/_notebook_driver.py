@@ -242,7 +242,13 @@ class LabDriver:
                                               "only": only, "widgets": widgets})
 
     def images(self) -> dict:
-        """{"count": pictures among the outputs, "broken": those that did not load}."""
+        """{"count": pictures among the outputs, "broken": those that did not load}, once every
+        picture has finished loading (or `ACTION_MS` has passed: then the unloaded are broken)."""
+        with contextlib.suppress(Exception):  # Playwright's TimeoutError: judged below
+            self.page.wait_for_function(
+                _FIND_PANEL + """(path) => Array.from(findPanel(path).node.querySelectorAll(
+                    '.jp-OutputArea-output img')).every(i => i.complete)""",
+                arg=self.path, timeout=ACTION_MS, polling=100)
         return self.page.evaluate(_BROKEN_IMAGES, self.path)
 
     def clear_outputs(self) -> None:

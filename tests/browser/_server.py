@@ -48,11 +48,15 @@ def _free_port() -> int:
 # User settings written into the isolated config dir before the server starts:
 # - no "Would you like to get notified about official Jupyter news?" toast, no update check;
 # - no autosave: Run All makes the notebook dirty, and an autosave would write outputs into the
-#   repository's notebooks (they are committed stripped).
+#   repository's notebooks (they are committed stripped);
+# - no windowing: every cell is rendered, so every output can be checked.
 LAB_SETTINGS = {
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
         {"fetchNews": "false", "checkForUpdates": False},
     "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
+    # Every cell in the page, not only those scrolled into view: the test reads every output
+    # (JupyterLab 4 otherwise renders a long notebook's cells as they come into view).
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
 }
 
 # Variables that would point the isolated server at the developer's own Jupyter files.
