@@ -84,17 +84,6 @@ def _own_multiprocessing_folder() -> str | None:
     return Path(folder).name if folder else None
 
 
-def _remove_own_multiprocessing_folder() -> None:
-    """An xdist worker ends without running exit handlers, so multiprocessing never removes its
-    ``pymp-*`` folder: stop its fork server and resource tracker, and remove it here."""
-    from helpers.runners.cleanup import stop_multiprocessing_servers
-
-    folder = multiprocessing.current_process()._config.get("tempdir")
-    if folder:
-        stop_multiprocessing_servers()
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 def _left_in(private: Path) -> list[str]:
     own = _own_multiprocessing_folder()
     return sorted(p.name for p in private.iterdir()
@@ -103,8 +92,7 @@ def _left_in(private: Path) -> list[str]:
 
 def pytest_sessionfinish(session, exitstatus):
     if hasattr(session.config, "workerinput"):
-        _remove_own_multiprocessing_folder()
-        return
+        return  # the run that started the workers checks the folder once they have exited
     private = session.config.stash.get(_PRIVATE_TMPDIR, None)
     if private is None or not private.is_dir():
         return

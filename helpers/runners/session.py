@@ -104,6 +104,11 @@ class SessionChild:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH"))
                                             if p)
         env["PYTHONUNBUFFERED"] = "1"  # the output shown after a timeout is what was printed
+        # Its temporary files in its own folder, removed with it: a child killed with its group
+        # cannot remove multiprocessing's pymp-* folder (its fork server's socket) itself.
+        scratch = self.path("tmp")
+        os.makedirs(scratch, exist_ok=True)
+        env["TMPDIR"] = scratch
         options: dict = {}
         if os.name == "posix":
             options["start_new_session"] = True  # its own process group: a kill reaches its kids

@@ -157,9 +157,13 @@ def run_script(path: str | os.PathLike, *args: str, timeout: float = _SCRIPT_TIM
     started = time.perf_counter()
     # Files opened for appending (O_APPEND), not pipes: readable while the script runs, never
     # full, and each write(2) by any of the script's processes lands whole at the end.
-    with tempfile.TemporaryFile("a+") as out, tempfile.TemporaryFile("a+") as err:
+    # The script's own TMPDIR, removed with it: a script killed mid-run (a timeout, a pool whose
+    # workers die at start-up) cannot remove multiprocessing's pymp-* folder itself.
+    with tempfile.TemporaryFile("a+") as out, tempfile.TemporaryFile("a+") as err, \
+            tempfile.TemporaryDirectory(prefix="cc-script-") as scratch:
         child = subprocess.Popen([sys.executable, str(path), *args], cwd=path.parent,
-                                 stdout=out, stderr=err, text=True, start_new_session=True)
+                                 stdout=out, stderr=err, text=True, start_new_session=True,
+                                 env={**os.environ, "TMPDIR": scratch})
         code: int | None = None
         try:
             deadline = started + timeout
