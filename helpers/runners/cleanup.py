@@ -237,6 +237,10 @@ def _drain_through_a_mark(queue: Any) -> int:
     Bounded in time (a feeder blocked on a full pipe is released only by reading, and another
     reader may take the mark).
     """
+    if getattr(queue, "_thread", None) is None:
+        # Never put to from here: nothing is in flight from this process, and a mark would start
+        # a feeder thread only to close a pipe that close_queue closes itself.
+        return _drain_what_is_there(queue)
     mark = f"cc-close-queue-mark-{time.monotonic_ns()}-{id(queue)}"
     drained, marked = 0, False
     deadline = time.monotonic() + _FEEDER_JOIN_SECONDS
