@@ -6,8 +6,8 @@
   bare and `Traced`, interleaved; on a shared VM it moves by a few percent either way.
 - ``pool_recording_cost_per_span`` and ``pool_recording_overhead_0.2ms_task``: the same at the
   task size of chapter 04's chunksize demo (~0.2 ms), where recording matters most. A span there
-  is what a pool worker adds per task — a `Recorder`, its span, the `TracedResult` pickled in the
-  worker and unpickled into the kernel's `Trace` — against the bare task's value pickled and
+  is what a pool worker adds per task — `Traced`'s span, its `TracedResult` pickled in the worker
+  and unpickled into the kernel's `Trace` — against the bare task's value pickled and
   unpickled. Bar: ≤ 1.10 (recording adds at most a tenth to the demo's tasks; the chunksize lesson
   is a 2x gap). ``pool_recording_side_by_side_0.2ms`` is `run_pool` against a warm bare
   ``Pool(2).map`` of the same tasks and chunksize (noisy; no bar).
@@ -21,7 +21,6 @@ The greenlet recorder's figures are in ``bench/coroutines.py``.
 from __future__ import annotations
 
 import inspect
-import os
 import pickle
 import statistics
 import time
@@ -31,7 +30,7 @@ from helpers.chapters.ch00_start_here import record_cpu_work
 from helpers.chapters.ch04_pools import compare_chunksizes, task_items
 from helpers.course import kernel_safe_start_method, mp_context
 from helpers.runners import default_chunksize, run_pool
-from helpers.timeline import KINDS, Event, Recorder, Trace, Traced, TracedResult, plot_timeline
+from helpers.timeline import KINDS, Event, Recorder, Trace, Traced, plot_timeline
 from helpers.workloads import cpu_task, iterations_for
 
 __all__ = ["measure"]
@@ -46,8 +45,8 @@ _TASK_SECONDS = 1.0
 _CHUNK_TASK_MS = inspect.signature(compare_chunksizes).parameters["task_ms"].default
 # Calls per timed batch of the per-span cost, and batches: ~0.1 s per batch, the median of 7.
 _SPAN_CALLS, _SPAN_BATCHES = 2_000, 7
-# The side-by-side pool check: the demo's 4,000 tasks (~0.4 s on 2 workers), 5 pairs.
-_POOL_TASKS, _POOL_PAIRS = 4_000, 5
+# The side-by-side pool check: the demo's 1,000 tasks (~0.1 s on 2 workers), 5 pairs.
+_POOL_TASKS, _POOL_PAIRS = 1_000, 5
 
 
 def _bare(iterations: int) -> int:
@@ -88,12 +87,13 @@ def _pool_bare_job(iterations: int, index: int = 0) -> object:
 
 
 def _pool_traced_job(iterations: int, index: int = 0) -> object:
-    """The same with what a pool worker records per task (see `helpers.runners.run_pool`)."""
-    recorder = Recorder(f"worker [pid {os.getpid()}]")
-    with recorder.span(f"task {index}"):
-        value = cpu_task(iterations)
-    _, result = pickle.loads(pickle.dumps((index, TracedResult(value, recorder.recording()))))
+    """The same with what the chunksize demo's workers record per task (`Traced`, whose one-span
+    result `run_pool`'s workers return too): recorded, pickled, unpickled into a `Trace`."""
+    _, result = pickle.loads(pickle.dumps((index, _TRACED_TASK(iterations))))
     return Trace().extend(result.recording)
+
+
+_TRACED_TASK = Traced(cpu_task)
 
 
 def _extra_seconds(bare, traced, calls: int = _SPAN_CALLS, batches: int = _SPAN_BATCHES) -> float:

@@ -60,7 +60,7 @@ def measure(report) -> None:
 
     chunk = []
     for _ in range(3):
-        one, chosen = compare_chunksizes(4000, 0.2, workers=2, start_method=method).runs
+        one, chosen = compare_chunksizes(1000, 0.2, workers=2, start_method=method).runs
         chunk.append(one.seconds / chosen.seconds)
     report("chunksize_1_vs_default", median(chunk), "x default chunksize (median of 3)", "> 1",
            baseline="the same tasks with the default chunksize, in the same comparison")
@@ -82,7 +82,7 @@ def measure(report) -> None:
         "cell_04_panel": lambda: demo(Figure(), lambda *a: None, workers=2,
                                       tasks=DEFAULT_TASKS, task_ms=DEFAULT_TASK_MS, chunksize=0,
                                       kind="Pool.map", start_method=method),
-        "cell_04_chunksize": lambda: compare_chunksizes(4000, 0.2, start_method=method),
+        "cell_04_chunksize": lambda: compare_chunksizes(1000, 0.2, start_method=method),
         "cell_04_amdahl": lambda: measure_amdahl(start_method=method),
     }
     for name, cell in cells.items():

@@ -150,7 +150,6 @@ def _run_job(job: tuple[Callable[..., Any], int, tuple, bool]) -> tuple[int, Any
     that returns a `TracedResult` (it recorded finer spans) has those spans kept instead of one.
     """
     fn, index, args, capture = job
-    recorder = Recorder(f"worker [pid {os.getpid()}]")
     started = time.perf_counter_ns()
     try:
         value = fn(*args)
@@ -158,6 +157,11 @@ def _run_job(job: tuple[Callable[..., Any], int, tuple, bool]) -> tuple[int, Any
         if not capture:
             raise
         return index, Failure.from_exception(exc, traceback.format_exc())
+    lane = f"worker [pid {os.getpid()}]"
+    if not isinstance(value, TracedResult):  # the common case, and the cheap one
+        return index, TracedResult.one_span(value, f"task {index}", started,
+                                            time.perf_counter_ns(), lane=lane)
+    recorder = Recorder(lane)
     value = recorder.record_result(f"task {index}", started, value)
     return index, TracedResult(value, recorder.recording())
 

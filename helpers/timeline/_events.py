@@ -83,12 +83,22 @@ class Event:
 
 
 _EVENT_FIELDS = ("lane", "label", "kind", "start_ns", "end_ns", "pid", "cpu")
+# Each slot's own setter, looked up once: a frozen Event refuses setattr, and going through
+# object.__setattr__ field by field costs three times as much (this runs once per span unpickled).
+_SET_LANE, _SET_LABEL, _SET_KIND, _SET_START, _SET_END, _SET_PID, _SET_CPU = (
+    getattr(Event, name).__set__ for name in _EVENT_FIELDS)
+_new_object = object.__new__
 
 
-def _rebuild_event(*values) -> Event:
-    event = object.__new__(Event)
-    for name, value in zip(_EVENT_FIELDS, values):
-        object.__setattr__(event, name, value)
+def _rebuild_event(lane, label, kind, start_ns, end_ns, pid, cpu) -> Event:
+    event = _new_object(Event)
+    _SET_LANE(event, lane)
+    _SET_LABEL(event, label)
+    _SET_KIND(event, kind)
+    _SET_START(event, start_ns)
+    _SET_END(event, end_ns)
+    _SET_PID(event, pid)
+    _SET_CPU(event, cpu)
     return event
 
 

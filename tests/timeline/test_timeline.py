@@ -133,6 +133,35 @@ def test_traced_rejects_non_callables():
         Traced(42)
 
 
+def test_a_traced_result_crosses_a_pipe_small_and_whole():
+    """A pool pickles one result per task; a pipe holds 64 KiB, and results much bigger than the
+    value fill it and stall the workers (chapter 04's chunksize demo took 50 s that way)."""
+    import pickle
+
+    result = Traced(cpu_task, label="task 7")(1000)
+    back = pickle.loads(pickle.dumps(result))
+    assert back == result and back.value == cpu_task(1000)
+    (event,) = back.recording.events
+    assert (event.label, event.kind, event.pid) == ("task 7", "run", os.getpid())
+    assert back.recording.clocks == result.recording.clocks
+    assert list(back.recording.clocks) == [os.getpid()]
+    # the value, one tuple of fields, the clock pair and one global: the dataclasses' own
+    # pickling took over 260 bytes here
+    assert len(pickle.dumps(result)) <= 200
+    # one built from a Trace pickles the same way
+    rebuilt = pickle.loads(pickle.dumps(TracedResult(7, back.recording)))
+    assert rebuilt == TracedResult(7, back.recording)
+
+
+def test_one_span_names_a_bad_field():
+    with pytest.raises(ValueError, match="label"):
+        TracedResult.one_span(1, None, 0, 1)
+    with pytest.raises(ValueError, match="end_ns"):
+        TracedResult.one_span(1, "x", 5, 1)
+    with pytest.raises(ValueError, match="kind"):
+        TracedResult.one_span(1, "x", 0, 1, kind="nap")
+
+
 # -- drawing and export ------------------------------------------------------------------------
 def _many_events(n: int) -> list[Event]:
     return [Event(f"w{i % 4}", "t", KINDS[i % 4], i * 1000, i * 1000 + 700, 1, i % 2)

@@ -1,7 +1,7 @@
 """Chapter 04's demos built on `helpers.runners.run_pool`: why pools, chunksize, and failures.
 
 - `compare_process_per_task`: a new process for every task against one pool for all of them.
-- `compare_chunksizes`: thousands of tiny tasks with chunksize 1 against a good chunksize.
+- `compare_chunksizes`: a thousand tiny tasks with chunksize 1 against a good chunksize.
 - `compare_uneven`: a few long tasks at the end of many short ones: Pool.map's default chunksize
   puts them all in the last chunk, one worker's, while a small chunksize shares them out.
 - `exception_in_task`, `crash_in_worker`: what reaches the kernel when a task raises, and when a
@@ -139,7 +139,7 @@ class ChunksizeComparison:
         return "\n".join(lines)
 
 
-def compare_chunksizes(tasks: int = 2000, task_ms: float = 0.2, *, workers: int = 2,
+def compare_chunksizes(tasks: int = 1000, task_ms: float = 0.2, *, workers: int = 2,
                        chunksizes: tuple[int, ...] | None = None,
                        start_method: str) -> ChunksizeComparison:
     """Many tiny tasks with each chunksize (default: 1 and Pool.map's own choice)."""
