@@ -7,6 +7,7 @@ times each code cell from the moment it is sent to the kernel to its reply::
     nbclient ──cell──> kernel (reader defaults) ──reply──> seconds per cell
         ──> cell_NN_slowest_seconds (bar ≤ 10 s: a demo a teacher can run live)
             notebook_NN_error_outputs (bar == 0), notebook_NN_reader_defaults_seconds
+        ──> notebook_00b/05d_headless_seconds: the same at the test's parameters (bar ≤ 60 s)
 
 Since the cells write their API out, the notebooks themselves are the faithful thing to time
 (the chapters' own modules also time some demo functions, ``cell_01_*`` …, side by side with
@@ -29,6 +30,8 @@ _CHAPTERS = tuple(p.stem for p in sorted(_NOTEBOOKS.glob("[0-9][0-9]*_*.ipynb"))
 # No cell of these chapters needs more than a few seconds at reader defaults; this only bounds
 # a stuck one, which then shows as an error and a missed bar instead of a hung bench.
 _CELL_TIMEOUT_SECONDS = 120
+# Chapters whose whole headless run (test parameters) has a bar of its own: ≤ 60 s.
+_HEADLESS_BAR = ("00b_threads", "05d_asyncio")
 
 
 def _run(path: Path) -> tuple[list[tuple[int, float, str]], int, float]:
@@ -73,6 +76,15 @@ def measure(report) -> None:
             report(f"notebook_{number}_error_outputs", errors, "errors", "== 0")
             report(f"notebook_{number}_reader_defaults_seconds", total,
                    f"s ({len(timings)} code cells)")
+        # The threads and asyncio chapters' own bar: the whole notebook headless, at the test's
+        # parameters (CC_QUICK=1, as tests/notebooks runs it), within a minute.
+        os.environ["CC_QUICK"] = "1"
+        for stem in _HEADLESS_BAR:
+            number = stem.split("_")[0]
+            timings, errors, total = _run(_NOTEBOOKS / f"{stem}.ipynb")
+            report(f"notebook_{number}_headless_seconds", total,
+                   f"s (test parameters, {errors} error outputs)", "<= 60")
+        os.environ.pop("CC_QUICK", None)
     finally:
         os.environ.pop("CC_WORK", None)
         shutil.rmtree(work, ignore_errors=True)

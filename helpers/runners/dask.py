@@ -418,7 +418,8 @@ def run_dask(fn: Callable[..., Any], tasks: Sequence[Any], *, workers: int = 2,
         futures: list[Any] = []
         try:
             # As a context manager: it starts recording before the first task is submitted
-            # (a bare get_task_stream call can miss the first tasks, dask/distributed#9253).
+            # (`client.get_task_stream()` called only after the work can come back empty,
+            # dask/distributed#9253).
             with get_task_stream(client) as stream:
                 started = time.perf_counter()
                 futures = [client.submit(fn, *args, key=key, pure=False)

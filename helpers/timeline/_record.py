@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ._cpu import current_cpu
-from ._events import KINDS, Event, Trace, _rebuild_event, clock_pair
+from ._events import KINDS, Event, Trace, rebuild_event, clock_pair
 
 __all__ = ["Recorder", "Traced", "TracedResult", "process_lane"]
 
@@ -140,8 +140,8 @@ class TracedResult:
     def recording(self) -> Trace:
         if self._recording is None:
             rows = self._rows
-            events = ([_rebuild_event(*rows)] if type(rows) is tuple  # one span, as Traced makes
-                      else [_rebuild_event(*row) for row in rows])
+            events = ([rebuild_event(*rows)] if type(rows) is tuple  # one span, as Traced makes
+                      else [rebuild_event(*row) for row in rows])
             self._recording = Trace(events, self._clocks)
             self._rows = self._clocks = None
         return self._recording

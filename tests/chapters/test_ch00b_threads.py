@@ -127,6 +127,27 @@ def test_exercise_00_4_solution_passes_and_the_starting_version_does_not(monkeyp
     assert start.wrong and "visits were lost" in repr(start), repr(start)
 
 
+def test_exercise_00_4_is_inconclusive_where_even_no_lock_loses_nothing(monkeypatch, tmp_path):
+    """A machine that lets no two threads race (busy, one core) would pass a wrong answer: the
+    check's baseline (the same stress, no lock) shows it, and the verdict is inconclusive."""
+    import threading
+
+    import helpers.exercises.ch00 as ch00
+
+    _reader(monkeypatch)
+    lock = threading.Lock()
+
+    def never_races(counts, pages):  # what the unlocked baseline counts on such a machine
+        for page in pages:
+            with lock:
+                counts[page] = counts.get(page, 0) + 1
+
+    monkeypatch.setattr(ch00, "_unlocked_visit", never_races)
+    feedback = check("00.4", solution(NOTEBOOK, "def visit", tmp_path))
+    assert feedback.inconclusive and not feedback.wrong, repr(feedback)
+    assert "neither was one" in repr(feedback)
+
+
 def test_exercise_00_4_says_what_is_wrong_without_the_answer(monkeypatch, tmp_path):
     _reader(monkeypatch)
     header = "import threading\nimport time\n\nlock = threading.Lock()\n\n"
