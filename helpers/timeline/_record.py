@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ._cpu import current_cpu
-from ._events import KINDS, Event, Trace, rebuild_event, clock_pair
+from ._events import KINDS, Event, Trace, clock_pair, rebuild_event
 
 __all__ = ["Recorder", "Traced", "TracedResult", "process_lane"]
 
