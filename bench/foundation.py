@@ -90,7 +90,7 @@ def _pool_traced_job(iterations: int, index: int = 0) -> object:
     """The same with what the chunksize demo's workers record per task (`Traced`, whose one-span
     result `run_pool`'s workers return too): recorded, pickled, unpickled into a `Trace`."""
     _, result = pickle.loads(pickle.dumps((index, _TRACED_TASK(iterations))))
-    return Trace().extend(result.recording)
+    return Trace().extend(result)
 
 
 _TRACED_TASK = Traced(cpu_task)

@@ -250,7 +250,7 @@ def run_pool(
             failures[index] = result
             values.append(None)
         else:
-            trace.extend(result.recording)
+            trace.extend(result)
             values.append(result.value)
     actual_chunksize = chunksize
     if chunksize is None:

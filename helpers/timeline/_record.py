@@ -134,17 +134,33 @@ class TracedResult:
         pid, own_lane, clock = _this_process()
         row = (lane or own_lane, label, kind, start_ns, end_ns, pid,
                current_cpu() if cpus else None)
-        return _traced_result_from_rows(value, row, {pid: clock})
+        return _traced_result_from_rows(value, row, clock)
 
     @property
     def recording(self) -> Trace:
         if self._recording is None:
-            rows = self._rows
-            events = ([rebuild_event(*rows)] if type(rows) is tuple  # one span, as Traced makes
-                      else [rebuild_event(*row) for row in rows])
-            self._recording = Trace(events, self._clocks)
+            self._recording = Trace(self.events, self.clocks)
             self._rows = self._clocks = None
         return self._recording
+
+    @property
+    def events(self) -> list[Event]:
+        """The recording's events: ``trace.extend(result)`` takes them, with `clocks`, without
+        building the `Trace` first."""
+        if self._recording is not None:
+            return self._recording.events
+        rows = self._rows
+        if type(rows) is tuple:  # one span, as Traced makes
+            return [rebuild_event(*rows)]
+        return [rebuild_event(*row) for row in rows]
+
+    @property
+    def clocks(self) -> dict[int, tuple[int, int]]:
+        if self._recording is not None:
+            return self._recording.clocks
+        if type(self._rows) is tuple:  # one span: its process's clock pair alone
+            return {self._rows[5]: self._clocks}
+        return self._clocks
 
     def __reduce__(self):
         if self._recording is None:
@@ -167,10 +183,11 @@ class TracedResult:
 
 
 def _traced_result_from_rows(value: Any, rows: tuple | list[tuple],
-                             clocks: dict[int, tuple[int, int]]) -> TracedResult:
+                             clocks: tuple[int, int] | dict[int, tuple[int, int]]) -> TracedResult:
     """A `TracedResult` from the fields of its events, checked where they were made (in
     `one_span`, or before pickling): one tuple for a single span (the common case, and the smallest
-    pickle), else a list of them. The `Trace` is built when ``recording`` is first read."""
+    pickle) with its process's clock pair, else a list of them with a clock pair per pid. The
+    `Trace` is built when ``recording`` is first read."""
     result = _new_result(TracedResult)
     result.value = value
     result._recording = None
@@ -222,6 +239,7 @@ class Traced:
         self.kind = kind
         self.label = label
         self.cpus = cpus
+        self._name = getattr(fn, "__name__", "task")
 
     def __reduce__(self):
         # Pickled once per task by a pool: the arguments, not the instance's __dict__.
@@ -232,11 +250,11 @@ class Traced:
         value = self.fn(*args, **kwargs)
         end = time.perf_counter_ns()
         # Inlined `TracedResult.one_span` (its fields are known good): a 0.2 ms task pays for this.
-        label = self.label or f"{getattr(self.fn, '__name__', 'task')}({_short(args)})"
+        label = self.label or f"{self._name}({_short(args)})"
         pid, lane, clock = _this_process()
         return _traced_result_from_rows(
             value, (lane, label, self.kind, start, end, pid, current_cpu() if self.cpus else None),
-            {pid: clock})
+            clock)
 
 
 def _rebuild_traced(fn: Callable[..., Any], kind: str, label: str | None,

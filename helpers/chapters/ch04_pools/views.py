@@ -43,7 +43,7 @@ def values_and_trace(results: Sequence[Any]) -> tuple[list[Any], Trace]:
         if not isinstance(result, TracedResult):
             raise TypeError(f"results must hold the TracedResult of Traced(fn), got "
                             f"{type(result).__name__}")
-        trace.extend(result.recording)
+        trace.extend(result)  # its events and clocks, no Trace built per task
         values.append(result.value)
     return values, trace
 
