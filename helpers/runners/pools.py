@@ -10,8 +10,8 @@ Data flow of `run_pool` (the same for every pool kind)::
     Pool.map / imap / imap_unordered / starmap / apply_async
     Executor.map / submit+as_completed
       tasks, in chunks of `chunksize` ───────────────────>  _run_job((fn, i, args)):
-                                                               Recorder span "task i"
-      results, wait(timeout) <─── TracedResult(value, recording), one pickle per task
+                                                               one span "task i"
+      results, wait(timeout) <─── TracedResult.one_span(...), one small pickle per task
     Trace: one lane per worker pid ──> plot_timeline, Run.tasks_per_lane
 
 Every wait has a timeout. Any exception while waiting — a timeout, a crash, a KeyboardInterrupt
