@@ -68,6 +68,12 @@ _MAX_PID = 2**22
 # milliseconds; with four test processes on two cores it once needed over 2 s. Waiting costs
 # nothing when it is quick, and killing it early leaves its semaphores in /dev/shm for good.
 _TRACKER_EXIT_SECONDS = 5.0
+# A process forked a moment ago may not have exec'd yet, and until it does it shows its parent's
+# command line: a resource tracker being started (multiprocessing forks it, then execs Python)
+# would be taken for a member and killed, its semaphores left for good (seen on a busy machine).
+# A process that young and that like its parent is looked at again, for at most this long.
+_EXEC_SETTLE_SECONDS = 1.0
+_SETTLE_POLL_SECONDS = 0.02
 # While draining, how long one read waits for an item the feeder is still writing.
 _DRAIN_POLL_SECONDS = 0.05
 # How deep `release_semaphores` looks inside an owner (a Pool holds queues that hold locks).
@@ -481,15 +487,11 @@ def kill_process_group(pgid: int) -> None:
     if isinstance(pgid, bool) or not isinstance(pgid, int) or not 1 < pgid <= _MAX_PID:
         raise ValueError(f"pgid must be the process group id of a child (an int from 2 to "
                          f"{_MAX_PID}), got {pgid!r}")
-    members, trackers = [], []
-    for process in psutil.process_iter():
-        try:
-            if os.getpgid(process.pid) != pgid:
-                continue
-            is_tracker = "resource_tracker" in " ".join(process.cmdline())
-        except (OSError, psutil.Error):
-            continue
-        (trackers if is_tracker else members).append(process)
+    deadline = time.monotonic() + _EXEC_SETTLE_SECONDS
+    members, trackers, unsettled = _group_members(pgid)
+    while unsettled and time.monotonic() < deadline:
+        time.sleep(_SETTLE_POLL_SECONDS)
+        members, trackers, unsettled = _group_members(pgid)
     for process in members:
         try:
             process.kill()
@@ -501,3 +503,27 @@ def kill_process_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)  # anything left, a stuck tracker included
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _group_members(pgid: int) -> tuple[list, list, bool]:
+    """Group `pgid`'s processes as (members, resource trackers, whether one may be mid-exec)."""
+    import os
+
+    import psutil
+
+    members, trackers, unsettled = [], [], False
+    now = time.time()
+    for process in psutil.process_iter():
+        try:
+            if os.getpgid(process.pid) != pgid:
+                continue
+            cmdline = process.cmdline()
+            if "resource_tracker" in " ".join(cmdline):
+                trackers.append(process)
+                continue
+            members.append(process)
+            if now - process.create_time() < _EXEC_SETTLE_SECONDS:
+                unsettled = unsettled or cmdline == process.parent().cmdline()
+        except (OSError, AttributeError, psutil.Error):
+            continue  # gone meanwhile (or its parent is)
+    return members, trackers, unsettled

@@ -245,10 +245,28 @@ def test_a_kernel_that_started_processes_shuts_down_at_once_and_leaves_no_folder
 
 
 _HOLDS_SEMAPHORES = """
-import multiprocessing, sys, time
+import multiprocessing, multiprocessing.util, os, sys, time
+
+def _slow_exec(path, args, passfds, delay=float(sys.argv[2])):
+    # multiprocessing forks its resource tracker, then execs Python: on a busy machine the exec
+    # can come late, and until it does the tracker shows this script's command line. This holds
+    # the tracker in that window for `delay` seconds.
+    pid = os.fork()
+    if pid == 0:
+        try:
+            for fd in passfds:
+                os.set_inheritable(fd, True)
+            time.sleep(delay)
+            os.execv(path, args)
+        finally:
+            os._exit(127)
+    return pid
+
 if __name__ == "__main__":
     # its own prefix: on a shared machine, other programs' semaphores come and go meanwhile
     multiprocessing.current_process()._config["semprefix"] = "/" + sys.argv[1]
+    if float(sys.argv[2]):
+        multiprocessing.util.spawnv_passfds = _slow_exec
     ctx = multiprocessing.get_context("spawn")
     queue, lock = ctx.Queue(), ctx.Lock()  # named semaphores, registered with the tracker
     print("ready", flush=True)
@@ -256,10 +274,12 @@ if __name__ == "__main__":
 """
 
 
-def test_kill_process_group_lets_the_tracker_unlink_what_the_group_left(tmp_path):
+@pytest.mark.parametrize("exec_delay", [0.0, 0.3])
+def test_kill_process_group_lets_the_tracker_unlink_what_the_group_left(tmp_path, exec_delay):
     """Killing a whole group with one killpg takes its resource tracker too, and the named
     semaphores its processes made stay in /dev/shm for ever; kill_process_group spares the
-    tracker until it has unlinked them."""
+    tracker until it has unlinked them, also when the group is killed before the tracker's
+    exec (it then still shows its parent's command line: this failed on a busy machine)."""
     import subprocess
     import sys
 
@@ -275,7 +295,8 @@ def test_kill_process_group_lets_the_tracker_unlink_what_the_group_left(tmp_path
         return {n for n in names if n.startswith(f"sem.{prefix}")}
 
     before = segments()
-    child = subprocess.Popen([sys.executable, str(script), prefix], stdout=subprocess.PIPE,
+    child = subprocess.Popen([sys.executable, str(script), prefix, str(exec_delay)],
+                             stdout=subprocess.PIPE,
                              text=True, start_new_session=True)
     try:
         assert child.stdout.readline().strip() == "ready"
