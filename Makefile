@@ -66,15 +66,22 @@ lint: $(STAMP)
 # Three passes, so that no test measures time while others run: first every test that does not
 # (unit tests and the headless notebooks) side by side in $(TEST_JOBS) processes, then the tests
 # that measure time (marked `timing`) alone, then the browser tests, which open the notebooks the
-# first pass executed, in JupyterLab and rendered as the book's site (two runs: each drives a
-# Chromium of its own, and Playwright's sync API allows one per process). Each pass lists its
-# ten slowest tests: where CI's minutes go.
+# first pass executed, in JupyterLab and rendered as the book's site. Those two run side by side
+# (neither measures time; each drives a Chromium of its own, and Playwright's sync API allows one
+# per process): the book's report is printed when JupyterLab's is done, and `make test` fails if
+# either failed. Each pass lists its ten slowest tests: where CI's minutes go.
 TEST_JOBS ?= 4
+BOOK_TEST_LOG := test-artifacts/book-test.log
 test: lint
 	$(VPY) -m pytest -m "not timing and not browser" -n $(TEST_JOBS) --dist worksteal --durations=10
 	$(VPY) -m pytest -m "timing and not browser" --durations=10
-	$(VPY) -m pytest -m browser tests/browser
-	$(VPY) -m pytest -m browser tests/book
+	@mkdir -p test-artifacts
+	@echo "$(VPY) -m pytest -m browser tests/book > $(BOOK_TEST_LOG) &  (reported after the next)"
+	@echo "$(VPY) -m pytest -m browser tests/browser"
+	@$(VPY) -m pytest -m browser tests/book > $(BOOK_TEST_LOG) 2>&1 & book=$$!; \
+	$(VPY) -m pytest -m browser tests/browser; lab=$$?; \
+	wait $$book; status=$$?; cat $(BOOK_TEST_LOG); \
+	test $$lab -eq 0 && test $$status -eq 0
 
 # The seam between the course and multiprocessing's internals is where a new Python breaks first:
 # its tests (every pool kind timed out and interrupted under each start method) and the runners'
