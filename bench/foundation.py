@@ -88,9 +88,13 @@ def _pool_bare_job(iterations: int, index: int = 0) -> object:
 
 def _pool_traced_job(iterations: int, index: int = 0) -> object:
     """The same with what the chunksize demo's workers record per task (`Traced`, whose one-span
-    result `run_pool`'s workers return too): recorded, pickled, unpickled into a `Trace`."""
+    result `run_pool`'s workers return too): recorded, pickled, unpickled into the run's `Trace`
+    (one for all the tasks, as `run_pool` keeps one per run)."""
     _, result = pickle.loads(pickle.dumps((index, _TRACED_TASK(iterations))))
-    return Trace().extend(result)
+    return _RUN_TRACE.extend(result)
+
+
+_RUN_TRACE = Trace()
 
 
 _TRACED_TASK = Traced(cpu_task)

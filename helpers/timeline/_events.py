@@ -153,8 +153,11 @@ class Trace:
         clocks = getattr(events, "clocks", None)
         if clocks:
             self.clocks.update(clocks)
+        append = self.events.append  # `add` inlined: a pool run extends once per task
         for event in getattr(events, "events", events):
-            self.add(event)
+            if not isinstance(event, Event):
+                raise ValueError(f"a Trace holds Event objects, got {type(event).__name__}")
+            append(event)
         return self
 
     # -- questions a chapter or a test asks of a run -------------------------------------------
