@@ -68,10 +68,11 @@ _MAX_PID = 2**22
 # milliseconds; with four test processes on two cores it once needed over 2 s. Waiting costs
 # nothing when it is quick, and killing it early leaves its semaphores in /dev/shm for good.
 _TRACKER_EXIT_SECONDS = 5.0
-# A process forked a moment ago may not have exec'd yet, and until it does it shows its parent's
-# command line: a resource tracker being started (multiprocessing forks it, then execs Python)
-# would be taken for a member and killed, its semaphores left for good (seen on a busy machine).
-# A process that young and that like its parent is looked at again, for at most this long.
+# A process forked a moment ago may not have exec'd yet: until it does it shows its parent's
+# command line, and while it does an empty one. A resource tracker being started (multiprocessing
+# forks it, then execs Python) would be taken for a member and killed, its semaphores left for
+# good (both seen on a busy machine). A process that young and that unnamed is looked at again,
+# for at most this long.
 _EXEC_SETTLE_SECONDS = 1.0
 _SETTLE_POLL_SECONDS = 0.02
 # While draining, how long one read waits for an item the feeder is still writing.
@@ -522,8 +523,10 @@ def _group_members(pgid: int) -> tuple[list, list, bool]:
                 trackers.append(process)
                 continue
             members.append(process)
-            if now - process.create_time() < _EXEC_SETTLE_SECONDS:
-                unsettled = unsettled or cmdline == process.parent().cmdline()
+            if (not unsettled and now - process.create_time() < _EXEC_SETTLE_SECONDS
+                    and process.status() != psutil.STATUS_ZOMBIE):
+                # mid-exec: its parent's command line before, an empty one while it changes
+                unsettled = not cmdline or cmdline == process.parent().cmdline()
         except (OSError, AttributeError, psutil.Error):
             continue  # gone meanwhile (or its parent is)
     return members, trackers, unsettled
